@@ -1,0 +1,157 @@
+use std::fmt;
+
+/// An email address as tessera stores and compares it: trimmed and lowercased,
+/// so `Ada@Example.com ` and `ada@example.com` are one account.
+///
+/// The check is deliberately plain (one `@`, a dotted domain, no spaces, quotes
+/// or control characters): deliverability is proven by the verification mail,
+/// not by a grammar.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Email(String);
+
+/// Why a string is not an acceptable email address.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EmailError {
+    #[error("is required")]
+    Empty,
+    #[error("must be at most 254 characters")]
+    TooLong,
+    #[error("must look like name@example.com")]
+    Invalid,
+}
+
+impl Email {
+    pub const MAX_LEN: usize = 254;
+
+    pub fn parse(raw: &str) -> Result<Self, EmailError> {
+        let trimmed = raw.trim();
+        if trimmed.is_empty() {
+            return Err(EmailError::Empty);
+        }
+        if trimmed.len() > Self::MAX_LEN {
+            return Err(EmailError::TooLong);
+        }
+        let normalized = trimmed.to_lowercase();
+        let (local, domain) = normalized.rsplit_once('@').ok_or(EmailError::Invalid)?;
+        if local.is_empty() || local.len() > 64 || !local.chars().all(is_local_char) {
+            return Err(EmailError::Invalid);
+        }
+        if local.starts_with('.') || local.ends_with('.') || local.contains("..") {
+            return Err(EmailError::Invalid);
+        }
+        if !valid_domain(domain) {
+            return Err(EmailError::Invalid);
+        }
+        Ok(Self(normalized))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+fn is_local_char(c: char) -> bool {
+    !(c.is_control()
+        || c.is_whitespace()
+        || matches!(c, '@' | '"' | '(' | ')' | ',' | ':' | ';' | '<' | '>' | '[' | '\\' | ']'))
+}
+
+fn valid_domain(domain: &str) -> bool {
+    if domain.is_empty() || domain.len() > 253 || !domain.contains('.') {
+        return false;
+    }
+    domain.split('.').all(|label| {
+        !label.is_empty()
+            && label.len() <= 63
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+            && label.chars().all(|c| c.is_alphanumeric() || c == '-')
+    })
+}
+
+impl AsRef<str> for Email {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Email {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Email").field(&self.0).finish()
+    }
+}
+
+impl fmt::Display for Email {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn email_is_trimmed_and_lowercased() {
+        assert_eq!(Email::parse("  Ada@Example.COM\t").unwrap().as_str(), "ada@example.com");
+    }
+
+    #[test]
+    fn plus_addressing_and_subdomains_are_accepted() {
+        assert!(Email::parse("ada+tag@mail.example.co.uk").is_ok());
+    }
+
+    #[test]
+    fn malformed_emails_are_rejected() {
+        for bad in [
+            "",
+            "   ",
+            "ada",
+            "@example.com",
+            "ada@",
+            "ada@example",
+            "ada@@example.com",
+            "a da@example.com",
+            "ada@exa mple.com",
+            "\"ada\"@example.com",
+            "ada@-example.com",
+            "ada@example..com",
+            ".ada@example.com",
+            "ada.@example.com",
+            "ada\u{0}@example.com",
+            "ada@example.com\u{7}",
+        ] {
+            assert!(Email::parse(bad).is_err(), "{bad:?} should be rejected");
+        }
+    }
+
+    #[test]
+    fn overlong_email_is_rejected() {
+        let long = format!("{}@example.com", "a".repeat(250));
+        assert_eq!(Email::parse(&long), Err(EmailError::TooLong));
+        let long_local = format!("{}@example.com", "a".repeat(65));
+        assert_eq!(Email::parse(&long_local), Err(EmailError::Invalid));
+    }
+
+    proptest! {
+        #[test]
+        fn parsing_is_idempotent(local in "[a-zA-Z0-9._+-]{1,20}", domain in "[a-zA-Z0-9]{1,10}\\.[a-z]{2,5}") {
+            if let Ok(email) = Email::parse(&format!("{local}@{domain}")) {
+                let again = Email::parse(email.as_str()).unwrap();
+                prop_assert_eq!(again, email);
+            }
+        }
+
+        #[test]
+        fn case_does_not_matter(local in "[a-zA-Z0-9]{1,20}") {
+            let lower = Email::parse(&format!("{}@example.com", local.to_lowercase()));
+            let upper = Email::parse(&format!("{}@EXAMPLE.com", local.to_uppercase()));
+            prop_assert_eq!(lower, upper);
+        }
+    }
+}
