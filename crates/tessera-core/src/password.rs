@@ -7,7 +7,7 @@
 
 use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
-use secrecy::{ExposeSecret, SecretString};
+use zeroize::Zeroizing;
 use std::fmt;
 
 /// NIST SP 800-63B: at least 8 characters.
@@ -17,11 +17,14 @@ pub const MAX_PASSWORD_CHARS: usize = 128;
 
 /// A password as the user typed it: never trimmed, never logged, wiped from
 /// memory when dropped.
-pub struct Password(SecretString);
+#[derive(Clone)]
+pub struct Password(Zeroizing<String>);
 
 /// Why a string is not an acceptable password.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PasswordError {
+    #[error("is required")]
+    Empty,
     #[error("must be at least 8 characters")]
     TooShort,
     #[error("must be at most 128 characters")]
@@ -32,7 +35,7 @@ impl Password {
     /// Counts characters (Unicode scalar values), not bytes, as NIST asks.
     pub fn parse(raw: String) -> Result<Self, PasswordError> {
         let chars = raw.chars().count();
-        let secret = SecretString::from(raw);
+        let secret = Zeroizing::new(raw);
         if chars < MIN_PASSWORD_CHARS {
             return Err(PasswordError::TooShort);
         }
@@ -42,8 +45,22 @@ impl Password {
         Ok(Self(secret))
     }
 
+    /// A password offered at login: checked against a stored hash, not against
+    /// today's policy (an imported account may predate it), but still bounded.
+    pub fn parse_candidate(raw: String) -> Result<Self, PasswordError> {
+        let chars = raw.chars().count();
+        let secret = Zeroizing::new(raw);
+        if chars == 0 {
+            return Err(PasswordError::Empty);
+        }
+        if chars > MAX_PASSWORD_CHARS {
+            return Err(PasswordError::TooLong);
+        }
+        Ok(Self(secret))
+    }
+
     pub fn expose(&self) -> &str {
-        self.0.expose_secret()
+        &self.0
     }
 }
 
@@ -195,6 +212,9 @@ mod tests {
         // 128 four-byte characters: 512 bytes, still allowed.
         assert!(Password::parse("🔑".repeat(128)).is_ok());
         assert_eq!(Password::parse("a".repeat(129)).err(), Some(PasswordError::TooLong));
+        assert!(Password::parse_candidate("short".into()).is_ok());
+        assert_eq!(Password::parse_candidate(String::new()).err(), Some(PasswordError::Empty));
+        assert_eq!(Password::parse_candidate("a".repeat(129)).err(), Some(PasswordError::TooLong));
     }
 
     #[test]

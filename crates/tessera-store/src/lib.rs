@@ -1,1 +1,106 @@
-//! placeholder
+//! tessera's storage: users and login sessions behind backend-neutral traits,
+//! and the SQLite backend that the embedded default runs on.
+//!
+//! **Architecture invariant:** this is the only crate that talks to databases.
+//! The server holds `Arc<dyn UserStore>`, `Arc<dyn SessionStore>` and
+//! `Arc<dyn Health>` and never sees SQL, a pool or a driver error; every
+//! failure arrives as a [`StoreError`].
+//!
+//! What it is not: it knows nothing about HTTP, JSON, JWTs or passwords. It
+//! stores a password *hash* it never interprets, and refresh-token `jti`s it
+//! never verifies; minting and checking tokens is `tessera-token`'s job, and
+//! deciding what a [`RotationOutcome`] means for the client is the server's.
+//!
+//! Times are unix seconds everywhere, and the caller passes "now" in, so the
+//! store has no clock and tests need no sleeps.
+//!
+//! Backends: [`SqliteStore`] implements every trait. PostgreSQL (users and
+//! sessions) and Redis (sessions only) are to come; the contract they must meet
+//! is the generic suite in `tests/store.rs`, which each backend runs unchanged.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), tessera_store::StoreError> {
+//! use tessera_store::{Health, SqliteStore};
+//! let store = SqliteStore::connect("sqlite://tessera-data/tessera.db").await?;
+//! store.migrate().await?;
+//! store.ping().await?;
+//! # Ok(())
+//! # }
+//! ```
+
+mod error;
+mod model;
+mod sqlite;
+
+pub use error::{Conflict, StoreError};
+pub use model::{
+    NewSession, NewUser, RefreshState, Rotation, RotationOutcome, Session, User, UserRecord,
+};
+pub use sqlite::SqliteStore;
+
+use tessera_core::{Email, SessionId, UserId};
+
+/// Where accounts live.
+#[async_trait::async_trait]
+pub trait UserStore: Send + Sync + 'static {
+    /// Stores a new user and returns it as stored (`email_verified` false).
+    ///
+    /// An email that is already registered is
+    /// `StoreError::Conflict(Conflict::EmailTaken)`, decided by the database's
+    /// unique constraint, so two concurrent registrations cannot both succeed.
+    async fn create_user(&self, user: NewUser) -> Result<User, StoreError>;
+
+    /// The user with this (already normalized) email, with the password hash
+    /// to check a login against.
+    async fn find_user_by_email(&self, email: &Email) -> Result<Option<UserRecord>, StoreError>;
+
+    async fn find_user(&self, id: UserId) -> Result<Option<User>, StoreError>;
+
+    /// Replaces the user's password hash. Doing this for an id that does not
+    /// exist changes nothing and is not an error.
+    async fn set_password_hash(&self, id: UserId, hash: &str) -> Result<(), StoreError>;
+}
+
+/// Where login sessions and their refresh-token state live.
+///
+/// Only live sessions (`expires_at > now`) are ever returned; expired ones
+/// stay stored, invisible, until [`SessionStore::purge_expired`] removes them.
+#[async_trait::async_trait]
+pub trait SessionStore: Send + Sync + 'static {
+    /// Stores a new session whose current refresh token is `session.refresh`.
+    /// A user id that does not exist is `Conflict(Conflict::UnknownUser)`.
+    async fn create_session(&self, session: NewSession) -> Result<(), StoreError>;
+
+    /// The live session with this id.
+    async fn session(&self, id: SessionId, now: i64) -> Result<Option<Session>, StoreError>;
+
+    /// Refresh-token rotation, atomically: see [`RotationOutcome`] for the
+    /// rules. Concurrent calls presenting the same `jti` never both rotate.
+    async fn rotate(&self, rotation: Rotation) -> Result<RotationOutcome, StoreError>;
+
+    /// The user's live sessions, most recently used first.
+    async fn list_sessions(&self, user: UserId, now: i64) -> Result<Vec<Session>, StoreError>;
+
+    /// Ends one session of `user`. `false` when there is no such session or
+    /// it belongs to someone else (which is then left alone).
+    async fn revoke_session(&self, user: UserId, id: SessionId) -> Result<bool, StoreError>;
+
+    /// Ends every session of `user` except `keep`; returns how many stored
+    /// sessions were removed (expired, not yet purged ones count too).
+    async fn revoke_other_sessions(&self, user: UserId, keep: SessionId)
+        -> Result<u64, StoreError>;
+
+    /// Ends every session of `user`; returns how many stored sessions were
+    /// removed (expired, not yet purged ones count too).
+    async fn revoke_all_sessions(&self, user: UserId) -> Result<u64, StoreError>;
+
+    /// Deletes sessions that expired at or before `now`; returns how many.
+    async fn purge_expired(&self, now: i64) -> Result<u64, StoreError>;
+}
+
+/// Readiness of a backing store, for `/readyz`.
+#[async_trait::async_trait]
+pub trait Health: Send + Sync + 'static {
+    /// Answers `Ok` when the store can serve a query right now.
+    async fn ping(&self) -> Result<(), StoreError>;
+}

@@ -1,0 +1,202 @@
+//! Settings for `tessera serve`, read from flags and the environment (the
+//! contract's variable names), parsed into typed values once at start-up so a
+//! bad setting stops the process with a message instead of failing later.
+
+use crate::secrets::SecretsSource;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+use tessera_core::HashParams;
+
+/// Everything `Application::build` needs. Tests construct it directly.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub bind: SocketAddr,
+    pub data_dir: PathBuf,
+    /// `sqlite://...`; `None` means `<data_dir>/tessera.db`.
+    pub database_url: Option<String>,
+    pub secrets: SecretsSource,
+    pub access_ttl: Duration,
+    pub refresh_ttl: Duration,
+    pub refresh_reuse_grace: Duration,
+    pub leeway: Duration,
+    /// `None`: the public URL, else `http://<bound address>`.
+    pub issuer: Option<String>,
+    pub public_url: Option<String>,
+    pub audience: String,
+    pub hash_params: HashParams,
+    /// Password hashes computed at once; more wait in a queue.
+    pub hash_concurrency: usize,
+    /// Password checks allowed to wait for a hashing slot before new ones get 503.
+    pub hash_queue: usize,
+    /// Apply database migrations when serving starts.
+    pub migrate: bool,
+}
+
+impl Config {
+    /// The embedded default rooted at `data_dir`, as `tessera serve` runs with no
+    /// configuration at all.
+    pub fn embedded(data_dir: PathBuf) -> Self {
+        Self {
+            bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir,
+            database_url: None,
+            secrets: SecretsSource::Generated,
+            access_ttl: Duration::from_secs(15 * 60),
+            refresh_ttl: Duration::from_secs(7 * 24 * 3600),
+            refresh_reuse_grace: Duration::from_secs(10),
+            leeway: Duration::from_secs(5),
+            issuer: None,
+            public_url: None,
+            audience: "tessera".to_owned(),
+            hash_params: HashParams::OWASP_MINIMUM,
+            hash_concurrency: default_hash_concurrency(),
+            hash_queue: 64,
+            migrate: true,
+        }
+    }
+
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) => url.clone(),
+            None => format!("sqlite://{}", self.data_dir.join("tessera.db").display()),
+        }
+    }
+
+    /// Checks the relations between settings that each parsed fine alone.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let secs = |d: Duration| d.as_secs();
+        if self.access_ttl < Duration::from_secs(30) || self.access_ttl > Duration::from_secs(24 * 3600) {
+            return Err(ConfigError::new(
+                "TESSERA_ACCESS_TTL",
+                format!("{}s is outside 30s..24h; access tokens should be short-lived", secs(self.access_ttl)),
+            ));
+        }
+        if self.refresh_ttl <= self.access_ttl || self.refresh_ttl > Duration::from_secs(365 * 24 * 3600) {
+            return Err(ConfigError::new(
+                "TESSERA_REFRESH_TTL",
+                "must be longer than TESSERA_ACCESS_TTL and at most 365d".to_owned(),
+            ));
+        }
+        if self.leeway > Duration::from_secs(30) {
+            return Err(ConfigError::new("TESSERA_LEEWAY", "must be at most 30s (RFC 8725 keeps clock skew small)".to_owned()));
+        }
+        if self.refresh_reuse_grace > Duration::from_secs(60) {
+            return Err(ConfigError::new(
+                "TESSERA_REFRESH_REUSE_GRACE",
+                "must be at most 60s: a longer window lets a stolen refresh token ride along".to_owned(),
+            ));
+        }
+        if self.audience.trim().is_empty() {
+            return Err(ConfigError::new("TESSERA_AUDIENCE", "must not be empty".to_owned()));
+        }
+        if let Some(url) = &self.public_url {
+            check_http_url("TESSERA_PUBLIC_URL", url)?;
+        }
+        if let Some(url) = &self.issuer {
+            if url.trim().is_empty() {
+                return Err(ConfigError::new("TESSERA_ISSUER", "must not be empty".to_owned()));
+            }
+        }
+        if let Some(url) = &self.database_url {
+            if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+                return Err(ConfigError::new(
+                    "TESSERA_DATABASE_URL",
+                    "PostgreSQL is not supported by this build yet; unset it to use the embedded SQLite store".to_owned(),
+                ));
+            }
+            if !url.starts_with("sqlite:") {
+                return Err(ConfigError::new("TESSERA_DATABASE_URL", "must start with sqlite://".to_owned()));
+            }
+        }
+        if self.hash_concurrency == 0 {
+            return Err(ConfigError::new("TESSERA_HASH_CONCURRENCY", "must be at least 1".to_owned()));
+        }
+        Ok(())
+    }
+}
+
+pub fn default_hash_concurrency() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
+}
+
+fn check_http_url(var: &'static str, url: &str) -> Result<(), ConfigError> {
+    let rest = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://"));
+    match rest {
+        Some(host) if !host.is_empty() && !host.contains(char::is_whitespace) => Ok(()),
+        _ => Err(ConfigError::new(var, format!("{url:?} is not an http:// or https:// URL"))),
+    }
+}
+
+/// A setting that stops start-up. Says which variable and what to do.
+#[derive(Debug, thiserror::Error)]
+#[error("{var}: {message}")]
+pub struct ConfigError {
+    pub var: &'static str,
+    pub message: String,
+}
+
+impl ConfigError {
+    pub fn new(var: &'static str, message: String) -> Self {
+        Self { var, message }
+    }
+}
+
+/// Parses `90s`, `15m`, `2h`, `7d` or plain seconds (`900`).
+pub fn parse_duration(raw: &str) -> Result<Duration, String> {
+    let raw = raw.trim();
+    let (digits, unit) = match raw.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => raw.split_at(i),
+        None => (raw, "s"),
+    };
+    let n: u64 = digits.parse().map_err(|_| format!("{raw:?} is not a duration like 90s, 15m, 2h, 7d or 900"))?;
+    let scale = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(format!("{raw:?} has an unknown unit; use s, m, h or d")),
+    };
+    n.checked_mul(scale)
+        .map(Duration::from_secs)
+        .ok_or_else(|| format!("{raw:?} is too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_in_every_documented_form() {
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("15m"), Ok(Duration::from_secs(900)));
+        assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
+        assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(604_800)));
+        assert_eq!(parse_duration("900"), Ok(Duration::from_secs(900)));
+        assert_eq!(parse_duration("0s"), Ok(Duration::ZERO));
+        for bad in ["", "m", "15 m", "15min", "-5s", "1.5h", "99999999999999999999d"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn embedded_default_is_valid() {
+        Config::embedded("/tmp/x".into()).validate().unwrap();
+    }
+
+    #[test]
+    fn out_of_range_settings_name_their_variable() {
+        let mut c = Config::embedded("/tmp/x".into());
+        c.leeway = Duration::from_secs(31);
+        assert_eq!(c.validate().unwrap_err().var, "TESSERA_LEEWAY");
+        let mut c = Config::embedded("/tmp/x".into());
+        c.refresh_ttl = c.access_ttl;
+        assert_eq!(c.validate().unwrap_err().var, "TESSERA_REFRESH_TTL");
+        let mut c = Config::embedded("/tmp/x".into());
+        c.database_url = Some("postgres://localhost/test".into());
+        assert_eq!(c.validate().unwrap_err().var, "TESSERA_DATABASE_URL");
+        let mut c = Config::embedded("/tmp/x".into());
+        c.public_url = Some("ftp://x".into());
+        assert_eq!(c.validate().unwrap_err().var, "TESSERA_PUBLIC_URL");
+    }
+}

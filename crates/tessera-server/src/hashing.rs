@@ -1,0 +1,139 @@
+//! Password hashing off the async runtime, with bounded concurrency.
+//!
+//! Argon2id takes tens of milliseconds and 19 MiB per hash. Run on the async
+//! workers it would stall every other request; run unbounded, a login flood
+//! would exhaust memory. So hashes run on the blocking pool, at most
+//! `concurrency` at once; up to `queue` more wait, and beyond that (or after
+//! waiting too long) the request gets 503 with `Retry-After`.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tessera_core::{HashError, Password, PasswordHasher, PasswordVerdict};
+use tokio::sync::Semaphore;
+
+/// Why a hashing job did not run.
+#[derive(Debug, thiserror::Error)]
+pub enum HashPoolError {
+    #[error("password hashing is saturated")]
+    Busy,
+    #[error(transparent)]
+    Hash(#[from] HashError),
+    #[error("password hashing task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+#[derive(Clone)]
+pub struct HashPool {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    hasher: PasswordHasher,
+    permits: Semaphore,
+    waiting: AtomicUsize,
+    max_waiting: usize,
+    max_wait: Duration,
+}
+
+impl HashPool {
+    pub fn new(hasher: PasswordHasher, concurrency: usize, queue: usize) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                hasher,
+                permits: Semaphore::new(concurrency.max(1)),
+                waiting: AtomicUsize::new(0),
+                max_waiting: queue,
+                max_wait: Duration::from_secs(10),
+            }),
+        }
+    }
+
+    pub async fn hash(&self, password: Password) -> Result<String, HashPoolError> {
+        self.run(move |h| h.hash(&password)).await?.map_err(HashPoolError::from)
+    }
+
+    /// `stored` is `None` for an unknown user: the same work is done.
+    pub async fn verify(&self, password: Password, stored: Option<String>) -> Result<PasswordVerdict, HashPoolError> {
+        self.run(move |h| h.verify(&password, stored.as_deref())).await
+    }
+
+    async fn run<T, F>(&self, job: F) -> Result<T, HashPoolError>
+    where
+        F: FnOnce(&PasswordHasher) -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let inner = &self.inner;
+        let permit = match inner.permits.try_acquire() {
+            Ok(permit) => permit,
+            Err(_) => {
+                let queued = inner.waiting.fetch_add(1, Ordering::AcqRel);
+                let _leave = DecrementOnDrop(&inner.waiting);
+                if queued >= inner.max_waiting {
+                    return Err(HashPoolError::Busy);
+                }
+                match tokio::time::timeout(inner.max_wait, inner.permits.acquire()).await {
+                    Ok(Ok(permit)) => permit,
+                    _ => return Err(HashPoolError::Busy),
+                }
+            }
+        };
+        let this = Arc::clone(inner);
+        let result = tokio::task::spawn_blocking(move || job(&this.hasher)).await;
+        drop(permit);
+        Ok(result?)
+    }
+}
+
+struct DecrementOnDrop<'a>(&'a AtomicUsize);
+
+impl Drop for DecrementOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tessera_core::HashParams;
+
+    fn pool(concurrency: usize, queue: usize) -> HashPool {
+        HashPool::new(PasswordHasher::new(HashParams::default()).unwrap(), concurrency, queue)
+    }
+
+    fn pw() -> Password {
+        Password::parse("correct horse battery".to_owned()).unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn flood_beyond_the_queue_is_refused_not_queued_forever() {
+        let pool = pool(1, 2);
+        let jobs: Vec<_> = (0..12).map(|_| tokio::spawn({
+            let pool = pool.clone();
+            async move { pool.verify(pw(), None).await }
+        })).collect();
+        let mut busy = 0;
+        let mut done = 0;
+        for job in jobs {
+            match job.await.unwrap() {
+                Ok(PasswordVerdict::Invalid) => done += 1,
+                Err(HashPoolError::Busy) => busy += 1,
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert!(busy >= 1, "some of the flood must be refused");
+        assert!(done >= 3, "the running job and the queue must complete, got {done}");
+        assert_eq!(pool.inner.waiting.load(Ordering::Acquire), 0);
+    }
+
+    #[tokio::test]
+    async fn hash_then_verify_through_the_pool() {
+        let pool = pool(2, 8);
+        let hash = pool.hash(pw()).await.unwrap();
+        assert_eq!(
+            pool.verify(pw(), Some(hash)).await.unwrap(),
+            PasswordVerdict::Valid { needs_rehash: false }
+        );
+    }
+}

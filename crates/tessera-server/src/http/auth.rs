@@ -1,0 +1,321 @@
+//! Accounts and tokens: register, login, refresh, logout, me, verify.
+
+use super::dto::{AuthResponse, TokenResponse, UserDto, VerifyResponse};
+use super::error::{ApiError, ApiResult};
+use super::extract::{bearer_token, checked, ClientMeta, Fields, JsonObject, OptionalJsonObject};
+use crate::state::AppState;
+use crate::tokens::{unix_now, IssuedPair, Subject};
+use axum::extract::{FromRequest, Request, State};
+use axum::http::{header, HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use tessera_core::{Email, Password, PasswordVerdict, PersonName, Role, SessionId, UserId};
+use tessera_store::{NewSession, NewUser, Rotation, RotationOutcome, User};
+use tessera_token::TokenBuf;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/auth/register", post(register))
+        .route("/api/auth/login", post(login))
+        .route("/api/auth/refresh", post(refresh))
+        .route("/api/auth/logout", post(logout))
+        .route("/api/auth/me", get(me))
+        .route("/api/auth/verify", get(verify))
+}
+
+const NO_STORE: (HeaderName, HeaderValue) = (header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+
+/// Creates a session for `user` and answers with the user and its first pair.
+async fn open_session(state: &AppState, user: &User, client: ClientMeta, status: StatusCode) -> ApiResult<Response> {
+    let now = unix_now();
+    let session = SessionId::random();
+    let refresh = state.tokens.next_refresh_state(now);
+    state
+        .sessions
+        .create_session(NewSession {
+            id: session,
+            user_id: user.id,
+            created_at: now,
+            user_agent: client.user_agent,
+            ip: client.ip,
+            refresh,
+        })
+        .await?;
+    let subject = Subject { user: user.id, session, email: user.email.as_str(), role: user.role.as_str() };
+    let pair = state.tokens.pair(&subject, &refresh, now);
+    tracing::info!(user = %user.id, session = %session, "session opened");
+    let body = AuthResponse {
+        user: UserDto::from(user),
+        access_token: pair.access_token,
+        refresh_token: pair.refresh_token,
+        token_type: "Bearer",
+        expires_in: pair.expires_in,
+    };
+    Ok((status, [NO_STORE], Json(body)).into_response())
+}
+
+fn token_response(pair: IssuedPair) -> Response {
+    let body = TokenResponse {
+        access_token: pair.access_token,
+        refresh_token: pair.refresh_token,
+        token_type: "Bearer",
+        expires_in: pair.expires_in,
+    };
+    ([NO_STORE], Json(body)).into_response()
+}
+
+/// Create an account and log it in.
+#[utoipa::path(post, path = "/api/auth/register", tag = "auth",
+    request_body = super::dto::RegisterRequest,
+    responses(
+        (status = 201, description = "Account created, session opened", body = AuthResponse),
+        (status = 400, description = "Malformed JSON", body = super::dto::ErrorBody),
+        (status = 409, description = "`email_taken`", body = super::dto::ErrorBody),
+        (status = 413, body = super::dto::ErrorBody), (status = 415, body = super::dto::ErrorBody),
+        (status = 422, description = "`validation_failed`", body = super::dto::ErrorBody),
+        (status = 503, description = "`unavailable`", body = super::dto::ErrorBody),
+    ))]
+async fn register(State(state): State<AppState>, client: ClientMeta, JsonObject(body): JsonObject) -> ApiResult<Response> {
+    let mut f = Fields::new(body);
+    let email = f.required("email", |s| Email::parse(&s));
+    let password = f.required("password", Password::parse);
+    let first_name = f.required("firstName", |s| PersonName::parse(&s));
+    let last_name = f.required("lastName", |s| PersonName::parse_optional(&s));
+    f.finish()?;
+    let (email, password, first_name, last_name) =
+        (checked(email)?, checked(password)?, checked(first_name)?, checked(last_name)?);
+
+    let password_hash = state.hasher.hash(password).await?;
+    let user = state
+        .users
+        .create_user(NewUser {
+            id: UserId::random(),
+            email,
+            password_hash,
+            first_name,
+            last_name,
+            role: Role::user(),
+            created_at: unix_now(),
+        })
+        .await?;
+    tracing::info!(user = %user.id, "user registered");
+    open_session(&state, &user, client, StatusCode::CREATED).await
+}
+
+/// Log in with email and password; opens a new session (one per device).
+#[utoipa::path(post, path = "/api/auth/login", tag = "auth",
+    request_body = super::dto::LoginRequest,
+    responses(
+        (status = 200, description = "Session opened", body = AuthResponse),
+        (status = 400, body = super::dto::ErrorBody),
+        (status = 401, description = "`invalid_credentials`, the same for an unknown email and a wrong password", body = super::dto::ErrorBody),
+        (status = 413, body = super::dto::ErrorBody), (status = 415, body = super::dto::ErrorBody),
+        (status = 422, body = super::dto::ErrorBody),
+        (status = 503, description = "`unavailable`: store down or password hashing saturated", body = super::dto::ErrorBody),
+    ))]
+async fn login(State(state): State<AppState>, client: ClientMeta, JsonObject(body): JsonObject) -> ApiResult<Response> {
+    let mut f = Fields::new(body);
+    let email = f.required("email", Ok::<String, std::convert::Infallible>);
+    let password = f.required("password", Password::parse_candidate);
+    f.finish()?;
+    let (email, password) = (checked(email)?, checked(password)?);
+
+    // A malformed email cannot match an account, but it gets the same answer
+    // and the same hashing work as a wrong password.
+    let record = match Email::parse(&email) {
+        Ok(email) => state.users.find_user_by_email(&email).await?,
+        Err(_) => None,
+    };
+    let stored = record.as_ref().map(|r| r.password_hash.clone());
+    let verdict = state.hasher.verify(password.clone(), stored).await?;
+    let (PasswordVerdict::Valid { needs_rehash }, Some(record)) = (verdict, record) else {
+        tracing::info!("login failed");
+        return Err(ApiError::InvalidCredentials);
+    };
+    if needs_rehash {
+        match state.hasher.hash(password).await {
+            Ok(hash) => state.users.set_password_hash(record.user.id, &hash).await?,
+            Err(err) => tracing::warn!(user = %record.user.id, error = %err, "could not upgrade a password hash"),
+        }
+    }
+    open_session(&state, &record.user, client, StatusCode::OK).await
+}
+
+/// Exchange a refresh token for a new pair. The presented token is retired;
+/// presenting it again revokes the session (theft detection), except within
+/// the grace window, which returns the same current pair.
+#[utoipa::path(post, path = "/api/auth/refresh", tag = "auth",
+    request_body = super::dto::RefreshRequest,
+    responses(
+        (status = 200, description = "Rotated pair", body = TokenResponse),
+        (status = 400, body = super::dto::ErrorBody),
+        (status = 401, description = "`invalid_token` (also for an expired refresh token: log in again) or `refresh_token_reused`", body = super::dto::ErrorBody),
+        (status = 413, body = super::dto::ErrorBody), (status = 415, body = super::dto::ErrorBody),
+        (status = 422, body = super::dto::ErrorBody),
+        (status = 503, body = super::dto::ErrorBody),
+    ))]
+async fn refresh(State(state): State<AppState>, JsonObject(body): JsonObject) -> ApiResult<Response> {
+    let mut f = Fields::new(body);
+    let token = f.required("refreshToken", Ok::<String, std::convert::Infallible>);
+    f.finish()?;
+    let token = checked(token)?;
+
+    let now = unix_now();
+    let (user, session, presented) = {
+        let mut buf = TokenBuf::new();
+        let claims = state.tokens.verify_refresh(&token, now, &mut buf)?;
+        (UserId::from_uuid(claims.sub), SessionId::from_uuid(claims.sid), claims.jti)
+    };
+    let outcome = state
+        .sessions
+        .rotate(Rotation {
+            session,
+            presented_jti: presented,
+            next: state.tokens.next_refresh_state(now),
+            now,
+            grace_secs: state.refresh_grace_secs,
+        })
+        .await?;
+    let session = match outcome {
+        RotationOutcome::Rotated(s) => s,
+        RotationOutcome::Grace(s) => {
+            tracing::info!(session = %s.id, "refresh within the grace window; returning the current pair");
+            s
+        }
+        RotationOutcome::Reused => {
+            tracing::warn!(user = %user, session = %session, "refresh token reuse detected; session revoked");
+            return Err(ApiError::RefreshTokenReused);
+        }
+        RotationOutcome::Unknown => return Err(ApiError::InvalidToken("the session has ended; log in again")),
+    };
+    if session.user_id != user {
+        return Err(ApiError::InvalidToken("the token does not match its session"));
+    }
+    let subject = Subject { user, session: session.id, email: session.email.as_str(), role: session.role.as_str() };
+    Ok(token_response(state.tokens.pair(&subject, &session.current, now)))
+}
+
+#[derive(Clone, Copy)]
+enum LogoutScope {
+    Local,
+    Others,
+    Global,
+}
+
+/// End sessions. Authenticated by a bearer access token, or by the refresh
+/// token in the body.
+#[utoipa::path(post, path = "/api/auth/logout", tag = "auth",
+    request_body(content = super::dto::LogoutRequest, description = "Optional"),
+    security((), ("bearer" = [])),
+    responses(
+        (status = 204, description = "Logged out"),
+        (status = 401, description = "`missing_token`, `invalid_token`, `token_expired` or `refresh_token_reused`", body = super::dto::ErrorBody),
+        (status = 415, body = super::dto::ErrorBody), (status = 422, body = super::dto::ErrorBody),
+        (status = 503, body = super::dto::ErrorBody),
+    ))]
+async fn logout(State(state): State<AppState>, req: Request) -> ApiResult<StatusCode> {
+    let has_bearer = req.headers().contains_key(header::AUTHORIZATION);
+    let bearer = if has_bearer { Some(bearer_token(req.headers())?.to_owned()) } else { None };
+    let OptionalJsonObject(body) = OptionalJsonObject::from_request(req, &state).await?;
+    let mut f = Fields::new(body.unwrap_or_default());
+    let scope = f.optional("scope", |s| match s.as_str() {
+        "local" => Ok(LogoutScope::Local),
+        "others" => Ok(LogoutScope::Others),
+        "global" => Ok(LogoutScope::Global),
+        _ => Err("must be one of local, others, global"),
+    });
+    let refresh_token = f.optional("refreshToken", Ok::<String, std::convert::Infallible>);
+    f.finish()?;
+    let scope = checked(scope)?.unwrap_or(LogoutScope::Local);
+    let refresh_token = checked(refresh_token)?;
+
+    let now = unix_now();
+    let mut buf = TokenBuf::new();
+    let (user, session) = if let Some(token) = bearer.as_deref() {
+        let claims = state.tokens.verify_access(token, now, &mut buf)?;
+        (UserId::from_uuid(claims.sub), SessionId::from_uuid(claims.sid))
+    } else if let Some(token) = refresh_token.as_deref() {
+        let claims = state.tokens.verify_refresh(token, now, &mut buf)?;
+        let (user, session) = (UserId::from_uuid(claims.sub), SessionId::from_uuid(claims.sid));
+        match state.sessions.session(session, now).await? {
+            Some(live) if live.user_id == user && live.current.jti == claims.jti => {}
+            Some(_) => {
+                // An old refresh token of a live session is a replay, here as on /refresh.
+                state.sessions.revoke_session(user, session).await?;
+                tracing::warn!(user = %user, session = %session, "logout with a rotated refresh token; session revoked");
+                return Err(ApiError::RefreshTokenReused);
+            }
+            None => return Err(ApiError::InvalidToken("the session has ended")),
+        }
+        (user, session)
+    } else {
+        return Err(ApiError::MissingToken);
+    };
+    let ended = match scope {
+        LogoutScope::Local => u64::from(state.sessions.revoke_session(user, session).await?),
+        LogoutScope::Others => state.sessions.revoke_other_sessions(user, session).await?,
+        LogoutScope::Global => state.sessions.revoke_all_sessions(user).await?,
+    };
+    tracing::info!(user = %user, session = %session, ended, "logout");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The account of the bearer.
+#[utoipa::path(get, path = "/api/auth/me", tag = "auth", security(("bearer" = [])),
+    responses(
+        (status = 200, body = UserDto),
+        (status = 401, description = "`missing_token`, `invalid_token` or `token_expired`", body = super::dto::ErrorBody),
+        (status = 503, body = super::dto::ErrorBody),
+    ))]
+async fn me(State(state): State<AppState>, req: Request) -> ApiResult<Json<UserDto>> {
+    let token = bearer_token(req.headers())?;
+    let user = {
+        let mut buf = TokenBuf::new();
+        UserId::from_uuid(state.tokens.verify_access(token, unix_now(), &mut buf)?.sub)
+    };
+    let user = state.users.find_user(user).await?.ok_or(ApiError::InvalidToken("the account no longer exists"))?;
+    Ok(Json(UserDto::from(&user)))
+}
+
+/// Forward-auth endpoint for reverse proxies (nginx `auth_request`, Traefik
+/// `forwardAuth`): checks the bearer access token without touching storage.
+#[utoipa::path(get, path = "/api/auth/verify", tag = "auth", security(("bearer" = [])),
+    responses(
+        (status = 200, body = VerifyResponse,
+            headers(
+                ("X-Auth-User-Id" = String, description = "`sub`"),
+                ("X-Auth-User-Email" = String, description = "`email`"),
+                ("X-Auth-User-Role" = String, description = "`role`"),
+                ("X-Auth-Session-Id" = String, description = "`sid`"),
+            )),
+        (status = 401, description = "`missing_token`, `invalid_token` or `token_expired`", body = super::dto::ErrorBody),
+    ))]
+async fn verify(State(state): State<AppState>, req: Request) -> ApiResult<Response> {
+    let token = bearer_token(req.headers())?;
+    let mut buf = TokenBuf::new();
+    let claims = state.tokens.verify_access(token, unix_now(), &mut buf)?;
+    let body = VerifyResponse { sub: claims.sub, sid: claims.sid, email: &claims.email, role: &claims.role, exp: claims.exp };
+    let json = serde_json::to_vec(&body).map_err(ApiError::internal)?;
+    let mut response = (
+        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        json,
+    )
+        .into_response();
+    let headers = response.headers_mut();
+    let mut uuid_buf = uuid::Uuid::encode_buffer();
+    if let Ok(v) = HeaderValue::from_str(claims.sub.hyphenated().encode_lower(&mut uuid_buf)) {
+        headers.insert(HeaderName::from_static("x-auth-user-id"), v);
+    }
+    if let Ok(v) = HeaderValue::from_str(claims.sid.hyphenated().encode_lower(&mut uuid_buf)) {
+        headers.insert(HeaderName::from_static("x-auth-session-id"), v);
+    }
+    if let Ok(v) = HeaderValue::from_bytes(claims.email.as_bytes()) {
+        headers.insert(HeaderName::from_static("x-auth-user-email"), v);
+    }
+    if let Ok(v) = HeaderValue::from_bytes(claims.role.as_bytes()) {
+        headers.insert(HeaderName::from_static("x-auth-user-role"), v);
+    }
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}

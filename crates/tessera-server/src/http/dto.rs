@@ -1,0 +1,198 @@
+//! The JSON shapes of the API. Only this layer serializes: domain and store
+//! types stay free of serde so the wire format changes in one place.
+
+use serde::Serialize;
+use std::collections::BTreeMap;
+use tessera_store::{Session, User};
+use time::format_description::well_known::Rfc3339;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+pub fn rfc3339(unix: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_default()
+}
+
+/// An account, as clients see it. Never a password or its hash.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UserDto {
+    pub id: Uuid,
+    #[schema(example = "ada@example.com")]
+    pub email: String,
+    pub email_verified: bool,
+    pub first_name: String,
+    pub last_name: String,
+    #[schema(example = "user")]
+    pub role: String,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+}
+
+impl From<&User> for UserDto {
+    fn from(user: &User) -> Self {
+        Self {
+            id: user.id.as_uuid(),
+            email: user.email.as_str().to_owned(),
+            email_verified: user.email_verified,
+            first_name: user.first_name.clone(),
+            last_name: user.last_name.clone(),
+            role: user.role.as_str().to_owned(),
+            created_at: rfc3339(user.created_at),
+        }
+    }
+}
+
+/// Register and login answer with the user and a fresh token pair.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthResponse {
+    pub user: UserDto,
+    pub access_token: String,
+    pub refresh_token: String,
+    #[schema(example = "Bearer")]
+    pub token_type: &'static str,
+    /// Seconds until the access token expires.
+    pub expires_in: i64,
+}
+
+/// A rotated token pair.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenResponse {
+    pub access_token: String,
+    pub refresh_token: String,
+    #[schema(example = "Bearer")]
+    pub token_type: &'static str,
+    /// Seconds until the access token expires.
+    pub expires_in: i64,
+}
+
+/// What `/api/auth/verify` reports about a valid access token.
+#[derive(Serialize, ToSchema)]
+pub struct VerifyResponse<'a> {
+    pub sub: Uuid,
+    pub sid: Uuid,
+    pub email: &'a str,
+    pub role: &'a str,
+    /// Expiry, seconds since the Unix epoch.
+    pub exp: i64,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionDto {
+    pub id: Uuid,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    #[schema(format = DateTime)]
+    pub last_used_at: String,
+    #[schema(format = DateTime)]
+    pub expires_at: String,
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+    /// True for the session of the token that asked.
+    pub current: bool,
+}
+
+impl SessionDto {
+    pub fn new(session: &Session, current: bool) -> Self {
+        Self {
+            id: session.id.as_uuid(),
+            created_at: rfc3339(session.created_at),
+            last_used_at: rfc3339(session.last_used_at),
+            expires_at: rfc3339(session.expires_at),
+            user_agent: session.user_agent.clone(),
+            ip: session.ip.clone(),
+            current,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SessionList {
+    pub sessions: Vec<SessionDto>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct HealthResponse {
+    #[schema(example = "ok")]
+    pub status: &'static str,
+}
+
+// Request bodies. Handlers parse these by hand (see `extract::Fields`) so a
+// 422 can name every bad field; these types document the shape.
+
+#[allow(dead_code)]
+#[derive(ToSchema)]
+#[schema(as = RegisterRequest)]
+#[serde(rename_all = "camelCase")]
+pub struct RegisterRequest {
+    /// Trimmed and compared case-insensitively.
+    #[schema(example = "ada@example.com", max_length = 254)]
+    email: String,
+    /// 8 to 128 characters; never trimmed or truncated.
+    #[schema(min_length = 8, max_length = 128)]
+    password: String,
+    #[schema(min_length = 1, max_length = 100)]
+    first_name: String,
+    /// May be empty.
+    #[schema(max_length = 100)]
+    last_name: String,
+}
+
+#[allow(dead_code)]
+#[derive(ToSchema)]
+pub struct LoginRequest {
+    #[schema(example = "ada@example.com")]
+    email: String,
+    #[schema(max_length = 128)]
+    password: String,
+}
+
+#[allow(dead_code)]
+#[derive(ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RefreshRequest {
+    refresh_token: String,
+}
+
+#[allow(dead_code)]
+#[derive(ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LogoutRequest {
+    /// `local` (default): this session; `others`: every other session of the
+    /// user; `global`: all of them.
+    #[schema(inline)]
+    scope: Option<LogoutScopeDoc>,
+    /// Identifies the session when no bearer access token is sent.
+    refresh_token: Option<String>,
+}
+
+#[allow(dead_code)]
+#[derive(ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum LogoutScopeDoc {
+    Local,
+    Others,
+    Global,
+}
+
+/// Every error has this body.
+#[allow(dead_code)]
+#[derive(ToSchema)]
+pub struct ErrorBody {
+    /// A stable code: `invalid_request`, `validation_failed`,
+    /// `unsupported_media_type`, `payload_too_large`, `invalid_credentials`,
+    /// `missing_token`, `invalid_token`, `token_expired`,
+    /// `refresh_token_reused`, `forbidden`, `not_found`, `method_not_allowed`,
+    /// `email_taken`, `rate_limited`, `unavailable`, `internal`.
+    #[schema(example = "invalid_token")]
+    error: String,
+    /// One human sentence.
+    message: String,
+    /// Present on 422: field name to what is wrong with it.
+    fields: Option<BTreeMap<String, String>>,
+}

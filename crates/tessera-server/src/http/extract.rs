@@ -1,0 +1,240 @@
+//! Request extractors that turn raw requests into checked values or an
+//! [`ApiError`] with the contract's status: 415 for a non-JSON body, 413 past
+//! the size limit, 400 for broken JSON, 422 for missing or invalid fields.
+
+use super::error::{ApiError, ApiResult, FieldErrors};
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, FailedToBufferBody};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap};
+use serde_json::{Map, Value};
+use std::fmt::Display;
+use std::net::SocketAddr;
+
+/// The contract's request body limit.
+pub const BODY_LIMIT: usize = 64 * 1024;
+
+/// A JSON object body. Anything else is refused with the right status.
+pub struct JsonObject(pub Map<String, Value>);
+
+/// A body that may be absent (empty); when present it must be a JSON object.
+pub struct OptionalJsonObject(pub Option<Map<String, Value>>);
+
+fn is_json(headers: &HeaderMap) -> bool {
+    let Some(value) = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let mime = value.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
+}
+
+async fn read_body<S: Send + Sync>(req: Request, state: &S) -> ApiResult<Bytes> {
+    Bytes::from_request(req, state).await.map_err(|rejection| match rejection {
+        BytesRejection::FailedToBufferBody(FailedToBufferBody::LengthLimitError(_)) => ApiError::PayloadTooLarge,
+        _ => ApiError::InvalidRequest("the request body could not be read".to_owned()),
+    })
+}
+
+fn parse_object(bytes: &[u8]) -> ApiResult<Map<String, Value>> {
+    match serde_json::from_slice::<Value>(bytes) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(_) => Err(ApiError::field("body", "must be a JSON object")),
+        Err(e) => Err(ApiError::InvalidRequest(format!(
+            "the request body is not valid JSON (line {}, column {})",
+            e.line(),
+            e.column()
+        ))),
+    }
+}
+
+impl<S: Send + Sync> FromRequest<S> for JsonObject {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        if !is_json(req.headers()) {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        let bytes = read_body(req, state).await?;
+        parse_object(&bytes).map(Self)
+    }
+}
+
+impl<S: Send + Sync> FromRequest<S> for OptionalJsonObject {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let json = is_json(req.headers());
+        let bytes = read_body(req, state).await?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Self(None));
+        }
+        if !json {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        parse_object(&bytes).map(|m| Self(Some(m)))
+    }
+}
+
+/// Pulls typed fields out of a JSON object, collecting every problem so one
+/// 422 names all the fields at fault.
+pub struct Fields {
+    object: Map<String, Value>,
+    errors: FieldErrors,
+}
+
+impl Fields {
+    pub fn new(object: Map<String, Value>) -> Self {
+        Self { object, errors: FieldErrors::new() }
+    }
+
+    /// A required string field, parsed by `parse`.
+    pub fn required<T, E: Display>(&mut self, name: &'static str, parse: impl FnOnce(String) -> Result<T, E>) -> Option<T> {
+        match self.object.remove(name) {
+            None | Some(Value::Null) => {
+                self.errors.insert(name, "is required".to_owned());
+                None
+            }
+            Some(Value::String(s)) => self.apply(name, s, parse),
+            Some(_) => {
+                self.errors.insert(name, "must be a string".to_owned());
+                None
+            }
+        }
+    }
+
+    /// An optional string field: `Ok(None)` when absent or null.
+    pub fn optional<T, E: Display>(&mut self, name: &'static str, parse: impl FnOnce(String) -> Result<T, E>) -> Option<Option<T>> {
+        match self.object.remove(name) {
+            None | Some(Value::Null) => Some(None),
+            Some(Value::String(s)) => self.apply(name, s, parse).map(Some),
+            Some(_) => {
+                self.errors.insert(name, "must be a string".to_owned());
+                None
+            }
+        }
+    }
+
+    fn apply<T, E: Display>(&mut self, name: &'static str, raw: String, parse: impl FnOnce(String) -> Result<T, E>) -> Option<T> {
+        match parse(raw) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.errors.insert(name, e.to_string());
+                None
+            }
+        }
+    }
+
+    /// 422 if any field failed.
+    pub fn finish(self) -> ApiResult<()> {
+        if self.errors.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::Validation(self.errors))
+        }
+    }
+}
+
+/// Unwraps a field that [`Fields::finish`] has already vouched for.
+pub fn checked<T>(value: Option<T>) -> ApiResult<T> {
+    value.ok_or_else(|| ApiError::internal(anyhow::anyhow!("BUG: a validated field is missing")))
+}
+
+/// The bearer token of a request (RFC 6750 §2.1), or the reason there is none.
+pub fn bearer_token(headers: &HeaderMap) -> ApiResult<&str> {
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
+    let Some(value) = values.next() else {
+        return Err(ApiError::MissingToken);
+    };
+    if values.next().is_some() {
+        return Err(ApiError::InvalidToken("send exactly one Authorization header"));
+    }
+    let value = value.to_str().map_err(|_| ApiError::InvalidToken("the Authorization header is not valid"))?;
+    let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(ApiError::MissingToken);
+    }
+    let token = token.trim_start_matches(' ');
+    if token.is_empty() || token.contains(' ') {
+        return Err(ApiError::InvalidToken("the Authorization header must be `Bearer <token>`"));
+    }
+    Ok(token)
+}
+
+/// Who is calling, as recorded on a session.
+pub struct ClientMeta {
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientMeta {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let ip = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(addr)| addr.ip().to_string());
+        let user_agent = parts
+            .headers
+            .get(header::USER_AGENT)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).chars().filter(|c| !c.is_control()).take(256).collect());
+        Ok(Self { ip, user_agent })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn auth(value: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::AUTHORIZATION, HeaderValue::from_str(value).unwrap());
+        h
+    }
+
+    #[test]
+    fn bearer_scheme_is_case_insensitive() {
+        assert_eq!(bearer_token(&auth("Bearer abc")).unwrap(), "abc");
+        assert_eq!(bearer_token(&auth("bearer abc")).unwrap(), "abc");
+        assert_eq!(bearer_token(&auth("BEARER  abc")).unwrap(), "abc");
+    }
+
+    #[test]
+    fn other_schemes_count_as_no_token() {
+        assert!(matches!(bearer_token(&HeaderMap::new()), Err(ApiError::MissingToken)));
+        assert!(matches!(bearer_token(&auth("Basic YTpi")), Err(ApiError::MissingToken)));
+    }
+
+    #[test]
+    fn empty_or_split_tokens_are_invalid() {
+        assert!(matches!(bearer_token(&auth("Bearer")), Err(ApiError::InvalidToken(_))));
+        assert!(matches!(bearer_token(&auth("Bearer a b")), Err(ApiError::InvalidToken(_))));
+    }
+
+    #[test]
+    fn json_content_types() {
+        let with = |v: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::CONTENT_TYPE, HeaderValue::from_str(v).unwrap());
+            is_json(&h)
+        };
+        assert!(with("application/json"));
+        assert!(with("Application/JSON; charset=utf-8"));
+        assert!(with("application/merge-patch+json"));
+        assert!(!with("text/plain"));
+        assert!(!with("application/x-www-form-urlencoded"));
+        assert!(!is_json(&HeaderMap::new()));
+    }
+
+    #[test]
+    fn fields_collect_every_problem() {
+        let obj = serde_json::json!({"a": 1, "b": "x"}).as_object().unwrap().clone();
+        let mut f = Fields::new(obj);
+        assert!(f.required("a", |s| Ok::<_, String>(s)).is_none());
+        assert!(f.required("b", |_| Err::<String, _>("is bad")).is_none());
+        assert!(f.required("c", |s| Ok::<_, String>(s)).is_none());
+        let Err(ApiError::Validation(errors)) = f.finish() else { panic!("expected 422") };
+        assert_eq!(errors["a"], "must be a string");
+        assert_eq!(errors["b"], "is bad");
+        assert_eq!(errors["c"], "is required");
+    }
+}

@@ -1,0 +1,210 @@
+//! The `tessera` command.
+//!
+//! Exit codes: 0 success, 1 a runtime failure (cannot bind, database down),
+//! 2 a configuration or usage error (the message names the setting).
+
+use clap::{Args, Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+use tessera_core::HashParams;
+use tessera_server::config::{parse_duration, Config, ConfigError};
+use tessera_server::secrets::{self, SecretsSource};
+use tessera_server::telemetry::{self, LogFormat};
+use tessera_server::Application;
+
+/// Self-hosted authentication: accounts, sessions and JSON Web Tokens.
+#[derive(Parser)]
+#[command(name = "tessera", version, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (embedded SQLite and generated keys unless configured).
+    Serve(Box<ServeArgs>),
+    /// Print a fresh JWT_SECRET / REFRESH_TOKEN_SECRET pair in .env form.
+    Keygen,
+    /// Apply database migrations and exit.
+    Migrate(StoreArgs),
+}
+
+#[derive(Args)]
+struct StoreArgs {
+    /// Where the embedded default keeps its SQLite file and generated keys.
+    #[arg(long, env = "TESSERA_DATA_DIR", default_value = "./tessera-data")]
+    data_dir: PathBuf,
+    /// `sqlite://...` (default: tessera.db in the data directory).
+    #[arg(long, env = "TESSERA_DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+    /// Log filter, e.g. `info` or `tessera_server=debug`.
+    #[arg(long, env = "TESSERA_LOG", default_value = "info")]
+    log: String,
+    /// Log format.
+    #[arg(long, env = "TESSERA_LOG_FORMAT", value_enum, default_value = "text")]
+    log_format: LogFormat,
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Listen address; port 0 picks a free port (the log says which).
+    #[arg(long, env = "TESSERA_BIND", default_value = "127.0.0.1:8080")]
+    bind: SocketAddr,
+    /// Access-token lifetime (90s, 15m, 2h, 7d or plain seconds).
+    #[arg(long, env = "TESSERA_ACCESS_TTL", value_parser = |s: &str| duration_setting("TESSERA_ACCESS_TTL", s), default_value = "15m")]
+    access_ttl: Duration,
+    /// Refresh-token (session) lifetime.
+    #[arg(long, env = "TESSERA_REFRESH_TTL", value_parser = |s: &str| duration_setting("TESSERA_REFRESH_TTL", s), default_value = "7d")]
+    refresh_ttl: Duration,
+    /// Grace window in which the parent of the current refresh token gets the current pair back; 0s turns it off.
+    #[arg(long, env = "TESSERA_REFRESH_REUSE_GRACE", value_parser = |s: &str| duration_setting("TESSERA_REFRESH_REUSE_GRACE", s), default_value = "10s")]
+    refresh_reuse_grace: Duration,
+    /// Clock leeway on exp/nbf/iat, at most 30s.
+    #[arg(long, env = "TESSERA_LEEWAY", value_parser = |s: &str| duration_setting("TESSERA_LEEWAY", s), default_value = "5s")]
+    leeway: Duration,
+    /// `iss` of issued tokens (default: the public URL, else http://<bind address>).
+    #[arg(long, env = "TESSERA_ISSUER")]
+    issuer: Option<String>,
+    /// The URL clients use.
+    #[arg(long, env = "TESSERA_PUBLIC_URL")]
+    public_url: Option<String>,
+    /// `aud` of issued access tokens.
+    #[arg(long, env = "TESSERA_AUDIENCE", default_value = "tessera")]
+    audience: String,
+    /// Redis for sessions (not supported by this build yet).
+    #[arg(long, env = "TESSERA_REDIS_URL", hide_env_values = true)]
+    redis_url: Option<String>,
+    /// Password hashes computed at once (default: the number of CPUs).
+    #[arg(long, env = "TESSERA_HASH_CONCURRENCY")]
+    hash_concurrency: Option<usize>,
+    /// Password checks that may wait for a hashing slot before new ones get 503.
+    #[arg(long, env = "TESSERA_HASH_QUEUE", default_value_t = 64)]
+    hash_queue: usize,
+    /// Argon2id memory in KiB (at least 19456, the OWASP minimum).
+    #[arg(long, env = "TESSERA_ARGON2_MEMORY_KIB", default_value_t = HashParams::OWASP_MINIMUM.memory_kib)]
+    argon2_memory_kib: u32,
+    /// Argon2id passes (at least 2).
+    #[arg(long, env = "TESSERA_ARGON2_ITERATIONS", default_value_t = HashParams::OWASP_MINIMUM.iterations)]
+    argon2_iterations: u32,
+    /// Skip applying database migrations at start (run `tessera migrate` yourself).
+    #[arg(long, env = "TESSERA_SKIP_MIGRATIONS")]
+    skip_migrations: bool,
+}
+
+/// Parses a duration setting; the message names the variable, because that is
+/// where operators set it.
+fn duration_setting(var: &str, raw: &str) -> Result<Duration, String> {
+    parse_duration(raw).map_err(|e| format!("{e} (from --flag or {var})"))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Keygen => {
+            print!("{}", secrets::keygen_env());
+            ExitCode::SUCCESS
+        }
+        Command::Serve(args) => {
+            let (format, filter) = (args.store.log_format, args.store.log.clone());
+            run(format, &filter, serve(*args))
+        }
+        Command::Migrate(args) => {
+            let config = Config { database_url: args.database_url, ..Config::embedded(args.data_dir) };
+            run(args.log_format, &args.log, migrate(config))
+        }
+    }
+}
+
+fn run(format: LogFormat, filter: &str, job: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCode {
+    if let Err(err) = telemetry::init(format, filter) {
+        eprintln!("tessera: {err:#}");
+        return ExitCode::from(2);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("tessera: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(job) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            let code = if err.downcast_ref::<ConfigError>().is_some() { 2 } else { 1 };
+            eprintln!("tessera: {err:#}");
+            ExitCode::from(code)
+        }
+    }
+}
+
+fn config_from(args: ServeArgs) -> anyhow::Result<Config> {
+    if args.redis_url.is_some() {
+        return Err(ConfigError::new(
+            "TESSERA_REDIS_URL",
+            "Redis sessions are not supported by this build yet; unset it to keep sessions in the database".to_owned(),
+        )
+        .into());
+    }
+    let secrets = SecretsSource::from_env_values(
+        std::env::var(secrets::ACCESS_VAR).ok(),
+        std::env::var(secrets::REFRESH_VAR).ok(),
+    )?;
+    let base = Config::embedded(args.store.data_dir);
+    Ok(Config {
+        bind: args.bind,
+        database_url: args.store.database_url,
+        secrets,
+        access_ttl: args.access_ttl,
+        refresh_ttl: args.refresh_ttl,
+        refresh_reuse_grace: args.refresh_reuse_grace,
+        leeway: args.leeway,
+        issuer: args.issuer,
+        public_url: args.public_url,
+        audience: args.audience,
+        hash_params: HashParams {
+            memory_kib: args.argon2_memory_kib,
+            iterations: args.argon2_iterations,
+            parallelism: 1,
+        },
+        hash_concurrency: args.hash_concurrency.unwrap_or(base.hash_concurrency),
+        hash_queue: args.hash_queue,
+        migrate: !args.skip_migrations,
+        ..base
+    })
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let config = config_from(args)?;
+    let app = Application::build(config).await?;
+    // In-flight requests get this long to finish after SIGTERM.
+    let drain = Duration::from_secs(30);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut server = tokio::spawn(app.run_until_stopped(async move {
+        let mut rx = stop_rx;
+        let _ = rx.wait_for(|stop| *stop).await;
+    }));
+    tokio::select! {
+        joined = &mut server => return Ok(joined??),
+        () = tessera_server::startup::shutdown_signal() => {}
+    }
+    let _ = stop_tx.send(true);
+    match tokio::time::timeout(drain, server).await {
+        Ok(joined) => joined??,
+        Err(_) => tracing::warn!("requests still running after {}s; exiting anyway", drain.as_secs()),
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn migrate(config: Config) -> anyhow::Result<()> {
+    config.validate()?;
+    tessera_server::secrets::ensure_data_dir(&config.data_dir)?;
+    tessera_server::startup::open_store(&config).await?;
+    println!("database {} is up to date", config.database_url());
+    Ok(())
+}

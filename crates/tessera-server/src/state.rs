@@ -1,0 +1,19 @@
+//! What every handler shares: the token issuer, the stores, the hash pool.
+
+use crate::hashing::HashPool;
+use crate::tokens::TokenIssuer;
+use std::sync::Arc;
+use tessera_store::{Health, SessionStore, UserStore};
+
+pub type AppState = Arc<App>;
+
+pub struct App {
+    pub tokens: TokenIssuer,
+    pub users: Arc<dyn UserStore>,
+    pub sessions: Arc<dyn SessionStore>,
+    pub health: Vec<Arc<dyn Health>>,
+    pub hasher: HashPool,
+    /// Seconds during which the parent of the current refresh token still
+    /// gets the current pair back (two tabs refreshing at once).
+    pub refresh_grace_secs: i64,
+}

@@ -1,0 +1,130 @@
+//! Minting and checking the token pair of a session, on top of the keyring.
+
+use crate::http::error::ApiError;
+use std::borrow::Cow;
+use tessera_core::{SessionId, UserId};
+use tessera_store::RefreshState;
+use tessera_token::{AccessClaims, Keyring, RefreshClaims, TokenBuf, TokenError, Validation};
+use uuid::Uuid;
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+pub struct TokenIssuer {
+    keyring: Keyring,
+    validation: Validation,
+    access_ttl: i64,
+    refresh_ttl: i64,
+}
+
+/// An access and refresh token minted together.
+pub struct IssuedPair {
+    pub access_token: String,
+    pub refresh_token: String,
+    /// Seconds until the access token expires.
+    pub expires_in: i64,
+}
+
+/// The user facts an access token carries.
+pub struct Subject<'a> {
+    pub user: UserId,
+    pub session: SessionId,
+    pub email: &'a str,
+    pub role: &'a str,
+}
+
+impl TokenIssuer {
+    pub fn new(keyring: Keyring, validation: Validation, access_ttl: i64, refresh_ttl: i64) -> Self {
+        Self { keyring, validation, access_ttl, refresh_ttl }
+    }
+
+    pub fn issuer(&self) -> &str {
+        &self.validation.issuer
+    }
+
+    /// The refresh state of a newly minted pair: fresh ids, a full lifetime.
+    pub fn next_refresh_state(&self, now: i64) -> RefreshState {
+        RefreshState {
+            jti: Uuid::new_v4(),
+            access_jti: Uuid::new_v4(),
+            issued_at: now,
+            expires_at: now.saturating_add(self.refresh_ttl),
+        }
+    }
+
+    /// Signs the pair described by `state`. Signing is deterministic, so the
+    /// same state always yields the same two strings: that is how the refresh
+    /// grace window hands back "the same current pair".
+    pub fn pair(&self, subject: &Subject<'_>, state: &RefreshState, now: i64) -> IssuedPair {
+        let access_exp = state.issued_at.saturating_add(self.access_ttl).min(state.expires_at);
+        let access = AccessClaims {
+            iss: Cow::Borrowed(&self.validation.issuer),
+            aud: Cow::Borrowed(&self.validation.audience),
+            sub: subject.user.as_uuid(),
+            sid: subject.session.as_uuid(),
+            email: Cow::Borrowed(subject.email),
+            role: Cow::Borrowed(subject.role),
+            iat: state.issued_at,
+            nbf: state.issued_at,
+            exp: access_exp,
+            jti: state.access_jti,
+        };
+        let refresh = RefreshClaims {
+            iss: Cow::Borrowed(&self.validation.issuer),
+            sub: subject.user.as_uuid(),
+            sid: subject.session.as_uuid(),
+            jti: state.jti,
+            iat: state.issued_at,
+            exp: state.expires_at,
+        };
+        IssuedPair {
+            access_token: self.keyring.sign_access(&access),
+            refresh_token: self.keyring.sign_refresh(&refresh),
+            expires_in: (access_exp - now).max(0),
+        }
+    }
+
+    pub fn verify_access<'b>(&self, token: &str, now: i64, buf: &'b mut TokenBuf) -> Result<AccessClaims<'b>, ApiError> {
+        self.keyring.verify_access(token, &self.validation, now, buf).map_err(access_error)
+    }
+
+    pub fn verify_refresh<'b>(&self, token: &str, now: i64, buf: &'b mut TokenBuf) -> Result<RefreshClaims<'b>, ApiError> {
+        self.keyring.verify_refresh(token, &self.validation, now, buf).map_err(|err| {
+            tracing::debug!(reason = %err, "refresh token rejected");
+            match err {
+                // Refreshing cannot cure an expired refresh token: the session is over.
+                TokenError::Expired => ApiError::InvalidToken("the refresh token has expired; log in again"),
+                other => ApiError::InvalidToken(describe(&other)),
+            }
+        })
+    }
+}
+
+fn access_error(err: TokenError) -> ApiError {
+    tracing::debug!(reason = %err, "access token rejected");
+    if err.is_expired() {
+        ApiError::TokenExpired
+    } else {
+        ApiError::InvalidToken(describe(&err))
+    }
+}
+
+/// Coarse reasons for clients; the precise one is only logged at debug level.
+fn describe(err: &TokenError) -> &'static str {
+    match err {
+        TokenError::TooLong | TokenError::Malformed(_) | TokenError::UnsupportedHeader(_) => "the token is malformed",
+        TokenError::UnknownKey | TokenError::AlgorithmMismatch | TokenError::BadSignature => {
+            "the token signature is not valid"
+        }
+        TokenError::WrongKind => "the token is not of the expected type",
+        TokenError::WrongIssuer | TokenError::WrongAudience => "the token was not issued for this service",
+        TokenError::NotYetValid | TokenError::IssuedInFuture => "the token is not valid yet",
+        TokenError::Expired => "the token has expired",
+        TokenError::InvalidClaims(_) => "the token claims are not valid",
+    }
+}

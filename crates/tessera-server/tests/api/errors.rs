@@ -1,0 +1,160 @@
+//! The contract's general rules: 415/413/400/422/404/405, the error body,
+//! request ids, and no 5xx for any body.
+
+use crate::helpers::*;
+use reqwest::StatusCode;
+use serde_json::json;
+
+const POST_ROUTES: &[&str] = &["/api/auth/register", "/api/auth/login", "/api/auth/refresh", "/api/auth/logout"];
+
+#[tokio::test]
+async fn non_json_bodies_get_415() {
+    let app = spawn_app().await;
+    for route in POST_ROUTES {
+        let res = app.client.post(app.url(route)).header("content-type", "text/plain").body("{}").send().await.unwrap();
+        assert_error(res, StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type").await;
+        let res = app
+            .client
+            .post(app.url(route))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body("email=a&password=b")
+            .send()
+            .await
+            .unwrap();
+        assert_error(res, StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type").await;
+    }
+    let res = app.client.post(app.url("/api/auth/login")).body(r#"{"email":"a"}"#).send().await.unwrap();
+    assert_error(res, StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type").await;
+}
+
+#[tokio::test]
+async fn bodies_over_64_kib_get_413() {
+    let app = spawn_app().await;
+    let big = json!({"email": "a@example.com", "password": "x".repeat(70 * 1024)}).to_string();
+    for route in POST_ROUTES {
+        let res = app.client.post(app.url(route)).header("content-type", "application/json").body(big.clone()).send().await.unwrap();
+        assert_error(res, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large").await;
+    }
+    // Without a Content-Length (chunked), the limit still holds.
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = (0..80).map(|_| Ok(vec![b' '; 1024])).collect();
+    let res = app
+        .client
+        .post(app.url("/api/auth/login"))
+        .header("content-type", "application/json")
+        .body(reqwest::Body::wrap_stream(futures::stream::iter(chunks)))
+        .send()
+        .await
+        .unwrap();
+    assert_error(res, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large").await;
+    // Exactly at the limit is accepted as far as size goes.
+    let at_limit = format!("{{\"email\":\"a\",\"password\":\"b\"{}}}", " ".repeat(64 * 1024 - 29));
+    assert_eq!(at_limit.len(), 64 * 1024 - 1);
+    let res = app.client.post(app.url("/api/auth/login")).header("content-type", "application/json").body(at_limit).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn malformed_json_gets_400() {
+    let app = spawn_app().await;
+    let bad_bodies: Vec<Vec<u8>> = vec![
+        b"{".to_vec(),
+        b"{\"email\": }".to_vec(),
+        b"{\"email\": \"a\",}".to_vec(),
+        b"{'email': 'a'}".to_vec(),
+        b"".to_vec(),
+        b"{\"email\": \"\xff\xfe\"}".to_vec(),
+        b"{\"a\":1} trailing".to_vec(),
+        b"NaN".to_vec(),
+        b"\xef\xbb\xbf{}".to_vec(),
+        [b"[".repeat(200), b"]".repeat(200)].concat(),
+    ];
+    for route in ["/api/auth/register", "/api/auth/login", "/api/auth/refresh"] {
+        for body in &bad_bodies {
+            let res = app.client.post(app.url(route)).header("content-type", "application/json").body(body.clone()).send().await.unwrap();
+            assert_error(res, StatusCode::BAD_REQUEST, "invalid_request").await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn json_that_is_not_an_object_gets_422() {
+    let app = spawn_app().await;
+    for body in ["[]", "\"text\"", "42", "null", "true"] {
+        let res = app.client.post(app.url("/api/auth/login")).header("content-type", "application/json").body(body).send().await.unwrap();
+        let err = assert_error(res, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+        assert_eq!(err["fields"]["body"], "must be a JSON object");
+    }
+}
+
+#[tokio::test]
+async fn unknown_routes_and_methods_get_json_errors() {
+    let app = spawn_app().await;
+    let res = app.client.get(app.url("/api/nope")).send().await.unwrap();
+    assert_error(res, StatusCode::NOT_FOUND, "not_found").await;
+    let res = app.client.get(app.url("/api/auth/login")).send().await.unwrap();
+    assert_error(res, StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed").await;
+    let res = app.client.delete(app.url("/api/auth/me")).send().await.unwrap();
+    assert_error(res, StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed").await;
+}
+
+#[tokio::test]
+async fn every_response_has_a_request_id() {
+    let app = spawn_app().await;
+    let ok = app.client.get(app.url("/healthz")).send().await.unwrap();
+    let missing = app.client.get(app.url("/nope")).send().await.unwrap();
+    let unauthorized = app.client.get(app.url("/api/auth/verify")).send().await.unwrap();
+    let mut ids = Vec::new();
+    for res in [ok, missing, unauthorized] {
+        let id = res.headers()["x-request-id"].to_str().unwrap().to_owned();
+        assert!(!id.is_empty());
+        ids.push(id);
+    }
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 3, "ids are unique");
+
+    let res = app.client.get(app.url("/healthz")).header("x-request-id", "trace-abc_123.4").send().await.unwrap();
+    assert_eq!(res.headers()["x-request-id"], "trace-abc_123.4");
+    let res = app.client.get(app.url("/healthz")).header("x-request-id", "bad id with spaces").send().await.unwrap();
+    assert_ne!(res.headers()["x-request-id"], "bad id with spaces");
+}
+
+#[tokio::test]
+async fn health_and_readiness() {
+    let app = spawn_app().await;
+    let res = app.client.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.json::<serde_json::Value>().await.unwrap()["status"], "ok");
+    let res = app.client.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+}
+
+/// Bodies of every shape, on every POST route: never a 5xx, always the
+/// documented error body.
+#[tokio::test]
+async fn no_body_shape_produces_a_server_error() {
+    let app = spawn_app().await;
+    let long = "x".repeat(10_000);
+    let values = [
+        json!(null), json!(true), json!(0), json!(-1), json!(1e308), json!(u64::MAX), json!(""), json!(" "),
+        json!("\u{0}"), json!(long), json!([]), json!({}), json!({"$gt": ""}), json!("' OR 1=1 --"),
+        json!("🔑🔑🔑🔑🔑🔑🔑🔑"), json!("a@b.c"), json!("eyJhbGciOiJub25lIn0.e30."),
+    ];
+    let fields = ["email", "password", "firstName", "lastName", "refreshToken", "scope"];
+    for route in POST_ROUTES {
+        for (i, v) in values.iter().enumerate() {
+            let mut body = serde_json::Map::new();
+            for (j, f) in fields.iter().enumerate() {
+                body.insert((*f).to_owned(), values[(i + j) % values.len()].clone());
+            }
+            body.insert("extra".to_owned(), v.clone());
+            let res = app.post_json(route, &serde_json::Value::Object(body)).await;
+            let status = res.status();
+            assert!(status.is_client_error() || status.is_success(), "{route} answered {status}");
+            if status.is_client_error() {
+                let err: serde_json::Value = res.json().await.unwrap();
+                assert!(err["error"].is_string() && err["message"].is_string(), "{err}");
+            }
+        }
+    }
+}

@@ -1,0 +1,168 @@
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use hmac::{Hmac, Mac};
+use reqwest::{Response, StatusCode};
+use serde_json::{json, Value};
+use sha2::Sha256;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+use tessera_server::config::Config;
+use tessera_server::secrets::{generate_secret, SecretsSource};
+use tessera_server::Application;
+use tokio::sync::oneshot;
+
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub jwt_secret: String,
+    pub refresh_secret: String,
+    pub issuer: String,
+    pub _data_dir: tempfile::TempDir,
+    _stop: oneshot::Sender<()>,
+}
+
+pub struct TestUser {
+    pub id: String,
+    pub email: String,
+    pub password: String,
+    pub access: String,
+    pub refresh: String,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// Starts a server with the test's secrets (so attacks can forge tokens with
+/// the real key) after `tweak` has adjusted the configuration.
+pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
+    let data_dir = tempfile::tempdir().unwrap();
+    let jwt_secret = generate_secret();
+    let refresh_secret = generate_secret();
+    let mut config = Config::embedded(data_dir.path().join("data"));
+    config.bind = "127.0.0.1:0".parse().unwrap();
+    config.secrets = SecretsSource::from_env_values(Some(jwt_secret.clone()), Some(refresh_secret.clone())).unwrap();
+    tweak(&mut config);
+    let app = Application::build(config).await.expect("the server must start");
+    let base = format!("http://{}", app.local_addr());
+    let issuer = app.issuer().to_owned();
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(app.run_until_stopped(async move {
+        let _ = stopped.await;
+    }));
+    TestApp {
+        base,
+        client: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap(),
+        jwt_secret,
+        refresh_secret,
+        issuer,
+        _data_dir: data_dir,
+        _stop: stop,
+    }
+}
+
+static USER_COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+pub fn unique_email() -> String {
+    format!("user{}-{}@example.com", USER_COUNTER.fetch_add(1, Ordering::Relaxed), uuid::Uuid::new_v4().simple())
+}
+
+pub const PASSWORD: &str = "correct horse battery staple";
+
+pub fn now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value) -> Response {
+        self.client.post(self.url(path)).json(body).send().await.unwrap()
+    }
+
+    pub async fn get_auth(&self, path: &str, token: &str) -> Response {
+        self.client.get(self.url(path)).bearer_auth(token).send().await.unwrap()
+    }
+
+    pub async fn register(&self, email: &str, password: &str) -> Response {
+        self.post_json(
+            "/api/auth/register",
+            &json!({"email": email, "password": password, "firstName": "Ada", "lastName": "Lovelace"}),
+        )
+        .await
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> Response {
+        self.post_json("/api/auth/login", &json!({"email": email, "password": password})).await
+    }
+
+    pub async fn refresh(&self, token: &str) -> Response {
+        self.post_json("/api/auth/refresh", &json!({"refreshToken": token})).await
+    }
+
+    pub async fn new_user(&self) -> TestUser {
+        let email = unique_email();
+        let res = self.register(&email, PASSWORD).await;
+        assert_eq!(res.status(), StatusCode::CREATED);
+        let body: Value = res.json().await.unwrap();
+        TestUser {
+            id: body["user"]["id"].as_str().unwrap().to_owned(),
+            email,
+            password: PASSWORD.to_owned(),
+            access: body["accessToken"].as_str().unwrap().to_owned(),
+            refresh: body["refreshToken"].as_str().unwrap().to_owned(),
+        }
+    }
+
+    /// Logs `user` in again: a second session (device).
+    pub async fn new_session(&self, user: &TestUser) -> (String, String) {
+        let res = self.login(&user.email, &user.password).await;
+        assert_eq!(res.status(), StatusCode::OK);
+        let body: Value = res.json().await.unwrap();
+        (body["accessToken"].as_str().unwrap().to_owned(), body["refreshToken"].as_str().unwrap().to_owned())
+    }
+}
+
+/// Asserts the contract's error body and returns it.
+pub async fn assert_error(res: Response, status: StatusCode, code: &str) -> Value {
+    assert_eq!(res.status(), status, "expected {status} {code}");
+    let ct = res.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
+    assert!(ct.starts_with("application/json"), "error content-type was {ct:?}");
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"], code, "body: {body}");
+    assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()), "body: {body}");
+    body
+}
+
+pub fn b64(bytes: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+pub fn b64_decode(s: &str) -> Vec<u8> {
+    URL_SAFE_NO_PAD.decode(s).unwrap()
+}
+
+/// HS256 over `header.payload` with `key`, as an attacker holding (or
+/// guessing) a key would.
+pub fn hs256(signing_input: &str, key: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).unwrap();
+    mac.update(signing_input.as_bytes());
+    b64(&mac.finalize().into_bytes())
+}
+
+/// Builds and signs a token from raw header and payload JSON text.
+pub fn forge(header: &str, payload: &str, key: &[u8]) -> String {
+    let input = format!("{}.{}", b64(header.as_bytes()), b64(payload.as_bytes()));
+    let sig = hs256(&input, key);
+    format!("{input}.{sig}")
+}
+
+/// The decoded header and claims of a token the server issued.
+pub fn decode_parts(token: &str) -> (Value, Value) {
+    let mut parts = token.split('.');
+    let header = serde_json::from_slice(&b64_decode(parts.next().unwrap())).unwrap();
+    let claims = serde_json::from_slice(&b64_decode(parts.next().unwrap())).unwrap();
+    (header, claims)
+}

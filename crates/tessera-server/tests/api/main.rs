@@ -1,0 +1,17 @@
+//! The HTTP API, black-box: each test starts the real server on port 0 with
+//! its own SQLite file and talks to it over HTTP.
+//!
+//! One test binary on purpose (z2p, kanidm): add a module here, not a new
+//! file under `tests/`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod attacks;
+mod errors;
+mod helpers;
+mod logout;
+mod openapi;
+mod process;
+mod refresh;
+mod register_login;
+mod sessions;
+mod verify;

@@ -1,0 +1,277 @@
+//! The `tessera` binary as an operator runs it: start-up refusals, restart
+//! persistence, SIGTERM, and what ends up in the logs.
+
+use crate::helpers::*;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_tessera");
+
+fn command(data_dir: &Path, env: &[(&str, &str)]) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("TESSERA_DATA_DIR", data_dir)
+        .env("TESSERA_BIND", "127.0.0.1:0");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
+struct Server {
+    child: Child,
+    base: String,
+    log: Arc<Mutex<String>>,
+}
+
+fn start(data_dir: &Path, env: &[(&str, &str)]) -> Server {
+    let mut child = command(data_dir, env).arg("serve").stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let log = Arc::new(Mutex::new(String::new()));
+    let (tx, rx) = mpsc::channel();
+    let sink = Arc::clone(&log);
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains("tessera is listening") {
+                let _ = tx.send(line.clone());
+            }
+            let mut log = sink.lock().unwrap();
+            log.push_str(&line);
+            log.push('\n');
+        }
+    });
+    let line = rx.recv_timeout(Duration::from_secs(30)).unwrap_or_else(|_| panic!("no listening line; log:\n{}", log.lock().unwrap()));
+    let port: String = line
+        .split("127.0.0.1:")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    let addr = format!("127.0.0.1:{port}");
+    Server { child, base: format!("http://{addr}"), log }
+}
+
+impl Server {
+    fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    fn terminate(mut self) -> (ExitStatus, String) {
+        let status = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status().unwrap();
+        assert!(status.success());
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                std::thread::sleep(Duration::from_millis(100));
+                let log = self.log.lock().unwrap().clone();
+                return (status, log);
+            }
+            assert!(Instant::now() < deadline, "the server did not stop after SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap()
+}
+
+async fn register(client: &reqwest::Client, server: &Server, email: &str) -> Value {
+    let res = client
+        .post(server.url("/api/auth/register"))
+        .json(&json!({"email": email, "password": PASSWORD, "firstName": "Ada", "lastName": "L"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    res.json().await.unwrap()
+}
+
+fn run(data_dir: &Path, env: &[(&str, &str)], args: &[&str]) -> std::process::Output {
+    command(data_dir, env).args(args).output().unwrap()
+}
+
+#[test]
+fn keygen_prints_a_pair_the_server_accepts() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(dir.path(), &[], &["keygen"]);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let pairs: Vec<(&str, &str)> = text.lines().map(|l| l.split_once('=').unwrap()).collect();
+    assert_eq!(pairs.iter().map(|p| p.0).collect::<Vec<_>>(), ["JWT_SECRET", "REFRESH_TOKEN_SECRET"]);
+    let server = start(dir.path(), &pairs);
+    let (status, _) = server.terminate();
+    assert!(status.success());
+    assert!(!dir.path().join("secrets.json").exists(), "configured secrets are not written to disk");
+}
+
+#[test]
+fn weak_or_half_configured_settings_stop_startup_naming_the_variable() {
+    let strong = tessera_server::secrets::generate_secret();
+    let strong2 = tessera_server::secrets::generate_secret();
+    let cases: Vec<(Vec<(&str, &str)>, &str)> = vec![
+        (vec![("JWT_SECRET", "secret"), ("REFRESH_TOKEN_SECRET", &strong)], "JWT_SECRET"),
+        (vec![("JWT_SECRET", &strong)], "REFRESH_TOKEN_SECRET"),
+        (vec![("REFRESH_TOKEN_SECRET", &strong)], "JWT_SECRET"),
+        (vec![("JWT_SECRET", &strong), ("REFRESH_TOKEN_SECRET", &strong)], "REFRESH_TOKEN_SECRET"),
+        (
+            vec![("JWT_SECRET", "your-secret-key-change-this-in-production"), ("REFRESH_TOKEN_SECRET", &strong)],
+            "JWT_SECRET",
+        ),
+        (vec![("JWT_SECRET", &strong), ("REFRESH_TOKEN_SECRET", "changeme-changeme-changeme-changeme-42")], "REFRESH_TOKEN_SECRET"),
+        (vec![("TESSERA_LEEWAY", "31s")], "TESSERA_LEEWAY"),
+        (vec![("TESSERA_ACCESS_TTL", "fifteen minutes")], "TESSERA_ACCESS_TTL"),
+        (vec![("TESSERA_REDIS_URL", "redis://127.0.0.1:6379")], "TESSERA_REDIS_URL"),
+        (vec![("TESSERA_DATABASE_URL", "mysql://x")], "TESSERA_DATABASE_URL"),
+        (vec![("TESSERA_ARGON2_MEMORY_KIB", "1024"), ("JWT_SECRET", &strong), ("REFRESH_TOKEN_SECRET", &strong2)], "OWASP"),
+    ];
+    for (env, var) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let out = run(dir.path(), &env, &["serve"]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{env:?} must not start");
+        assert!(stderr.contains(var), "{env:?}: stderr must name {var}: {stderr}");
+        for (_, value) in &env {
+            if value.len() >= 32 && !value.contains("change") {
+                assert!(!stderr.contains(value), "the error message must not print the secret");
+            }
+        }
+        assert!(!dir.path().join("secrets.json").exists());
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(dir.path(), &[("JWT_SECRET", "short")], &["serve"]);
+    assert_eq!(out.status.code(), Some(2), "configuration errors exit with 2");
+}
+
+#[tokio::test]
+async fn restart_keeps_users_sessions_and_generated_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let http = client();
+    // Port 0 gives another port after the restart; the issuer must not move.
+    let env = [("TESSERA_ISSUER", "https://auth.example")];
+    let server = start(&data, &env);
+    let email = unique_email();
+    let body = register(&http, &server, &email).await;
+    let access = body["accessToken"].as_str().unwrap().to_owned();
+    let refresh = body["refreshToken"].as_str().unwrap().to_owned();
+    let (status, _) = tokio::task::spawn_blocking(move || server.terminate()).await.unwrap();
+    assert!(status.success(), "SIGTERM is a clean exit: {status:?}");
+
+    for file in ["secrets.json", "tessera.db"] {
+        let mode = std::fs::metadata(data.join(file)).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{file} must be private");
+    }
+
+    let server = start(&data, &env);
+    let res = http.get(server.url("/api/auth/verify")).bearer_auth(&access).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK, "tokens signed before the restart still verify");
+    let res = http.post(server.url("/api/auth/refresh")).json(&json!({"refreshToken": refresh})).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK, "sessions survive the restart");
+    let res = http.post(server.url("/api/auth/login")).json(&json!({"email": email, "password": PASSWORD})).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK, "users survive the restart");
+    let res = http.post(server.url("/api/auth/register")).json(&json!({"email": email, "password": PASSWORD, "firstName": "A", "lastName": ""})).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::CONFLICT);
+}
+
+#[tokio::test]
+async fn sigterm_lets_requests_in_flight_finish() {
+    let dir = tempfile::tempdir().unwrap();
+    let http = client();
+    let server = start(dir.path(), &[]);
+    let email = unique_email();
+    register(&http, &server, &email).await;
+    let logins: Vec<_> = (0..4)
+        .map(|_| {
+            let req = http.post(server.url("/api/auth/login")).json(&json!({"email": email, "password": PASSWORD}));
+            tokio::spawn(async move { req.send().await.map(|r| r.status()) })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(15)).await;
+    let (status, log) = tokio::task::spawn_blocking(move || server.terminate()).await.unwrap();
+    for login in logins {
+        assert_eq!(login.await.unwrap().unwrap(), StatusCode::OK, "log:\n{log}");
+    }
+    assert!(status.success());
+    assert!(log.contains("shutting down"), "{log}");
+}
+
+#[tokio::test]
+async fn logs_never_contain_secrets_passwords_or_tokens() {
+    for format in ["text", "json"] {
+        let dir = tempfile::tempdir().unwrap();
+        let jwt = tessera_server::secrets::generate_secret();
+        let refresh_secret = tessera_server::secrets::generate_secret();
+        let env = [
+            ("JWT_SECRET", jwt.as_str()),
+            ("REFRESH_TOKEN_SECRET", refresh_secret.as_str()),
+            ("TESSERA_LOG", "trace"),
+            ("TESSERA_LOG_FORMAT", format),
+        ];
+        let http = client();
+        let server = start(dir.path(), &env);
+        let email = unique_email();
+        let body = register(&http, &server, &email).await;
+        let mut tokens = vec![body["accessToken"].as_str().unwrap().to_owned(), body["refreshToken"].as_str().unwrap().to_owned()];
+        let wrong_password = "Tr0ub4dor&3-wrong-guess";
+        let res = http.post(server.url("/api/auth/login")).json(&json!({"email": email, "password": wrong_password})).send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+        let res = http.post(server.url("/api/auth/login")).json(&json!({"email": email, "password": PASSWORD})).send().await.unwrap();
+        let login: Value = res.json().await.unwrap();
+        tokens.push(login["accessToken"].as_str().unwrap().to_owned());
+        let res = http.post(server.url("/api/auth/refresh")).json(&json!({"refreshToken": tokens[1]})).send().await.unwrap();
+        let refreshed: Value = res.json().await.unwrap();
+        tokens.push(refreshed["refreshToken"].as_str().unwrap().to_owned());
+        http.get(server.url("/api/auth/me")).bearer_auth(&tokens[0]).send().await.unwrap();
+        http.get(server.url("/api/auth/verify")).bearer_auth(&tokens[2]).send().await.unwrap();
+        let forged = format!("{}.{}.AAAA", tokens[0].split('.').next().unwrap(), tokens[0].split('.').nth(1).unwrap());
+        http.get(server.url("/api/auth/verify")).bearer_auth(&forged).send().await.unwrap();
+        // The reused refresh token: a security event that is logged, without the token.
+        http.post(server.url("/api/auth/refresh")).json(&json!({"refreshToken": tokens[1]})).send().await.unwrap();
+        http.post(server.url("/api/auth/logout")).json(&json!({"refreshToken": tokens[3]})).send().await.unwrap();
+        let (_, log) = tokio::task::spawn_blocking(move || server.terminate()).await.unwrap();
+
+        assert!(log.contains("tessera is listening"), "{log}");
+        assert!(log.lines().count() > 10, "trace logging must say something:\n{log}");
+        if format == "json" {
+            for line in log.lines() {
+                serde_json::from_str::<Value>(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+            }
+        }
+        let mut secrets: Vec<String> = vec![jwt.clone(), refresh_secret.clone(), PASSWORD.to_owned(), wrong_password.to_owned()];
+        for token in &tokens {
+            secrets.push(token.clone());
+            secrets.extend(token.split('.').map(str::to_owned));
+        }
+        for secret in &secrets {
+            assert!(!log.contains(secret.as_str()), "the {format} log contains a secret ({}...)", &secret[..8.min(secret.len())]);
+        }
+        assert!(!log.contains("eyJ"), "the {format} log contains something JWT-shaped");
+    }
+}
+
+#[test]
+fn migrate_creates_the_database_and_is_idempotent() {
+    let dir = tempfile::tempdir().unwrap();
+    for _ in 0..2 {
+        let out = run(dir.path(), &[], &["migrate"]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(String::from_utf8_lossy(&out.stdout).contains("up to date"));
+    }
+    assert!(dir.path().join("tessera.db").exists());
+}

@@ -1,0 +1,81 @@
+/// Why a token was refused.
+///
+/// The messages are for debug logs. They are never to be shown verbatim to
+/// clients: a client learns only "invalid token" or, for [`TokenError::Expired`],
+/// "token expired" (see [`TokenError::is_expired`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    /// Longer than [`crate::MAX_TOKEN_BYTES`]; refused before any decoding.
+    #[error("token is longer than {} bytes", crate::MAX_TOKEN_BYTES)]
+    TooLong,
+    /// Not three base64url segments, non-canonical base64url, or JSON that
+    /// does not parse.
+    #[error("malformed token: {0}")]
+    Malformed(&'static str),
+    /// The header has a member this verifier does not understand (`crit`,
+    /// `jku`, `x5u`, `jwk`, ...), so it refuses the token rather than ignore it.
+    #[error("unsupported token header member: {0}")]
+    UnsupportedHeader(&'static str),
+    /// The `kid` names no key of the keyring.
+    #[error("token names an unknown key")]
+    UnknownKey,
+    /// An access token where a refresh token was expected, or the reverse
+    /// (by key or by `typ`).
+    #[error("token is of the wrong kind")]
+    WrongKind,
+    /// The header's `alg` is not the algorithm the key was made for.
+    #[error("token algorithm does not match its key")]
+    AlgorithmMismatch,
+    /// The signature does not match.
+    #[error("token signature is invalid")]
+    BadSignature,
+    /// A claim is missing, of the wrong JSON type, or repeated.
+    #[error("invalid token claims: {0}")]
+    InvalidClaims(&'static str),
+    /// `exp` has passed (beyond the leeway). Only reported for a token whose
+    /// signature is valid.
+    #[error("token has expired")]
+    Expired,
+    /// `nbf` is in the future (beyond the leeway).
+    #[error("token is not valid yet")]
+    NotYetValid,
+    /// `iat` is in the future (beyond the leeway).
+    #[error("token was issued in the future")]
+    IssuedInFuture,
+    /// `iss` is not the expected issuer.
+    #[error("token has the wrong issuer")]
+    WrongIssuer,
+    /// `aud` is not the expected audience.
+    #[error("token has the wrong audience")]
+    WrongAudience,
+}
+
+impl TokenError {
+    /// True only for [`TokenError::Expired`]: a genuine token whose time is up,
+    /// the one case where a client should refresh (`token_expired`) rather
+    /// than be told the token is invalid.
+    pub fn is_expired(&self) -> bool {
+        matches!(self, Self::Expired)
+    }
+}
+
+/// Why a key or keyring could not be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyError {
+    /// HMAC secrets must have at least [`crate::MIN_SECRET_BYTES`] bytes.
+    #[error("secret must be at least {} bytes", crate::MIN_SECRET_BYTES)]
+    SecretTooShort,
+    /// A `kid` must be 1 to 64 characters of `A-Z a-z 0-9 _ -`.
+    #[error("kid must be 1 to 64 characters of A-Z, a-z, 0-9, '_' or '-'")]
+    InvalidKid,
+    /// A key was put in the slot of the other kind (for example a refresh key
+    /// as the access signing key).
+    #[error("key is for {actual:?} tokens, expected {expected:?}")]
+    WrongKind {
+        expected: crate::TokenKind,
+        actual: crate::TokenKind,
+    },
+    /// Two keys of one keyring have the same `kid`.
+    #[error("kid {0:?} is already in the keyring")]
+    DuplicateKid(String),
+}
