@@ -303,7 +303,7 @@ impl TryFrom<SessionRow> for StoredSession {
     }
 }
 
-/// The `sessions` columns every session query reads, in [`SessionRow`] order.
+/// The `sessions` columns of a [`SessionRow`] (its user columns come from a join or subquery).
 macro_rules! session_columns {
     () => {
         "sessions.id, sessions.user_id, sessions.created_at, sessions.last_used_at, \
@@ -463,7 +463,7 @@ impl SessionStore for SqliteStore {
         let next = rotation.next;
 
         // `fetch_all`, not `fetch_optional`: stepping the statement to its end
-        // is what commits it in autocommit mode (launchbadge/sqlx#3430); at
+        // is what commits it in autocommit mode (sqlx issue #3430); at
         // most one row comes back.
         let rotated: Vec<SessionRow> = sqlx::query_as(ROTATE)
             .bind(&id)

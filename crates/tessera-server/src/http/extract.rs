@@ -229,9 +229,9 @@ mod tests {
     fn fields_collect_every_problem() {
         let obj = serde_json::json!({"a": 1, "b": "x"}).as_object().unwrap().clone();
         let mut f = Fields::new(obj);
-        assert!(f.required("a", |s| Ok::<_, String>(s)).is_none());
+        assert!(f.required("a", Ok::<_, String>).is_none());
         assert!(f.required("b", |_| Err::<String, _>("is bad")).is_none());
-        assert!(f.required("c", |s| Ok::<_, String>(s)).is_none());
+        assert!(f.required("c", Ok::<_, String>).is_none());
         let Err(ApiError::Validation(errors)) = f.finish() else { panic!("expected 422") };
         assert_eq!(errors["a"], "must be a string");
         assert_eq!(errors["b"], "is bad");

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Bounded HTTP load on loopback against a release build of tessera on the
+# embedded default: GET /api/auth/verify and POST /api/auth/refresh with wrk,
+# plus the server's RSS at idle, during and after. Prints a Markdown summary.
+#
+#   scripts/load.sh [seconds per run, default 10]
+#
+# Needs wrk (apt-get install wrk). Stops everything it started on exit.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION="${1:-10}"
+THREADS="${WRK_THREADS:-1}"
+CONNS="${WRK_CONNECTIONS:-64}"
+command -v wrk >/dev/null || { echo "wrk is not installed: apt-get install wrk" >&2; exit 2; }
+
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}"
+cargo build --release -q -p tessera-server
+BIN="$CARGO_TARGET_DIR/release/tessera"
+
+WORK=$(mktemp -d)
+LOG="$WORK/server.log"
+cleanup() { [ -n "${PID:-}" ] && kill "$PID" 2>/dev/null; wait 2>/dev/null; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+URL="http://127.0.0.1:$PORT"
+TESSERA_DATA_DIR="$WORK/data" TESSERA_BIND="127.0.0.1:$PORT" TESSERA_LOG=warn "$BIN" serve 2>"$LOG" &
+PID=$!
+for _ in $(seq 1 100); do curl -sf "$URL/healthz" >/dev/null && break; sleep 0.1; done
+
+rss() { awk '/^VmRSS/ {printf "%.1f", $2/1024}' "/proc/$PID/status"; }
+hwm() { awk '/^VmHWM/ {printf "%.1f", $2/1024}' "/proc/$PID/status"; }
+sleep 1
+IDLE_RSS=$(rss)
+
+json() { python3 -c "import json,sys; print(json.load(sys.stdin)[sys.argv[1]])" "$1"; }
+ACCESS=$(curl -sf "$URL/api/auth/register" -H 'content-type: application/json' \
+  -d '{"email":"load@example.com","password":"correct horse battery","firstName":"Load","lastName":"Test"}' | json accessToken)
+
+# One session per connection, each refreshed in a chain.
+: >"$WORK/tokens"
+for _ in $(seq 1 "$CONNS"); do
+  curl -sf "$URL/api/auth/login" -H 'content-type: application/json' \
+    -d '{"email":"load@example.com","password":"correct horse battery"}' | json refreshToken >>"$WORK/tokens"
+done
+AFTER_LOGIN_RSS=$(rss)
+
+summarize() { # name, wrk output file
+  local rps p50 p99
+  rps=$(awk '/^Requests\/sec/ {print $2}' "$2")
+  p50=$(awk '$1=="50%" {print $2}' "$2")
+  p99=$(awk '$1=="99%" {print $2}' "$2")
+  non2xx=$(awk '/Non-2xx/ {print $5}' "$2")
+  printf '| %s | %s | %s | %s | %s | %s MB |\n' "$1" "$rps" "$p50" "$p99" "${non2xx:-0}" "$(rss)"
+}
+
+wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --latency -H "Authorization: Bearer $ACCESS" \
+  "$URL/api/auth/verify" >"$WORK/verify.txt"
+VERIFY=$(summarize "GET /api/auth/verify" "$WORK/verify.txt")
+
+wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --latency -s scripts/refresh.lua \
+  "$URL" -- "$WORK/tokens" "$THREADS" >"$WORK/refresh.txt"
+REFRESH=$(summarize "POST /api/auth/refresh" "$WORK/refresh.txt")
+REFRESH_FAILURES=$(awk '/refresh failures/ {print $3}' "$WORK/refresh.txt")
+
+sleep 2
+echo "date: $(date -u +%Y-%m-%dT%H:%MZ); machine: $(nproc) cores, $(awk -F: '/model name/ {print $2; exit}' /proc/cpuinfo | xargs)"
+echo "command: scripts/load.sh $DURATION (wrk -t$THREADS -c$CONNS -d${DURATION}s, same machine as the server)"
+echo
+echo "| route | requests/s | p50 | p99 | non-2xx | server RSS after run |"
+echo "| --- | --- | --- | --- | --- | --- |"
+echo "$VERIFY"
+echo "$REFRESH"
+echo
+echo "refresh chains broken (non-200 refreshes): ${REFRESH_FAILURES:-unknown}"
+echo "server RSS: idle after start ${IDLE_RSS} MB; after $CONNS logins ${AFTER_LOGIN_RSS} MB; after load $(rss) MB; peak $(hwm) MB"
