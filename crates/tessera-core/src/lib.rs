@@ -20,6 +20,6 @@ pub use email::{Email, EmailError};
 pub use ids::{SessionId, UserId};
 pub use names::{NameError, PersonName, Role, RoleError};
 pub use password::{
-    HashError, HashParams, Password, PasswordError, PasswordHasher, PasswordVerdict,
+    HashError, HashMemory, HashParams, Password, PasswordError, PasswordHasher, PasswordVerdict,
     MAX_PASSWORD_CHARS, MIN_PASSWORD_CHARS,
 };

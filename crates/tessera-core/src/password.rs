@@ -5,8 +5,8 @@
 //! raising them later keeps old hashes valid; [`PasswordVerdict::Valid`] says
 //! when a stored hash is weaker than today's and should be replaced.
 
-use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::password_hash::{Output, ParamsString, PasswordHash, PasswordVerifier as _, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use zeroize::Zeroizing;
 use std::fmt;
 
@@ -123,6 +123,7 @@ pub enum PasswordVerdict {
 #[derive(Clone)]
 pub struct PasswordHasher {
     params: HashParams,
+    argon2_params: Params,
     argon2: Argon2<'static>,
 }
 
@@ -132,68 +133,136 @@ impl fmt::Debug for PasswordHasher {
     }
 }
 
+/// Working memory for one hash at a time (19 MiB at the OWASP minimum).
+///
+/// Argon2 needs its whole memory cost as one buffer. Allocating it per hash
+/// leaves the allocator holding on to a buffer per thread that ever hashed;
+/// keeping one `HashMemory` per hashing slot bounds memory to
+/// slots × cost and saves the page faults of a fresh buffer.
+pub struct HashMemory(Vec<Block>);
+
+impl HashMemory {
+    fn blocks_for(&mut self, params: &Params) -> &mut [Block] {
+        let needed = params.block_count();
+        if self.0.len() != needed {
+            self.0.resize(needed, Block::default());
+        }
+        &mut self.0
+    }
+}
+
+impl fmt::Debug for HashMemory {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "HashMemory({} KiB)", self.0.len())
+    }
+}
+
 /// Salt used when there is no user to check against: the work done must be the
 /// same as for a real user, the result is thrown away.
 const DUMMY_SALT: &[u8] = b"tessera-dummy-salt-for-unknown-users";
+
+/// A stored hash asking for more memory than this is refused, not run: a
+/// damaged or hostile row must not be able to exhaust the server's memory.
+const MAX_STORED_MEMORY_KIB: u32 = 1024 * 1024;
 
 impl PasswordHasher {
     pub fn new(params: HashParams) -> Result<Self, HashError> {
         if params.weaker_than(&HashParams::OWASP_MINIMUM) {
             return Err(HashError::ParamsTooWeak);
         }
-        let argon_params =
-            Params::new(params.memory_kib, params.iterations, params.parallelism, None)
+        let argon2_params =
+            Params::new(params.memory_kib, params.iterations, params.parallelism, Some(Params::DEFAULT_OUTPUT_LEN))
                 .map_err(|e| HashError::Params(e.to_string()))?;
-        Ok(Self { params, argon2: Argon2::new(Algorithm::Argon2id, Version::V0x13, argon_params) })
+        let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, argon2_params.clone());
+        Ok(Self { params, argon2_params, argon2 })
     }
 
     pub fn params(&self) -> HashParams {
         self.params
     }
 
+    /// Working memory sized for this hasher's parameters.
+    pub fn memory(&self) -> HashMemory {
+        HashMemory(vec![Block::default(); self.argon2_params.block_count()])
+    }
+
     /// Hashes with a fresh random salt into a PHC string (`$argon2id$v=19$...`).
-    pub fn hash(&self, password: &Password) -> Result<String, HashError> {
+    pub fn hash(&self, password: &Password, memory: &mut HashMemory) -> Result<String, HashError> {
+        let hashing = |e: &dyn fmt::Display| HashError::Hashing(e.to_string());
         let salt = SaltString::generate(&mut rand::rngs::OsRng);
+        let mut salt_buf = [0u8; 64];
+        let salt_bytes = salt.as_salt().decode_b64(&mut salt_buf).map_err(|e| hashing(&e))?;
+        let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
         self.argon2
-            .hash_password(password.expose().as_bytes(), &salt)
-            .map(|h| h.to_string())
-            .map_err(|e| HashError::Hashing(e.to_string()))
+            .hash_password_into_with_memory(
+                password.expose().as_bytes(),
+                salt_bytes,
+                &mut out,
+                memory.blocks_for(&self.argon2_params),
+            )
+            .map_err(|e| hashing(&e))?;
+        let output = Output::new(&out).map_err(|e| hashing(&e))?;
+        let params = ParamsString::try_from(&self.argon2_params).map_err(|e| hashing(&e))?;
+        Ok(format!("${}$v=19${params}${}${output}", argon2::ARGON2ID_IDENT, salt.as_str()))
     }
 
     /// Checks `password` against `stored`. With no stored hash (unknown user)
     /// it does the same amount of work and answers [`PasswordVerdict::Invalid`],
     /// so response time does not reveal whether an account exists.
-    pub fn verify(&self, password: &Password, stored: Option<&str>) -> PasswordVerdict {
-        let Some(stored) = stored else {
-            self.burn(password);
+    pub fn verify(&self, password: &Password, stored: Option<&str>, memory: &mut HashMemory) -> PasswordVerdict {
+        let Some(parsed) = stored.and_then(|s| PasswordHash::new(s).ok()) else {
+            self.burn(password, memory);
             return PasswordVerdict::Invalid;
         };
-        let Ok(parsed) = PasswordHash::new(stored) else {
-            self.burn(password);
-            return PasswordVerdict::Invalid;
-        };
-        // `verify_password` takes the algorithm and costs from the PHC string.
-        match Argon2::default().verify_password(password.expose().as_bytes(), &parsed) {
-            Ok(()) => PasswordVerdict::Valid { needs_rehash: self.needs_rehash(&parsed) },
-            Err(_) => PasswordVerdict::Invalid,
-        }
-    }
-
-    fn needs_rehash(&self, parsed: &PasswordHash<'_>) -> bool {
         if parsed.algorithm != argon2::ARGON2ID_IDENT {
-            return true;
+            // argon2i / argon2d from another system: the library's own path,
+            // then an upgrade to argon2id.
+            return match Argon2::default().verify_password(password.expose().as_bytes(), &parsed) {
+                Ok(()) => PasswordVerdict::Valid { needs_rehash: true },
+                Err(_) => PasswordVerdict::Invalid,
+            };
         }
-        match Params::try_from(parsed) {
-            Ok(p) => HashParams { memory_kib: p.m_cost(), iterations: p.t_cost(), parallelism: p.p_cost() }
-                .weaker_than(&self.params),
-            Err(_) => true,
+        match self.matches(password, &parsed, memory) {
+            Some((true, needs_rehash)) => PasswordVerdict::Valid { needs_rehash },
+            _ => PasswordVerdict::Invalid,
         }
     }
 
-    fn burn(&self, password: &Password) {
-        let mut out = [0u8; 32];
+    /// `(matches, weaker than today)`, or `None` for an unusable stored hash.
+    fn matches(&self, password: &Password, parsed: &PasswordHash<'_>, memory: &mut HashMemory) -> Option<(bool, bool)> {
+        let params = Params::try_from(parsed).ok()?;
+        if params.m_cost() > MAX_STORED_MEMORY_KIB {
+            return None;
+        }
+        let version = match parsed.version {
+            Some(v) => Version::try_from(v).ok()?,
+            None => Version::V0x13,
+        };
+        let expected = parsed.hash?;
+        let mut salt_buf = [0u8; 64];
+        let salt = parsed.salt?.decode_b64(&mut salt_buf).ok()?;
+        let mut out_buf = [0u8; Output::MAX_LENGTH];
+        let out = out_buf.get_mut(..expected.len())?;
+        let argon2 = Argon2::new(Algorithm::Argon2id, version, params.clone());
+        argon2
+            .hash_password_into_with_memory(password.expose().as_bytes(), salt, out, memory.blocks_for(&params))
+            .ok()?;
+        let computed = Output::new(out).ok()?;
+        let stored = HashParams { memory_kib: params.m_cost(), iterations: params.t_cost(), parallelism: params.p_cost() };
+        let needs_rehash = version != Version::V0x13 || stored.weaker_than(&self.params);
+        // `Output`'s equality is constant-time.
+        Some((computed == expected, needs_rehash))
+    }
+
+    fn burn(&self, password: &Password, memory: &mut HashMemory) {
+        let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
         // The result is discarded; only the time spent matters.
-        let _ = self.argon2.hash_password_into(password.expose().as_bytes(), DUMMY_SALT, &mut out);
+        let _ = self.argon2.hash_password_into_with_memory(
+            password.expose().as_bytes(),
+            DUMMY_SALT,
+            &mut out,
+            memory.blocks_for(&self.argon2_params),
+        );
     }
 }
 
@@ -233,24 +302,60 @@ mod tests {
     #[test]
     fn hash_then_verify() {
         let hasher = PasswordHasher::new(HashParams::default()).unwrap();
-        let hash = hasher.hash(&pw("correct horse battery")).unwrap();
+        let mut mem = hasher.memory();
+        let hash = hasher.hash(&pw("correct horse battery"), &mut mem).unwrap();
         assert!(hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{hash}");
+        let verify = |p: &str, stored: Option<&str>, mem: &mut HashMemory| hasher.verify(&pw(p), stored, mem);
+        assert_eq!(verify("correct horse battery", Some(&hash), &mut mem), PasswordVerdict::Valid { needs_rehash: false });
+        assert_eq!(verify("correct horse battery!", Some(&hash), &mut mem), PasswordVerdict::Invalid);
+        assert_eq!(verify("correct horse battery", None, &mut mem), PasswordVerdict::Invalid);
+        assert_eq!(verify("correct horse battery", Some("garbage"), &mut mem), PasswordVerdict::Invalid);
+    }
+
+    #[test]
+    fn hashes_are_standard_phc_strings_other_libraries_verify() {
+        let hasher = PasswordHasher::new(HashParams::default()).unwrap();
+        let hash = hasher.hash(&pw("correct horse battery"), &mut hasher.memory()).unwrap();
+        let parsed = PasswordHash::new(&hash).unwrap();
+        assert!(Argon2::default().verify_password(b"correct horse battery", &parsed).is_ok());
+        assert!(Argon2::default().verify_password(b"correct horse batter", &parsed).is_err());
+    }
+
+    #[test]
+    fn hashes_made_by_the_reference_path_verify_here() {
+        use argon2::password_hash::PasswordHasher as _;
+        let salt = SaltString::generate(&mut rand::rngs::OsRng);
+        let reference = Argon2::default().hash_password(b"correct horse battery", &salt).unwrap().to_string();
+        let hasher = PasswordHasher::new(HashParams::default()).unwrap();
+        let mut mem = hasher.memory();
         assert_eq!(
-            hasher.verify(&pw("correct horse battery"), Some(&hash)),
+            hasher.verify(&pw("correct horse battery"), Some(&reference), &mut mem),
             PasswordVerdict::Valid { needs_rehash: false }
         );
-        assert_eq!(hasher.verify(&pw("correct horse battery!"), Some(&hash)), PasswordVerdict::Invalid);
-        assert_eq!(hasher.verify(&pw("correct horse battery"), None), PasswordVerdict::Invalid);
-        assert_eq!(hasher.verify(&pw("correct horse battery"), Some("garbage")), PasswordVerdict::Invalid);
+        // argon2i from another system verifies and asks to be upgraded.
+        let argon2i = Argon2::new(Algorithm::Argon2i, Version::V0x13, Params::default());
+        let old = argon2i.hash_password(b"correct horse battery", &salt).unwrap().to_string();
+        assert_eq!(
+            hasher.verify(&pw("correct horse battery"), Some(&old), &mut mem),
+            PasswordVerdict::Valid { needs_rehash: true }
+        );
+    }
+
+    #[test]
+    fn a_stored_hash_demanding_huge_memory_is_refused_not_run() {
+        let hasher = PasswordHasher::new(HashParams::default()).unwrap();
+        let mut mem = hasher.memory();
+        let hostile = "$argon2id$v=19$m=4000000,t=1,p=1$c29tZXNhbHRzb21lc2FsdA$YWJjZGVmZ2hpamtsbW5vcHFyc3R1dnd4eXoxMjM0NTY";
+        assert_eq!(hasher.verify(&pw("correct horse battery"), Some(hostile), &mut mem), PasswordVerdict::Invalid);
     }
 
     #[test]
     fn stronger_params_ask_for_a_rehash() {
         let old = PasswordHasher::new(HashParams::default()).unwrap();
-        let hash = old.hash(&pw("correct horse battery")).unwrap();
+        let hash = old.hash(&pw("correct horse battery"), &mut old.memory()).unwrap();
         let new = PasswordHasher::new(HashParams { iterations: 3, ..HashParams::default() }).unwrap();
         assert_eq!(
-            new.verify(&pw("correct horse battery"), Some(&hash)),
+            new.verify(&pw("correct horse battery"), Some(&hash), &mut new.memory()),
             PasswordVerdict::Valid { needs_rehash: true }
         );
     }

@@ -9,7 +9,8 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tessera_core::{HashError, Password, PasswordHasher, PasswordVerdict};
+use std::sync::Mutex;
+use tessera_core::{HashError, HashMemory, Password, PasswordHasher, PasswordVerdict};
 use tokio::sync::Semaphore;
 
 /// Why a hashing job did not run.
@@ -30,7 +31,11 @@ pub struct HashPool {
 
 struct Inner {
     hasher: PasswordHasher,
-    permits: Semaphore,
+    /// One working buffer per hashing slot, reused: at most `concurrency` exist.
+    memory: Mutex<Vec<HashMemory>>,
+    /// Owned permits travel into the blocking task: a request cancelled by a
+    /// disconnecting client must not free its slot while its hash still runs.
+    permits: Arc<Semaphore>,
     waiting: AtomicUsize,
     max_waiting: usize,
     max_wait: Duration,
@@ -41,7 +46,8 @@ impl HashPool {
         Self {
             inner: Arc::new(Inner {
                 hasher,
-                permits: Semaphore::new(concurrency.max(1)),
+                memory: Mutex::new(Vec::new()),
+                permits: Arc::new(Semaphore::new(concurrency.max(1))),
                 waiting: AtomicUsize::new(0),
                 max_waiting: queue,
                 max_wait: Duration::from_secs(10),
@@ -50,21 +56,21 @@ impl HashPool {
     }
 
     pub async fn hash(&self, password: Password) -> Result<String, HashPoolError> {
-        self.run(move |h| h.hash(&password)).await?.map_err(HashPoolError::from)
+        self.run(move |h, mem| h.hash(&password, mem)).await?.map_err(HashPoolError::from)
     }
 
     /// `stored` is `None` for an unknown user: the same work is done.
     pub async fn verify(&self, password: Password, stored: Option<String>) -> Result<PasswordVerdict, HashPoolError> {
-        self.run(move |h| h.verify(&password, stored.as_deref())).await
+        self.run(move |h, mem| h.verify(&password, stored.as_deref(), mem)).await
     }
 
     async fn run<T, F>(&self, job: F) -> Result<T, HashPoolError>
     where
-        F: FnOnce(&PasswordHasher) -> T + Send + 'static,
+        F: FnOnce(&PasswordHasher, &mut HashMemory) -> T + Send + 'static,
         T: Send + 'static,
     {
         let inner = &self.inner;
-        let permit = match inner.permits.try_acquire() {
+        let permit = match Arc::clone(&inner.permits).try_acquire_owned() {
             Ok(permit) => permit,
             Err(_) => {
                 let queued = inner.waiting.fetch_add(1, Ordering::AcqRel);
@@ -72,15 +78,24 @@ impl HashPool {
                 if queued >= inner.max_waiting {
                     return Err(HashPoolError::Busy);
                 }
-                match tokio::time::timeout(inner.max_wait, inner.permits.acquire()).await {
+                match tokio::time::timeout(inner.max_wait, Arc::clone(&inner.permits).acquire_owned()).await {
                     Ok(Ok(permit)) => permit,
                     _ => return Err(HashPoolError::Busy),
                 }
             }
         };
         let this = Arc::clone(inner);
-        let result = tokio::task::spawn_blocking(move || job(&this.hasher)).await;
-        drop(permit);
+        let result = tokio::task::spawn_blocking(move || {
+            let spare = this.memory.lock().ok().and_then(|mut spares| spares.pop());
+            let mut memory = spare.unwrap_or_else(|| this.hasher.memory());
+            let out = job(&this.hasher, &mut memory);
+            if let Ok(mut spares) = this.memory.lock() {
+                spares.push(memory);
+            }
+            drop(permit);
+            out
+        })
+        .await;
         Ok(result?)
     }
 }
@@ -125,6 +140,22 @@ mod tests {
         assert!(busy >= 1, "some of the flood must be refused");
         assert!(done >= 3, "the running job and the queue must complete, got {done}");
         assert_eq!(pool.inner.waiting.load(Ordering::Acquire), 0);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn cancelled_requests_keep_their_slot_until_the_hash_ends() {
+        let pool = pool(1, 0);
+        let first = tokio::spawn({
+            let pool = pool.clone();
+            async move { pool.verify(pw(), None).await }
+        });
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        first.abort();
+        // The aborted request's hash is still running: no slot, no queue.
+        assert!(matches!(pool.verify(pw(), None).await, Err(HashPoolError::Busy)));
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(pool.verify(pw(), None).await.is_ok());
+        assert!(pool.inner.memory.lock().unwrap().len() <= 1, "one slot, one buffer");
     }
 
     #[tokio::test]
