@@ -39,6 +39,13 @@ impl Application {
             .clone()
             .or_else(|| config.public_url.as_ref().map(|u| u.trim_end_matches('/').to_owned()))
             .unwrap_or_else(|| format!("http://{addr}"));
+        if config.issuer.is_none() && config.public_url.is_none() {
+            tracing::warn!(
+                issuer = %issuer,
+                "TESSERA_PUBLIC_URL is not set: tokens name the listen address as their issuer; \
+                 set TESSERA_PUBLIC_URL (or TESSERA_ISSUER) in production so restarts and instances agree"
+            );
+        }
         let keyring = Keyring::new(
             HmacKey::from_secret(TokenKind::Access, secrets.access.expose().as_bytes())?,
             HmacKey::from_secret(TokenKind::Refresh, secrets.refresh.expose().as_bytes())?,

@@ -17,7 +17,7 @@ pub struct TestApp {
     pub jwt_secret: String,
     pub refresh_secret: String,
     pub issuer: String,
-    pub _data_dir: tempfile::TempDir,
+    pub data_dir: tempfile::TempDir,
     _stop: oneshot::Sender<()>,
 }
 
@@ -56,7 +56,7 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
         jwt_secret,
         refresh_secret,
         issuer,
-        _data_dir: data_dir,
+        data_dir,
         _stop: stop,
     }
 }

@@ -7,6 +7,7 @@
 
 mod attacks;
 mod errors;
+mod faults;
 mod helpers;
 mod logout;
 mod openapi;
