@@ -57,7 +57,10 @@ impl Email {
 fn is_local_char(c: char) -> bool {
     !(c.is_control()
         || c.is_whitespace()
-        || matches!(c, '@' | '"' | '(' | ')' | ',' | ':' | ';' | '<' | '>' | '[' | '\\' | ']'))
+        || matches!(
+            c,
+            '@' | '"' | '(' | ')' | ',' | ':' | ';' | '<' | '>' | '[' | '\\' | ']'
+        ))
 }
 
 fn valid_domain(domain: &str) -> bool {

@@ -20,6 +20,6 @@ pub use email::{Email, EmailError};
 pub use ids::{SessionId, UserId};
 pub use names::{NameError, PersonName, Role, RoleError};
 pub use password::{
-    HashError, HashMemory, HashParams, Password, PasswordError, PasswordHasher, PasswordVerdict,
-    MAX_PASSWORD_CHARS, MIN_PASSWORD_CHARS,
+    HashError, HashMemory, HashParams, Password, PasswordError, PasswordHasher, PasswordVerdict, MAX_PASSWORD_CHARS,
+    MIN_PASSWORD_CHARS,
 };

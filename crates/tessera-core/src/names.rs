@@ -111,7 +111,10 @@ mod tests {
         assert_eq!(PersonName::parse("  Ada ").unwrap().as_str(), "Ada");
         assert_eq!(PersonName::parse("   "), Err(NameError::Empty));
         assert_eq!(PersonName::parse_optional("").unwrap().as_str(), "");
-        assert_eq!(PersonName::parse(&"é".repeat(100)).unwrap().as_str().chars().count(), 100);
+        assert_eq!(
+            PersonName::parse(&"é".repeat(100)).unwrap().as_str().chars().count(),
+            100
+        );
         assert_eq!(PersonName::parse(&"é".repeat(101)), Err(NameError::TooLong));
         assert_eq!(PersonName::parse("Ada\u{0}"), Err(NameError::ControlCharacter));
     }

@@ -7,8 +7,8 @@
 
 use argon2::password_hash::{Output, ParamsString, PasswordHash, PasswordVerifier as _, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
-use zeroize::Zeroizing;
 use std::fmt;
+use zeroize::Zeroizing;
 
 /// NIST SP 800-63B: at least 8 characters.
 pub const MIN_PASSWORD_CHARS: usize = 8;
@@ -83,12 +83,14 @@ pub struct HashParams {
 
 impl HashParams {
     /// OWASP password storage cheat sheet, Argon2id option 2: 19 MiB, t=2, p=1.
-    pub const OWASP_MINIMUM: Self = Self { memory_kib: 19 * 1024, iterations: 2, parallelism: 1 };
+    pub const OWASP_MINIMUM: Self = Self {
+        memory_kib: 19 * 1024,
+        iterations: 2,
+        parallelism: 1,
+    };
 
     fn weaker_than(&self, other: &Self) -> bool {
-        self.memory_kib < other.memory_kib
-            || self.iterations < other.iterations
-            || self.parallelism < other.parallelism
+        self.memory_kib < other.memory_kib || self.iterations < other.iterations || self.parallelism < other.parallelism
     }
 }
 
@@ -170,11 +172,19 @@ impl PasswordHasher {
         if params.weaker_than(&HashParams::OWASP_MINIMUM) {
             return Err(HashError::ParamsTooWeak);
         }
-        let argon2_params =
-            Params::new(params.memory_kib, params.iterations, params.parallelism, Some(Params::DEFAULT_OUTPUT_LEN))
-                .map_err(|e| HashError::Params(e.to_string()))?;
+        let argon2_params = Params::new(
+            params.memory_kib,
+            params.iterations,
+            params.parallelism,
+            Some(Params::DEFAULT_OUTPUT_LEN),
+        )
+        .map_err(|e| HashError::Params(e.to_string()))?;
         let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, argon2_params.clone());
-        Ok(Self { params, argon2_params, argon2 })
+        Ok(Self {
+            params,
+            argon2_params,
+            argon2,
+        })
     }
 
     pub fn params(&self) -> HashParams {
@@ -203,7 +213,11 @@ impl PasswordHasher {
             .map_err(|e| hashing(&e))?;
         let output = Output::new(&out).map_err(|e| hashing(&e))?;
         let params = ParamsString::try_from(&self.argon2_params).map_err(|e| hashing(&e))?;
-        Ok(format!("${}$v=19${params}${}${output}", argon2::ARGON2ID_IDENT, salt.as_str()))
+        Ok(format!(
+            "${}$v=19${params}${}${output}",
+            argon2::ARGON2ID_IDENT,
+            salt.as_str()
+        ))
     }
 
     /// Checks `password` against `stored`. With no stored hash (unknown user)
@@ -248,7 +262,11 @@ impl PasswordHasher {
             .hash_password_into_with_memory(password.expose().as_bytes(), salt, out, memory.blocks_for(&params))
             .ok()?;
         let computed = Output::new(out).ok()?;
-        let stored = HashParams { memory_kib: params.m_cost(), iterations: params.t_cost(), parallelism: params.p_cost() };
+        let stored = HashParams {
+            memory_kib: params.m_cost(),
+            iterations: params.t_cost(),
+            parallelism: params.p_cost(),
+        };
         let needs_rehash = version != Version::V0x13 || stored.weaker_than(&self.params);
         // `Output`'s equality is constant-time.
         Some((computed == expected, needs_rehash))
@@ -282,8 +300,14 @@ mod tests {
         assert!(Password::parse("🔑".repeat(128)).is_ok());
         assert_eq!(Password::parse("a".repeat(129)).err(), Some(PasswordError::TooLong));
         assert!(Password::parse_candidate("short".into()).is_ok());
-        assert_eq!(Password::parse_candidate(String::new()).err(), Some(PasswordError::Empty));
-        assert_eq!(Password::parse_candidate("a".repeat(129)).err(), Some(PasswordError::TooLong));
+        assert_eq!(
+            Password::parse_candidate(String::new()).err(),
+            Some(PasswordError::Empty)
+        );
+        assert_eq!(
+            Password::parse_candidate("a".repeat(129)).err(),
+            Some(PasswordError::TooLong)
+        );
     }
 
     #[test]
@@ -295,7 +319,10 @@ mod tests {
 
     #[test]
     fn weak_params_are_refused() {
-        let weak = HashParams { memory_kib: 4096, ..HashParams::OWASP_MINIMUM };
+        let weak = HashParams {
+            memory_kib: 4096,
+            ..HashParams::OWASP_MINIMUM
+        };
         assert!(matches!(PasswordHasher::new(weak), Err(HashError::ParamsTooWeak)));
     }
 
@@ -306,10 +333,22 @@ mod tests {
         let hash = hasher.hash(&pw("correct horse battery"), &mut mem).unwrap();
         assert!(hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{hash}");
         let verify = |p: &str, stored: Option<&str>, mem: &mut HashMemory| hasher.verify(&pw(p), stored, mem);
-        assert_eq!(verify("correct horse battery", Some(&hash), &mut mem), PasswordVerdict::Valid { needs_rehash: false });
-        assert_eq!(verify("correct horse battery!", Some(&hash), &mut mem), PasswordVerdict::Invalid);
-        assert_eq!(verify("correct horse battery", None, &mut mem), PasswordVerdict::Invalid);
-        assert_eq!(verify("correct horse battery", Some("garbage"), &mut mem), PasswordVerdict::Invalid);
+        assert_eq!(
+            verify("correct horse battery", Some(&hash), &mut mem),
+            PasswordVerdict::Valid { needs_rehash: false }
+        );
+        assert_eq!(
+            verify("correct horse battery!", Some(&hash), &mut mem),
+            PasswordVerdict::Invalid
+        );
+        assert_eq!(
+            verify("correct horse battery", None, &mut mem),
+            PasswordVerdict::Invalid
+        );
+        assert_eq!(
+            verify("correct horse battery", Some("garbage"), &mut mem),
+            PasswordVerdict::Invalid
+        );
     }
 
     #[test]
@@ -317,15 +356,22 @@ mod tests {
         let hasher = PasswordHasher::new(HashParams::default()).unwrap();
         let hash = hasher.hash(&pw("correct horse battery"), &mut hasher.memory()).unwrap();
         let parsed = PasswordHash::new(&hash).unwrap();
-        assert!(Argon2::default().verify_password(b"correct horse battery", &parsed).is_ok());
-        assert!(Argon2::default().verify_password(b"correct horse batter", &parsed).is_err());
+        assert!(Argon2::default()
+            .verify_password(b"correct horse battery", &parsed)
+            .is_ok());
+        assert!(Argon2::default()
+            .verify_password(b"correct horse batter", &parsed)
+            .is_err());
     }
 
     #[test]
     fn hashes_made_by_the_reference_path_verify_here() {
         use argon2::password_hash::PasswordHasher as _;
         let salt = SaltString::generate(&mut rand::rngs::OsRng);
-        let reference = Argon2::default().hash_password(b"correct horse battery", &salt).unwrap().to_string();
+        let reference = Argon2::default()
+            .hash_password(b"correct horse battery", &salt)
+            .unwrap()
+            .to_string();
         let hasher = PasswordHasher::new(HashParams::default()).unwrap();
         let mut mem = hasher.memory();
         assert_eq!(
@@ -334,7 +380,10 @@ mod tests {
         );
         // argon2i from another system verifies and asks to be upgraded.
         let argon2i = Argon2::new(Algorithm::Argon2i, Version::V0x13, Params::default());
-        let old = argon2i.hash_password(b"correct horse battery", &salt).unwrap().to_string();
+        let old = argon2i
+            .hash_password(b"correct horse battery", &salt)
+            .unwrap()
+            .to_string();
         assert_eq!(
             hasher.verify(&pw("correct horse battery"), Some(&old), &mut mem),
             PasswordVerdict::Valid { needs_rehash: true }
@@ -345,15 +394,23 @@ mod tests {
     fn a_stored_hash_demanding_huge_memory_is_refused_not_run() {
         let hasher = PasswordHasher::new(HashParams::default()).unwrap();
         let mut mem = hasher.memory();
-        let hostile = "$argon2id$v=19$m=4000000,t=1,p=1$c29tZXNhbHRzb21lc2FsdA$YWJjZGVmZ2hpamtsbW5vcHFyc3R1dnd4eXoxMjM0NTY";
-        assert_eq!(hasher.verify(&pw("correct horse battery"), Some(hostile), &mut mem), PasswordVerdict::Invalid);
+        let hostile =
+            "$argon2id$v=19$m=4000000,t=1,p=1$c29tZXNhbHRzb21lc2FsdA$YWJjZGVmZ2hpamtsbW5vcHFyc3R1dnd4eXoxMjM0NTY";
+        assert_eq!(
+            hasher.verify(&pw("correct horse battery"), Some(hostile), &mut mem),
+            PasswordVerdict::Invalid
+        );
     }
 
     #[test]
     fn stronger_params_ask_for_a_rehash() {
         let old = PasswordHasher::new(HashParams::default()).unwrap();
         let hash = old.hash(&pw("correct horse battery"), &mut old.memory()).unwrap();
-        let new = PasswordHasher::new(HashParams { iterations: 3, ..HashParams::default() }).unwrap();
+        let new = PasswordHasher::new(HashParams {
+            iterations: 3,
+            ..HashParams::default()
+        })
+        .unwrap();
         assert_eq!(
             new.verify(&pw("correct horse battery"), Some(&hash), &mut new.memory()),
             PasswordVerdict::Valid { needs_rehash: true }

@@ -69,7 +69,10 @@ impl Config {
         if self.access_ttl < Duration::from_secs(30) || self.access_ttl > Duration::from_secs(24 * 3600) {
             return Err(ConfigError::new(
                 "TESSERA_ACCESS_TTL",
-                format!("{}s is outside 30s..24h; access tokens should be short-lived", secs(self.access_ttl)),
+                format!(
+                    "{}s is outside 30s..24h; access tokens should be short-lived",
+                    secs(self.access_ttl)
+                ),
             ));
         }
         if self.refresh_ttl <= self.access_ttl || self.refresh_ttl > Duration::from_secs(365 * 24 * 3600) {
@@ -79,7 +82,10 @@ impl Config {
             ));
         }
         if self.leeway > Duration::from_secs(30) {
-            return Err(ConfigError::new("TESSERA_LEEWAY", "must be at most 30s (RFC 8725 keeps clock skew small)".to_owned()));
+            return Err(ConfigError::new(
+                "TESSERA_LEEWAY",
+                "must be at most 30s (RFC 8725 keeps clock skew small)".to_owned(),
+            ));
         }
         if self.refresh_reuse_grace > Duration::from_secs(60) {
             return Err(ConfigError::new(
@@ -87,8 +93,21 @@ impl Config {
                 "must be at most 60s: a longer window lets a stolen refresh token ride along".to_owned(),
             ));
         }
-        if self.audience.trim().is_empty() {
-            return Err(ConfigError::new("TESSERA_AUDIENCE", "must not be empty".to_owned()));
+        if self.audience.trim().is_empty() || self.audience.len() > 256 {
+            return Err(ConfigError::new(
+                "TESSERA_AUDIENCE",
+                "must be 1 to 256 characters".to_owned(),
+            ));
+        }
+        // Tokens are capped at 4 KiB on verification; bounded names keep every
+        // token tessera issues well under it.
+        for (var, value) in [
+            ("TESSERA_ISSUER", &self.issuer),
+            ("TESSERA_PUBLIC_URL", &self.public_url),
+        ] {
+            if value.as_ref().is_some_and(|v| v.len() > 512) {
+                return Err(ConfigError::new(var, "must be at most 512 characters".to_owned()));
+            }
         }
         if let Some(url) = &self.public_url {
             check_http_url("TESSERA_PUBLIC_URL", url)?;
@@ -102,15 +121,22 @@ impl Config {
             if url.starts_with("postgres://") || url.starts_with("postgresql://") {
                 return Err(ConfigError::new(
                     "TESSERA_DATABASE_URL",
-                    "PostgreSQL is not supported by this build yet; unset it to use the embedded SQLite store".to_owned(),
+                    "PostgreSQL is not supported by this build yet; unset it to use the embedded SQLite store"
+                        .to_owned(),
                 ));
             }
             if !url.starts_with("sqlite:") {
-                return Err(ConfigError::new("TESSERA_DATABASE_URL", "must start with sqlite://".to_owned()));
+                return Err(ConfigError::new(
+                    "TESSERA_DATABASE_URL",
+                    "must start with sqlite://".to_owned(),
+                ));
             }
         }
         if self.hash_concurrency == 0 {
-            return Err(ConfigError::new("TESSERA_HASH_CONCURRENCY", "must be at least 1".to_owned()));
+            return Err(ConfigError::new(
+                "TESSERA_HASH_CONCURRENCY",
+                "must be at least 1".to_owned(),
+            ));
         }
         Ok(())
     }
@@ -124,7 +150,10 @@ fn check_http_url(var: &'static str, url: &str) -> Result<(), ConfigError> {
     let rest = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://"));
     match rest {
         Some(host) if !host.is_empty() && !host.contains(char::is_whitespace) => Ok(()),
-        _ => Err(ConfigError::new(var, format!("{url:?} is not an http:// or https:// URL"))),
+        _ => Err(ConfigError::new(
+            var,
+            format!("{url:?} is not an http:// or https:// URL"),
+        )),
     }
 }
 
@@ -149,7 +178,9 @@ pub fn parse_duration(raw: &str) -> Result<Duration, String> {
         Some(i) => raw.split_at(i),
         None => (raw, "s"),
     };
-    let n: u64 = digits.parse().map_err(|_| format!("{raw:?} is not a duration like 90s, 15m, 2h, 7d or 900"))?;
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("{raw:?} is not a duration like 90s, 15m, 2h, 7d or 900"))?;
     let scale = match unit {
         "s" => 1,
         "m" => 60,

@@ -8,8 +8,8 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 use std::sync::Mutex;
+use std::time::Duration;
 use tessera_core::{HashError, HashMemory, Password, PasswordHasher, PasswordVerdict};
 use tokio::sync::Semaphore;
 
@@ -56,12 +56,15 @@ impl HashPool {
     }
 
     pub async fn hash(&self, password: Password) -> Result<String, HashPoolError> {
-        self.run(move |h, mem| h.hash(&password, mem)).await?.map_err(HashPoolError::from)
+        self.run(move |h, mem| h.hash(&password, mem))
+            .await?
+            .map_err(HashPoolError::from)
     }
 
     /// `stored` is `None` for an unknown user: the same work is done.
     pub async fn verify(&self, password: Password, stored: Option<String>) -> Result<PasswordVerdict, HashPoolError> {
-        self.run(move |h, mem| h.verify(&password, stored.as_deref(), mem)).await
+        self.run(move |h, mem| h.verify(&password, stored.as_deref(), mem))
+            .await
     }
 
     async fn run<T, F>(&self, job: F) -> Result<T, HashPoolError>
@@ -124,10 +127,14 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn flood_beyond_the_queue_is_refused_not_queued_forever() {
         let pool = pool(1, 2);
-        let jobs: Vec<_> = (0..12).map(|_| tokio::spawn({
-            let pool = pool.clone();
-            async move { pool.verify(pw(), None).await }
-        })).collect();
+        let jobs: Vec<_> = (0..12)
+            .map(|_| {
+                tokio::spawn({
+                    let pool = pool.clone();
+                    async move { pool.verify(pw(), None).await }
+                })
+            })
+            .collect();
         let mut busy = 0;
         let mut done = 0;
         for job in jobs {

@@ -114,7 +114,10 @@ fn main() -> ExitCode {
             run(format, &filter, serve(*args))
         }
         Command::Migrate(args) => {
-            let config = Config { database_url: args.database_url, ..Config::embedded(args.data_dir) };
+            let config = Config {
+                database_url: args.database_url,
+                ..Config::embedded(args.data_dir)
+            };
             run(args.log_format, &args.log, migrate(config))
         }
     }
@@ -135,7 +138,11 @@ fn run(format: LogFormat, filter: &str, job: impl std::future::Future<Output = a
     match runtime.block_on(job) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            let code = if err.downcast_ref::<ConfigError>().is_some() { 2 } else { 1 };
+            let code = if err.downcast_ref::<ConfigError>().is_some() {
+                2
+            } else {
+                1
+            };
             eprintln!("tessera: {err:#}");
             ExitCode::from(code)
         }

@@ -100,7 +100,10 @@ impl SecretsSource {
                         format!("is equal to {ACCESS_VAR}; the two must differ so one token type can never pass as the other (`tessera keygen` prints a pair)"),
                     ));
                 }
-                Ok(Self::Env { access: SecretValue::new(access), refresh: SecretValue::new(refresh) })
+                Ok(Self::Env {
+                    access: SecretValue::new(access),
+                    refresh: SecretValue::new(refresh),
+                })
             }
         }
     }
@@ -108,7 +111,10 @@ impl SecretsSource {
     /// The pair to build the keyring from, generating it on first start.
     pub fn resolve(&self, data_dir: &Path) -> Result<SecretPair, SecretsError> {
         match self {
-            Self::Env { access, refresh } => Ok(SecretPair { access: access.clone(), refresh: refresh.clone() }),
+            Self::Env { access, refresh } => Ok(SecretPair {
+                access: access.clone(),
+                refresh: refresh.clone(),
+            }),
             Self::Generated => load_or_generate(data_dir),
         }
     }
@@ -120,7 +126,10 @@ pub fn check_secret(var: &'static str, value: &str) -> Result<(), ConfigError> {
     if value.len() < MIN_SECRET_BYTES {
         return Err(ConfigError::new(
             var,
-            format!("is {} bytes; it must be at least {MIN_SECRET_BYTES} random bytes ({hint})", value.len()),
+            format!(
+                "is {} bytes; it must be at least {MIN_SECRET_BYTES} random bytes ({hint})",
+                value.len()
+            ),
         ));
     }
     let lower = value.to_ascii_lowercase();
@@ -153,7 +162,11 @@ pub fn generate_secret() -> String {
 
 /// A fresh pair in `.env` form, for `tessera keygen`.
 pub fn keygen_env() -> String {
-    format!("{ACCESS_VAR}={}\n{REFRESH_VAR}={}\n", generate_secret(), generate_secret())
+    format!(
+        "{ACCESS_VAR}={}\n{REFRESH_VAR}={}\n",
+        generate_secret(),
+        generate_secret()
+    )
 }
 
 /// Why the generated secrets could not be read or written.
@@ -185,7 +198,10 @@ pub fn ensure_data_dir(data_dir: &Path) -> Result<(), SecretsError> {
         .recursive(true)
         .mode(0o700)
         .create(data_dir)
-        .map_err(|source| SecretsError::DataDir { path: data_dir.to_owned(), source })
+        .map_err(|source| SecretsError::DataDir {
+            path: data_dir.to_owned(),
+            source,
+        })
 }
 
 fn load_or_generate(data_dir: &Path) -> Result<SecretPair, SecretsError> {
@@ -196,7 +212,11 @@ fn load_or_generate(data_dir: &Path) -> Result<SecretPair, SecretsError> {
         Err(SecretsError::Read { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {}
         Err(other) => return Err(other),
     }
-    let file = GeneratedFile { version: 1, jwt_secret: generate_secret(), refresh_token_secret: generate_secret() };
+    let file = GeneratedFile {
+        version: 1,
+        jwt_secret: generate_secret(),
+        refresh_token_secret: generate_secret(),
+    };
     let body = Zeroizing::new(serde_json::to_vec_pretty(&file).map_err(|e| SecretsError::Damaged {
         path: path.clone(),
         reason: e.to_string(),
@@ -205,12 +225,19 @@ fn load_or_generate(data_dir: &Path) -> Result<SecretPair, SecretsError> {
     // file already exists, so two processes starting at once agree on one pair.
     let tmp = data_dir.join(format!(".{GENERATED_FILE}.{}.tmp", std::process::id()));
     let write = |tmp: &Path| -> std::io::Result<()> {
-        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(tmp)?;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(tmp)?;
         f.write_all(&body)?;
         f.sync_all()
     };
     let _ = std::fs::remove_file(&tmp);
-    write(&tmp).map_err(|source| SecretsError::Write { path: tmp.clone(), source })?;
+    write(&tmp).map_err(|source| SecretsError::Write {
+        path: tmp.clone(),
+        source,
+    })?;
     let linked = std::fs::hard_link(&tmp, &path);
     let _ = std::fs::remove_file(&tmp);
     match linked {
@@ -227,15 +254,25 @@ fn load_or_generate(data_dir: &Path) -> Result<SecretPair, SecretsError> {
 }
 
 fn read_generated(path: &Path) -> Result<SecretPair, SecretsError> {
-    let meta = std::fs::metadata(path).map_err(|source| SecretsError::Read { path: path.to_owned(), source })?;
+    let meta = std::fs::metadata(path).map_err(|source| SecretsError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
     let mode = meta.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
-        return Err(SecretsError::Permissions { path: path.to_owned(), mode });
+        return Err(SecretsError::Permissions {
+            path: path.to_owned(),
+            mode,
+        });
     }
-    let raw = Zeroizing::new(
-        std::fs::read(path).map_err(|source| SecretsError::Read { path: path.to_owned(), source })?,
-    );
-    let damaged = |reason: String| SecretsError::Damaged { path: path.to_owned(), reason };
+    let raw = Zeroizing::new(std::fs::read(path).map_err(|source| SecretsError::Read {
+        path: path.to_owned(),
+        source,
+    })?);
+    let damaged = |reason: String| SecretsError::Damaged {
+        path: path.to_owned(),
+        reason,
+    };
     let file: GeneratedFile = serde_json::from_slice(&raw).map_err(|e| damaged(e.to_string()))?;
     if file.version != 1 {
         return Err(damaged(format!("unknown version {}", file.version)));
@@ -258,7 +295,10 @@ mod tests {
 
     #[test]
     fn neither_set_means_generated() {
-        assert!(matches!(SecretsSource::from_env_values(None, None), Ok(SecretsSource::Generated)));
+        assert!(matches!(
+            SecretsSource::from_env_values(None, None),
+            Ok(SecretsSource::Generated)
+        ));
     }
 
     #[test]
@@ -311,7 +351,11 @@ mod tests {
         assert_eq!(first.access.expose(), second.access.expose());
         assert_eq!(first.refresh.expose(), second.refresh.expose());
         assert_ne!(first.access.expose(), first.refresh.expose());
-        let mode = std::fs::metadata(data.join(GENERATED_FILE)).unwrap().permissions().mode() & 0o777;
+        let mode = std::fs::metadata(data.join(GENERATED_FILE))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
         assert_eq!(mode, 0o600);
         let dir_mode = std::fs::metadata(&data).unwrap().permissions().mode() & 0o777;
         assert_eq!(dir_mode, 0o700);
@@ -332,9 +376,17 @@ mod tests {
     fn damaged_secrets_file_is_refused_not_replaced() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(GENERATED_FILE);
-        std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path).unwrap();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .unwrap();
         std::fs::write(&path, b"{not json").unwrap();
-        assert!(matches!(SecretsSource::Generated.resolve(dir.path()), Err(SecretsError::Damaged { .. })));
+        assert!(matches!(
+            SecretsSource::Generated.resolve(dir.path()),
+            Err(SecretsError::Damaged { .. })
+        ));
         assert_eq!(std::fs::read(&path).unwrap(), b"{not json");
     }
 

@@ -29,9 +29,12 @@ impl Application {
         let secrets = config.secrets.resolve(&config.data_dir)?;
         let store = open_store(&config).await?;
 
-        let listener = TcpListener::bind(config.bind)
-            .await
-            .with_context(|| format!("cannot listen on {} (is another process using it? set TESSERA_BIND)", config.bind))?;
+        let listener = TcpListener::bind(config.bind).await.with_context(|| {
+            format!(
+                "cannot listen on {} (is another process using it? set TESSERA_BIND)",
+                config.bind
+            )
+        })?;
         let addr = listener.local_addr()?;
 
         let issuer = config
@@ -50,15 +53,17 @@ impl Application {
             HmacKey::from_secret(TokenKind::Access, secrets.access.expose().as_bytes())?,
             HmacKey::from_secret(TokenKind::Refresh, secrets.refresh.expose().as_bytes())?,
         )?;
-        let validation =
-            Validation { issuer, audience: config.audience.clone(), leeway_secs: config.leeway.as_secs() };
-        let tokens = TokenIssuer::new(
-            keyring,
-            validation,
-            secs(config.access_ttl),
-            secs(config.refresh_ttl),
+        let validation = Validation {
+            issuer,
+            audience: config.audience.clone(),
+            leeway_secs: config.leeway.as_secs(),
+        };
+        let tokens = TokenIssuer::new(keyring, validation, secs(config.access_ttl), secs(config.refresh_ttl));
+        let hasher = HashPool::new(
+            PasswordHasher::new(config.hash_params)?,
+            config.hash_concurrency,
+            config.hash_queue,
         );
-        let hasher = HashPool::new(PasswordHasher::new(config.hash_params)?, config.hash_concurrency, config.hash_queue);
         let store = Arc::new(store);
         let state = Arc::new(App {
             tokens,

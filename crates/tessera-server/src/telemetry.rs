@@ -17,8 +17,8 @@ pub enum LogFormat {
 
 /// Installs the global subscriber. Call once; later calls are ignored.
 pub fn init(format: LogFormat, filter: &str) -> anyhow::Result<()> {
-    let mut filter = EnvFilter::try_new(filter)
-        .map_err(|e| anyhow::anyhow!("TESSERA_LOG: {e} (try `info` or `tessera=debug`)"))?;
+    let mut filter =
+        EnvFilter::try_new(filter).map_err(|e| anyhow::anyhow!("TESSERA_LOG: {e} (try `info` or `tessera=debug`)"))?;
     for directive in ["hyper=info", "h2=info", "tower=info", "sqlx=warn"] {
         if let Ok(d) = directive.parse() {
             filter = filter.add_directive(d);
@@ -26,9 +26,16 @@ pub fn init(format: LogFormat, filter: &str) -> anyhow::Result<()> {
     }
     let registry = tracing_subscriber::registry().with(filter);
     let result = match format {
-        LogFormat::Text => registry.with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr)).try_init(),
+        LogFormat::Text => registry
+            .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+            .try_init(),
         LogFormat::Json => registry
-            .with(tracing_subscriber::fmt::layer().json().flatten_event(true).with_writer(std::io::stderr))
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .flatten_event(true)
+                    .with_writer(std::io::stderr),
+            )
             .try_init(),
     };
     let _ = result;

@@ -40,7 +40,12 @@ pub struct Subject<'a> {
 
 impl TokenIssuer {
     pub fn new(keyring: Keyring, validation: Validation, access_ttl: i64, refresh_ttl: i64) -> Self {
-        Self { keyring, validation, access_ttl, refresh_ttl }
+        Self {
+            keyring,
+            validation,
+            access_ttl,
+            refresh_ttl,
+        }
     }
 
     pub fn issuer(&self) -> &str {
@@ -89,19 +94,33 @@ impl TokenIssuer {
         }
     }
 
-    pub fn verify_access<'b>(&self, token: &str, now: i64, buf: &'b mut TokenBuf) -> Result<AccessClaims<'b>, ApiError> {
-        self.keyring.verify_access(token, &self.validation, now, buf).map_err(access_error)
+    pub fn verify_access<'b>(
+        &self,
+        token: &str,
+        now: i64,
+        buf: &'b mut TokenBuf,
+    ) -> Result<AccessClaims<'b>, ApiError> {
+        self.keyring
+            .verify_access(token, &self.validation, now, buf)
+            .map_err(access_error)
     }
 
-    pub fn verify_refresh<'b>(&self, token: &str, now: i64, buf: &'b mut TokenBuf) -> Result<RefreshClaims<'b>, ApiError> {
-        self.keyring.verify_refresh(token, &self.validation, now, buf).map_err(|err| {
-            tracing::debug!(reason = %err, "refresh token rejected");
-            match err {
-                // Refreshing cannot cure an expired refresh token: the session is over.
-                TokenError::Expired => ApiError::InvalidToken("the refresh token has expired; log in again"),
-                other => ApiError::InvalidToken(describe(&other)),
-            }
-        })
+    pub fn verify_refresh<'b>(
+        &self,
+        token: &str,
+        now: i64,
+        buf: &'b mut TokenBuf,
+    ) -> Result<RefreshClaims<'b>, ApiError> {
+        self.keyring
+            .verify_refresh(token, &self.validation, now, buf)
+            .map_err(|err| {
+                tracing::debug!(reason = %err, "refresh token rejected");
+                match err {
+                    // Refreshing cannot cure an expired refresh token: the session is over.
+                    TokenError::Expired => ApiError::InvalidToken("the refresh token has expired; log in again"),
+                    other => ApiError::InvalidToken(describe(&other)),
+                }
+            })
     }
 }
 

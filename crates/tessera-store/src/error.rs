@@ -101,10 +101,7 @@ pub(crate) fn conflict_for(db: &dyn DatabaseError) -> Option<Conflict> {
                     db.constraint() == Some(c.name)
                         || sqlite_target.is_some_and(|target| {
                             target == c.sqlite_columns
-                                || target
-                                    .strip_prefix("index '")
-                                    .and_then(|t| t.strip_suffix('\''))
-                                    == Some(c.name)
+                                || target.strip_prefix("index '").and_then(|t| t.strip_suffix('\'')) == Some(c.name)
                         })
                 })
                 .map(|c| c.conflict)
@@ -136,16 +133,11 @@ pub(crate) fn from_sqlx(err: sqlx::Error, database: fn(sqlx::Error) -> StoreErro
     }
 }
 
-pub(crate) fn from_migrate(
-    err: MigrateError,
-    database: fn(sqlx::Error) -> StoreError,
-) -> StoreError {
+pub(crate) fn from_migrate(err: MigrateError, database: fn(sqlx::Error) -> StoreError) -> StoreError {
     match err {
         MigrateError::Execute(e) => from_sqlx(e, database),
         MigrateError::ExecuteMigration(e, version) => match from_sqlx(e, database) {
-            StoreError::Corrupt(why) => {
-                StoreError::Corrupt(format!("migration {version} failed: {why}"))
-            }
+            StoreError::Corrupt(why) => StoreError::Corrupt(format!("migration {version} failed: {why}")),
             other => other,
         },
         // Checksum mismatch, a migration this build does not know, a dirty

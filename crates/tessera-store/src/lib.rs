@@ -33,9 +33,7 @@ mod model;
 mod sqlite;
 
 pub use error::{Conflict, StoreError};
-pub use model::{
-    NewSession, NewUser, RefreshState, Rotation, RotationOutcome, Session, User, UserRecord,
-};
+pub use model::{NewSession, NewUser, RefreshState, Rotation, RotationOutcome, Session, User, UserRecord};
 pub use sqlite::SqliteStore;
 
 use tessera_core::{Email, SessionId, UserId};
@@ -87,8 +85,7 @@ pub trait SessionStore: Send + Sync + 'static {
 
     /// Ends every session of `user` except `keep`; returns how many stored
     /// sessions were removed (expired, not yet purged ones count too).
-    async fn revoke_other_sessions(&self, user: UserId, keep: SessionId)
-        -> Result<u64, StoreError>;
+    async fn revoke_other_sessions(&self, user: UserId, keep: SessionId) -> Result<u64, StoreError>;
 
     /// Ends every session of `user`; returns how many stored sessions were
     /// removed (expired, not yet purged ones count too).

@@ -6,17 +6,15 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::migrate::Migrator;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::FromRow;
 use tessera_core::{Email, Role, SessionId, UserId};
 use uuid::Uuid;
 
 use crate::error::{conflict_for, from_migrate, from_sqlx};
 use crate::{
-    Health, NewSession, NewUser, RefreshState, Rotation, RotationOutcome, Session, SessionStore,
-    StoreError, User, UserRecord, UserStore,
+    Health, NewSession, NewUser, RefreshState, Rotation, RotationOutcome, Session, SessionStore, StoreError, User,
+    UserRecord, UserStore,
 };
 
 /// The schema, embedded at compile time.
@@ -168,10 +166,8 @@ fn database_error(err: sqlx::Error) -> StoreError {
     // sqlx reports the extended code; its low byte is the primary code.
     let code = db.code().and_then(|c| c.parse::<i32>().ok()).unwrap_or(0);
     match code & 0xff {
-        SQLITE_PERM | SQLITE_BUSY | SQLITE_LOCKED | SQLITE_NOMEM | SQLITE_READONLY
-        | SQLITE_INTERRUPT | SQLITE_IOERR | SQLITE_FULL | SQLITE_CANTOPEN | SQLITE_PROTOCOL => {
-            StoreError::unavailable(err)
-        }
+        SQLITE_PERM | SQLITE_BUSY | SQLITE_LOCKED | SQLITE_NOMEM | SQLITE_READONLY | SQLITE_INTERRUPT
+        | SQLITE_IOERR | SQLITE_FULL | SQLITE_CANTOPEN | SQLITE_PROTOCOL => StoreError::unavailable(err),
         // Constraint violations we do not know, missing tables (not
         // migrated), a corrupt file. SQLite's messages name tables and
         // columns, never bound values.
@@ -271,8 +267,7 @@ impl TryFrom<SessionRow> for StoredSession {
     type Error = StoreError;
 
     fn try_from(row: SessionRow) -> Result<Self, StoreError> {
-        let id =
-            SessionId::parse(&row.id).ok_or_else(|| corrupt("sessions.id", "a canonical UUID"))?;
+        let id = SessionId::parse(&row.id).ok_or_else(|| corrupt("sessions.id", "a canonical UUID"))?;
         let session = Session {
             id,
             user_id: user_id(&row.user_id, "sessions.user_id")?,
@@ -477,9 +472,7 @@ impl SessionStore for SqliteStore {
             .await
             .map_err(map_err)?;
         if let Some(row) = rotated.into_iter().next() {
-            return Ok(RotationOutcome::Rotated(
-                StoredSession::try_from(row)?.session,
-            ));
+            return Ok(RotationOutcome::Rotated(StoredSession::try_from(row)?.session));
         }
 
         // Not the current token. What it is decides between grace and theft;
@@ -530,11 +523,7 @@ impl SessionStore for SqliteStore {
         Ok(done.rows_affected() > 0)
     }
 
-    async fn revoke_other_sessions(
-        &self,
-        user: UserId,
-        keep: SessionId,
-    ) -> Result<u64, StoreError> {
+    async fn revoke_other_sessions(&self, user: UserId, keep: SessionId) -> Result<u64, StoreError> {
         let done = sqlx::query("DELETE FROM sessions WHERE user_id = ?1 AND id <> ?2")
             .bind(user.to_string())
             .bind(keep.to_string())
@@ -566,10 +555,7 @@ impl SessionStore for SqliteStore {
 #[async_trait::async_trait]
 impl Health for SqliteStore {
     async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1")
-            .execute(&self.pool)
-            .await
-            .map_err(map_err)?;
+        sqlx::query("SELECT 1").execute(&self.pool).await.map_err(map_err)?;
         Ok(())
     }
 }

@@ -82,9 +82,7 @@ mod suite {
     use std::sync::Arc;
 
     use tessera_core::{Email, PersonName, Role, SessionId, UserId};
-    use tessera_store::{
-        Conflict, NewSession, NewUser, RefreshState, Rotation, RotationOutcome, Session, StoreError,
-    };
+    use tessera_store::{Conflict, NewSession, NewUser, RefreshState, Rotation, RotationOutcome, Session, StoreError};
     use tokio::sync::Barrier;
     use uuid::Uuid;
 
@@ -117,11 +115,7 @@ mod suite {
     }
 
     async fn user(s: &Stores) -> UserId {
-        s.users
-            .create_user(new_user(unique_email()))
-            .await
-            .unwrap()
-            .id
+        s.users.create_user(new_user(unique_email())).await.unwrap().id
     }
 
     fn refresh(issued_at: i64) -> RefreshState {
@@ -163,12 +157,7 @@ mod suite {
     }
 
     /// Rotates with the current token and returns the new current one.
-    async fn refresh_ok(
-        s: &Stores,
-        id: SessionId,
-        current: &RefreshState,
-        now: i64,
-    ) -> RefreshState {
+    async fn refresh_ok(s: &Stores, id: SessionId, current: &RefreshState, now: i64) -> RefreshState {
         let rot = rotation(id, current, now, GRACE);
         match s.sessions.rotate(rot).await.unwrap() {
             RotationOutcome::Rotated(session) => {
@@ -216,12 +205,7 @@ mod suite {
     pub async fn missing_users_are_none(s: &Stores) {
         user(s).await;
         assert_eq!(s.users.find_user(UserId::random()).await.unwrap(), None);
-        assert!(s
-            .users
-            .find_user_by_email(&unique_email())
-            .await
-            .unwrap()
-            .is_none());
+        assert!(s.users.find_user_by_email(&unique_email()).await.unwrap().is_none());
     }
 
     pub async fn names_and_roles_round_trip(s: &Stores) {
@@ -238,19 +222,12 @@ mod suite {
     }
 
     pub async fn duplicate_email_is_email_taken(s: &Stores) {
-        let first = s
-            .users
-            .create_user(new_user(email("grace@example.com")))
-            .await
-            .unwrap();
+        let first = s.users.create_user(new_user(email("grace@example.com"))).await.unwrap();
         let mut second = new_user(email("  Grace@EXAMPLE.com"));
         second.password_hash = "another hash".to_owned();
         let second_id = second.id;
         let err = s.users.create_user(second).await.unwrap_err();
-        assert!(
-            matches!(err, StoreError::Conflict(Conflict::EmailTaken)),
-            "{err:?}"
-        );
+        assert!(matches!(err, StoreError::Conflict(Conflict::EmailTaken)), "{err:?}");
         // The message names the rule, not the address.
         assert!(!err.to_string().contains("grace"), "{err}");
 
@@ -273,20 +250,14 @@ mod suite {
         let mut again = new_user(unique_email());
         again.id = first.id;
         let err = s.users.create_user(again).await.unwrap_err();
-        assert!(
-            matches!(err, StoreError::Conflict(Conflict::IdTaken)),
-            "{err:?}"
-        );
+        assert!(matches!(err, StoreError::Conflict(Conflict::IdTaken)), "{err:?}");
         assert_eq!(s.users.find_user(first.id).await.unwrap(), Some(first));
     }
 
     pub async fn set_password_hash_changes_only_that_user(s: &Stores) {
         let a = s.users.create_user(new_user(unique_email())).await.unwrap();
         let b = s.users.create_user(new_user(unique_email())).await.unwrap();
-        s.users
-            .set_password_hash(a.id, "$argon2id$new")
-            .await
-            .unwrap();
+        s.users.set_password_hash(a.id, "$argon2id$new").await.unwrap();
 
         let a_record = s.users.find_user_by_email(&a.email).await.unwrap().unwrap();
         assert_eq!(a_record.password_hash, "$argon2id$new");
@@ -317,10 +288,7 @@ mod suite {
         let mut bare = new_session(owner.id, T0 + 1);
         bare.user_agent = None;
         bare.ip = None;
-        s.sessions
-            .create_session(with_client.clone())
-            .await
-            .unwrap();
+        s.sessions.create_session(with_client.clone()).await.unwrap();
         s.sessions.create_session(bare.clone()).await.unwrap();
 
         for new in [with_client, bare] {
@@ -341,10 +309,7 @@ mod suite {
                 }
             );
         }
-        assert_eq!(
-            s.sessions.session(SessionId::random(), T0).await.unwrap(),
-            None
-        );
+        assert_eq!(s.sessions.session(SessionId::random(), T0).await.unwrap(), None);
     }
 
     pub async fn session_of_unknown_user_is_unknown_user(s: &Stores) {
@@ -352,10 +317,7 @@ mod suite {
         let orphan = new_session(UserId::random(), T0);
         let id = orphan.id;
         let err = s.sessions.create_session(orphan).await.unwrap_err();
-        assert!(
-            matches!(err, StoreError::Conflict(Conflict::UnknownUser)),
-            "{err:?}"
-        );
+        assert!(matches!(err, StoreError::Conflict(Conflict::UnknownUser)), "{err:?}");
         assert!(!is_live(s, id, T0).await);
     }
 
@@ -365,14 +327,8 @@ mod suite {
         let mut again = new_session(owner, T0 + 1);
         again.id = id;
         let err = s.sessions.create_session(again).await.unwrap_err();
-        assert!(
-            matches!(err, StoreError::Conflict(Conflict::IdTaken)),
-            "{err:?}"
-        );
-        assert_eq!(
-            s.sessions.session(id, T0).await.unwrap().unwrap().current,
-            first
-        );
+        assert!(matches!(err, StoreError::Conflict(Conflict::IdTaken)), "{err:?}");
+        assert_eq!(s.sessions.session(id, T0).await.unwrap().unwrap().current, first);
     }
 
     pub async fn expired_sessions_are_invisible(s: &Stores) {
@@ -381,18 +337,10 @@ mod suite {
         let end = first.expires_at;
 
         assert!(is_live(s, id, end - 1).await);
-        assert_eq!(
-            ids(&s.sessions.list_sessions(owner, end - 1).await.unwrap()),
-            vec![id]
-        );
+        assert_eq!(ids(&s.sessions.list_sessions(owner, end - 1).await.unwrap()), vec![id]);
         // `expires_at` is the first second it is dead.
         assert!(!is_live(s, id, end).await);
-        assert!(s
-            .sessions
-            .list_sessions(owner, end)
-            .await
-            .unwrap()
-            .is_empty());
+        assert!(s.sessions.list_sessions(owner, end).await.unwrap().is_empty());
         assert!(!is_live(s, id, end + 3600).await);
     }
 
@@ -415,12 +363,7 @@ mod suite {
         assert_eq!(listed[0].current, next);
         assert_eq!(listed[0].last_used_at, T0 + 50);
 
-        assert!(s
-            .sessions
-            .list_sessions(UserId::random(), T0)
-            .await
-            .unwrap()
-            .is_empty());
+        assert!(s.sessions.list_sessions(UserId::random(), T0).await.unwrap().is_empty());
     }
 
     pub async fn revoke_session_checks_ownership(s: &Stores) {
@@ -431,20 +374,8 @@ mod suite {
 
         // Someone else's session: refused and untouched.
         assert!(!s.sessions.revoke_session(stranger, id).await.unwrap());
-        assert_eq!(
-            s.sessions
-                .session(id, T0 + 1)
-                .await
-                .unwrap()
-                .unwrap()
-                .current,
-            token
-        );
-        assert!(!s
-            .sessions
-            .revoke_session(owner, SessionId::random())
-            .await
-            .unwrap());
+        assert_eq!(s.sessions.session(id, T0 + 1).await.unwrap().unwrap().current, token);
+        assert!(!s.sessions.revoke_session(owner, SessionId::random()).await.unwrap());
 
         assert!(s.sessions.revoke_session(owner, id).await.unwrap());
         assert!(!is_live(s, id, T0 + 1).await);
@@ -460,21 +391,12 @@ mod suite {
         let (other_b, _) = login(s, owner, T0 + 2).await;
         let (stranger_session, _) = login(s, stranger, T0).await;
 
-        assert_eq!(
-            s.sessions.revoke_other_sessions(owner, keep).await.unwrap(),
-            2
-        );
-        assert_eq!(
-            ids(&s.sessions.list_sessions(owner, T0 + 3).await.unwrap()),
-            vec![keep]
-        );
+        assert_eq!(s.sessions.revoke_other_sessions(owner, keep).await.unwrap(), 2);
+        assert_eq!(ids(&s.sessions.list_sessions(owner, T0 + 3).await.unwrap()), vec![keep]);
         assert!(!is_live(s, other_a, T0 + 3).await);
         assert!(!is_live(s, other_b, T0 + 3).await);
         assert!(is_live(s, stranger_session, T0 + 3).await);
-        assert_eq!(
-            s.sessions.revoke_other_sessions(owner, keep).await.unwrap(),
-            0
-        );
+        assert_eq!(s.sessions.revoke_other_sessions(owner, keep).await.unwrap(), 0);
     }
 
     pub async fn revoke_all_sessions_ends_only_that_users_sessions(s: &Stores) {
@@ -485,12 +407,7 @@ mod suite {
         let (stranger_session, _) = login(s, stranger, T0).await;
 
         assert_eq!(s.sessions.revoke_all_sessions(owner).await.unwrap(), 2);
-        assert!(s
-            .sessions
-            .list_sessions(owner, T0 + 2)
-            .await
-            .unwrap()
-            .is_empty());
+        assert!(s.sessions.list_sessions(owner, T0 + 2).await.unwrap().is_empty());
         assert!(is_live(s, stranger_session, T0 + 2).await);
         assert_eq!(s.sessions.revoke_all_sessions(owner).await.unwrap(), 0);
     }
@@ -503,27 +420,9 @@ mod suite {
 
         // At `old`'s expiry only `old` is dead; at exactly `boundary`'s
         // expiry it is dead too.
-        assert_eq!(
-            s.sessions
-                .purge_expired(old_token.expires_at)
-                .await
-                .unwrap(),
-            1
-        );
-        assert_eq!(
-            s.sessions
-                .purge_expired(T0 + 50 + REFRESH_TTL)
-                .await
-                .unwrap(),
-            1
-        );
-        assert_eq!(
-            s.sessions
-                .purge_expired(T0 + 50 + REFRESH_TTL)
-                .await
-                .unwrap(),
-            0
-        );
+        assert_eq!(s.sessions.purge_expired(old_token.expires_at).await.unwrap(), 1);
+        assert_eq!(s.sessions.purge_expired(T0 + 50 + REFRESH_TTL).await.unwrap(), 1);
+        assert_eq!(s.sessions.purge_expired(T0 + 50 + REFRESH_TTL).await.unwrap(), 0);
 
         // Deleted, not only hidden: even an earlier "now" does not find them.
         assert!(!is_live(s, old, T0 + 1).await);
@@ -551,22 +450,11 @@ mod suite {
                 ..before
             }
         );
-        assert_eq!(
-            s.sessions.session(id, T0 + 601).await.unwrap(),
-            Some(rotated)
-        );
+        assert_eq!(s.sessions.session(id, T0 + 601).await.unwrap(), Some(rotated));
 
         // The new token rotates in turn.
         let third = refresh_ok(s, id, &rot.next, T0 + 1200).await;
-        assert_eq!(
-            s.sessions
-                .session(id, T0 + 1201)
-                .await
-                .unwrap()
-                .unwrap()
-                .current,
-            third
-        );
+        assert_eq!(s.sessions.session(id, T0 + 1201).await.unwrap().unwrap().current, third);
     }
 
     pub async fn parent_within_grace_gets_the_unchanged_current_pair(s: &Stores) {
@@ -578,12 +466,7 @@ mod suite {
         // A second tab presents the token the first tab just rotated away,
         // right up to the end of the window.
         for now in [T0 + 100, T0 + 105, T0 + 100 + GRACE] {
-            match s
-                .sessions
-                .rotate(rotation(id, &first, now, GRACE))
-                .await
-                .unwrap()
-            {
+            match s.sessions.rotate(rotation(id, &first, now, GRACE)).await.unwrap() {
                 RotationOutcome::Grace(session) => {
                     assert_eq!(session.current, second);
                     assert_eq!(session, after_rotation);
@@ -592,10 +475,7 @@ mod suite {
             }
         }
         // Nothing changed: not the pair, not `last_used_at`.
-        assert_eq!(
-            s.sessions.session(id, T0 + 111).await.unwrap(),
-            Some(after_rotation)
-        );
+        assert_eq!(s.sessions.session(id, T0 + 111).await.unwrap(), Some(after_rotation));
         // And the current token still rotates.
         refresh_ok(s, id, &second, T0 + 111).await;
     }
@@ -606,18 +486,10 @@ mod suite {
         refresh_ok(s, id, &first, T0 + 100).await;
 
         for now in [T0 + 104, T0 + 108, T0 + 110] {
-            let outcome = s
-                .sessions
-                .rotate(rotation(id, &first, now, GRACE))
-                .await
-                .unwrap();
+            let outcome = s.sessions.rotate(rotation(id, &first, now, GRACE)).await.unwrap();
             assert!(matches!(outcome, RotationOutcome::Grace(_)), "{outcome:?}");
         }
-        let outcome = s
-            .sessions
-            .rotate(rotation(id, &first, T0 + 111, GRACE))
-            .await
-            .unwrap();
+        let outcome = s.sessions.rotate(rotation(id, &first, T0 + 111, GRACE)).await.unwrap();
         assert_eq!(outcome, RotationOutcome::Reused);
         assert!(!is_live(s, id, T0 + 111).await);
     }
@@ -636,20 +508,11 @@ mod suite {
         assert_eq!(outcome, RotationOutcome::Reused);
         assert!(!is_live(s, id, T0 + 200).await);
         // The session is gone for its current token too...
-        let outcome = s
-            .sessions
-            .rotate(rotation(id, &second, T0 + 200, GRACE))
-            .await
-            .unwrap();
+        let outcome = s.sessions.rotate(rotation(id, &second, T0 + 200, GRACE)).await.unwrap();
         assert_eq!(outcome, RotationOutcome::Unknown);
         // ...and only that session.
         assert_eq!(
-            s.sessions
-                .session(other, T0 + 200)
-                .await
-                .unwrap()
-                .unwrap()
-                .current,
+            s.sessions.session(other, T0 + 200).await.unwrap().unwrap().current,
             other_token
         );
     }
@@ -664,11 +527,7 @@ mod suite {
         ));
 
         // Even in the same second.
-        let outcome = s
-            .sessions
-            .rotate(rotation(id, &first, T0 + 100, 0))
-            .await
-            .unwrap();
+        let outcome = s.sessions.rotate(rotation(id, &first, T0 + 100, 0)).await.unwrap();
         assert_eq!(outcome, RotationOutcome::Reused);
         assert!(!is_live(s, id, T0 + 100).await);
     }
@@ -680,24 +539,11 @@ mod suite {
         let third = refresh_ok(s, id, &second, T0 + 101).await;
 
         // Within the grace window of the last rotation, but not its parent.
-        let outcome = s
-            .sessions
-            .rotate(rotation(id, &first, T0 + 102, GRACE))
-            .await
-            .unwrap();
+        let outcome = s.sessions.rotate(rotation(id, &first, T0 + 102, GRACE)).await.unwrap();
         assert_eq!(outcome, RotationOutcome::Reused);
         assert!(!is_live(s, id, T0 + 102).await);
-        assert!(s
-            .sessions
-            .list_sessions(owner, T0 + 102)
-            .await
-            .unwrap()
-            .is_empty());
-        let outcome = s
-            .sessions
-            .rotate(rotation(id, &third, T0 + 103, GRACE))
-            .await
-            .unwrap();
+        assert!(s.sessions.list_sessions(owner, T0 + 102).await.unwrap().is_empty());
+        let outcome = s.sessions.rotate(rotation(id, &third, T0 + 103, GRACE)).await.unwrap();
         assert_eq!(outcome, RotationOutcome::Unknown);
     }
 
@@ -737,11 +583,7 @@ mod suite {
         let (expired, first) = login(s, owner, T0).await;
         let second = refresh_ok(s, expired, &first, T0 + 10).await;
         let end = second.expires_at;
-        let outcome = s
-            .sessions
-            .rotate(rotation(expired, &second, end, GRACE))
-            .await
-            .unwrap();
+        let outcome = s.sessions.rotate(rotation(expired, &second, end, GRACE)).await.unwrap();
         assert_eq!(outcome, RotationOutcome::Unknown);
         let outcome = s
             .sessions
@@ -818,15 +660,7 @@ mod suite {
                 other => panic!("expected Grace, got {other:?}"),
             }
         }
-        assert_eq!(
-            s.sessions
-                .session(id, T0 + 61)
-                .await
-                .unwrap()
-                .unwrap()
-                .current,
-            winner
-        );
+        assert_eq!(s.sessions.session(id, T0 + 61).await.unwrap().unwrap().current, winner);
     }
 
     pub async fn concurrent_refreshes_without_grace_rotate_once_and_revoke(s: &Stores) {
@@ -847,11 +681,7 @@ mod suite {
         }
         assert!(reused >= 1, "the first loser sees the replay");
         assert!(!is_live(s, id, T0 + 61).await);
-        let outcome = s
-            .sessions
-            .rotate(rotation(id, &winner, T0 + 62, 0))
-            .await
-            .unwrap();
+        let outcome = s.sessions.rotate(rotation(id, &winner, T0 + 62, 0)).await.unwrap();
         assert_eq!(outcome, RotationOutcome::Unknown);
     }
 }
@@ -886,9 +716,7 @@ mod sqlite_only {
     use std::path::Path;
 
     use tessera_core::{Email, PersonName, Role, SessionId, UserId};
-    use tessera_store::{
-        Health, NewSession, NewUser, RefreshState, SessionStore, SqliteStore, StoreError, UserStore,
-    };
+    use tessera_store::{Health, NewSession, NewUser, RefreshState, SessionStore, SqliteStore, StoreError, UserStore};
     use uuid::Uuid;
 
     const T0: i64 = 1_700_000_000;
@@ -939,10 +767,7 @@ mod sqlite_only {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("tessera.db");
         let store = open(&path).await;
-        store
-            .create_user(new_user("ada@example.com"))
-            .await
-            .unwrap();
+        store.create_user(new_user("ada@example.com")).await.unwrap();
 
         assert_eq!(mode(&path), 0o600);
         // SQLite gives the WAL files the database file's mode.
@@ -955,10 +780,7 @@ mod sqlite_only {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("tessera.db");
         let store = open(&path).await;
-        let user = store
-            .create_user(new_user("ada@example.com"))
-            .await
-            .unwrap();
+        let user = store.create_user(new_user("ada@example.com")).await.unwrap();
         let session = new_session(user.id);
         let session_id = session.id;
         store.create_session(session).await.unwrap();
@@ -987,11 +809,7 @@ mod sqlite_only {
             format!("sqlite:{}", path.display()),
         ] {
             let store = SqliteStore::connect(&url).await.unwrap();
-            assert_eq!(
-                store.find_user(user.id).await.unwrap(),
-                Some(user.clone()),
-                "{url}"
-            );
+            assert_eq!(store.find_user(user.id).await.unwrap(), Some(user.clone()), "{url}");
         }
     }
 
@@ -1011,10 +829,7 @@ mod sqlite_only {
             "sqlite://never-created.db?mode=bogus",
         ] {
             let err = SqliteStore::connect(location).await.unwrap_err();
-            assert!(
-                matches!(err, StoreError::Unavailable(_)),
-                "{location:?}: {err:?}"
-            );
+            assert!(matches!(err, StoreError::Unavailable(_)), "{location:?}: {err:?}");
         }
     }
 
@@ -1022,9 +837,7 @@ mod sqlite_only {
     async fn a_missing_directory_is_unavailable() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("absent").join("tessera.db");
-        let err = SqliteStore::connect(path.to_str().unwrap())
-            .await
-            .unwrap_err();
+        let err = SqliteStore::connect(path.to_str().unwrap()).await.unwrap_err();
         assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
     }
 
@@ -1071,10 +884,7 @@ mod sqlite_only {
     async fn undecodable_rows_are_corrupt_and_not_quoted() {
         let dir = tempfile::tempdir().unwrap();
         let store = open(&dir.path().join("tessera.db")).await;
-        let user = store
-            .create_user(new_user("ada@example.com"))
-            .await
-            .unwrap();
+        let user = store.create_user(new_user("ada@example.com")).await.unwrap();
         sqlx::query("UPDATE users SET email = 'Not An Email', role = 'Admin!' WHERE id = ?1")
             .bind(user.id.to_string())
             .execute(store.pool())
@@ -1084,10 +894,7 @@ mod sqlite_only {
         assert!(matches!(err, StoreError::Corrupt(_)), "{err:?}");
         assert!(!err.to_string().contains("Not An Email"), "{err}");
 
-        let user = store
-            .create_user(new_user("grace@example.com"))
-            .await
-            .unwrap();
+        let user = store.create_user(new_user("grace@example.com")).await.unwrap();
         sqlx::query("UPDATE users SET id = 'not-a-uuid' WHERE id = ?1")
             .bind(user.id.to_string())
             .execute(store.pool())
@@ -1104,10 +911,7 @@ mod sqlite_only {
     async fn deleting_a_user_deletes_their_sessions() {
         let dir = tempfile::tempdir().unwrap();
         let store = open(&dir.path().join("tessera.db")).await;
-        let user = store
-            .create_user(new_user("ada@example.com"))
-            .await
-            .unwrap();
+        let user = store.create_user(new_user("ada@example.com")).await.unwrap();
         let session = new_session(user.id);
         let id = session.id;
         store.create_session(session).await.unwrap();
@@ -1169,16 +973,10 @@ mod sqlite_only {
         let mut other = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
             .await
             .unwrap();
-        sqlx::query("BEGIN IMMEDIATE")
-            .execute(&mut other)
-            .await
-            .unwrap();
+        sqlx::query("BEGIN IMMEDIATE").execute(&mut other).await.unwrap();
 
         let started = std::time::Instant::now();
-        let err = store
-            .create_user(new_user("ada@example.com"))
-            .await
-            .unwrap_err();
+        let err = store.create_user(new_user("ada@example.com")).await.unwrap_err();
         assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
         assert!(
             started.elapsed() >= SqliteStore::BUSY_TIMEOUT / 2,
@@ -1186,10 +984,7 @@ mod sqlite_only {
             started.elapsed()
         );
         sqlx::query("ROLLBACK").execute(&mut other).await.unwrap();
-        store
-            .create_user(new_user("ada@example.com"))
-            .await
-            .unwrap();
+        store.create_user(new_user("ada@example.com")).await.unwrap();
     }
 
     #[tokio::test]

@@ -96,16 +96,12 @@ fn benches(c: &mut Criterion) {
     let token = keyring.sign_access(&claims);
     // Both verifiers must accept the token they are timed on.
     let mut buf = TokenBuf::new();
-    assert!(keyring
-        .verify_access(&token, &validation, now, &mut buf)
-        .is_ok());
+    assert!(keyring.verify_access(&token, &validation, now, &mut buf).is_ok());
     assert!(jsonwebtoken::decode::<JwtClaims>(&token, &decoding_key, &jwt_validation).is_ok());
 
     let mut group = c.benchmark_group("access_token");
 
-    group.bench_function("sign/tessera", |b| {
-        b.iter(|| keyring.sign_access(black_box(&claims)))
-    });
+    group.bench_function("sign/tessera", |b| b.iter(|| keyring.sign_access(black_box(&claims))));
     group.bench_function("sign/jsonwebtoken", |b| {
         b.iter(|| jsonwebtoken::encode(&jwt_header, black_box(&jwt_claims), &encoding_key))
     });
@@ -120,8 +116,7 @@ fn benches(c: &mut Criterion) {
     });
     group.bench_function("verify/jsonwebtoken", |b| {
         b.iter(|| {
-            jsonwebtoken::decode::<JwtClaims>(black_box(&token), &decoding_key, &jwt_validation)
-                .map(|d| d.claims.exp)
+            jsonwebtoken::decode::<JwtClaims>(black_box(&token), &decoding_key, &jwt_validation).map(|d| d.claims.exp)
         })
     });
 

@@ -123,14 +123,7 @@ const ACCESS_FIELDS: &[Field] = &[
     Field::Exp,
     Field::Jti,
 ];
-const REFRESH_FIELDS: &[Field] = &[
-    Field::Iss,
-    Field::Sub,
-    Field::Sid,
-    Field::Jti,
-    Field::Iat,
-    Field::Exp,
-];
+const REFRESH_FIELDS: &[Field] = &[Field::Iss, Field::Sub, Field::Sid, Field::Jti, Field::Iat, Field::Exp];
 
 impl Field {
     fn from_name(name: &str) -> Option<Self> {
@@ -250,11 +243,7 @@ impl<'de> SeenUnknown<'de> {
 /// Reads the members of a claims object. `claims` are the members that are
 /// claims of this token kind; any other name (even `aud` in a refresh token)
 /// is an unknown member: checked for duplicates, its value skipped.
-fn collect<'de, A: MapAccess<'de>>(
-    mut map: A,
-    claims: &[Field],
-    reason: &Reason,
-) -> Result<Collected<'de>, A::Error> {
+fn collect<'de, A: MapAccess<'de>>(mut map: A, claims: &[Field], reason: &Reason) -> Result<Collected<'de>, A::Error> {
     let mut got = Collected::default();
     let mut unknown = SeenUnknown::new();
     while let Some(name) = map.next_key_seed(StrSeed)? {
@@ -444,18 +433,38 @@ impl Visitor<'_> for UuidSeed {
 }
 
 pub(crate) fn parse_canonical_uuid(s: &str) -> Option<Uuid> {
-    let b = s.as_bytes();
-    if b.len() != 36 {
+    /// Value of a lowercase hex digit; 0xff for any other byte.
+    const HEX: [u8; 256] = {
+        let mut table = [0xff_u8; 256];
+        let mut i = 0;
+        while i < 10 {
+            table[b'0' as usize + i] = i as u8;
+            i += 1;
+        }
+        let mut i = 0;
+        while i < 6 {
+            table[b'a' as usize + i] = 10 + i as u8;
+            i += 1;
+        }
+        table
+    };
+    /// Where the 16 two-digit bytes start in `8-4-4-4-12`.
+    const PAIRS: [usize; 16] = [0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34];
+
+    let text: &[u8; 36] = s.as_bytes().try_into().ok()?;
+    if [text[8], text[13], text[18], text[23]] != [b'-'; 4] {
         return None;
     }
-    let canonical = b.iter().enumerate().all(|(i, &c)| match i {
-        8 | 13 | 18 | 23 => c == b'-',
-        _ => c.is_ascii_digit() || (b'a'..=b'f').contains(&c),
-    });
-    if !canonical {
-        return None;
+    // Branch-free over the digits: collect every nibble, then check once
+    // that none was invalid.
+    let mut bytes = [0u8; 16];
+    let mut invalid = 0u8;
+    for (byte, &at) in bytes.iter_mut().zip(PAIRS.iter()) {
+        let (hi, lo) = (HEX[usize::from(text[at])], HEX[usize::from(text[at + 1])]);
+        invalid |= hi | lo;
+        *byte = hi << 4 | lo;
     }
-    Uuid::try_parse_ascii(b).ok()
+    (invalid & 0xf0 == 0).then(|| Uuid::from_bytes(bytes))
 }
 
 /// What the deserializer's error was about, once it is known whether the
@@ -469,10 +478,27 @@ pub(crate) fn classify(error: &serde_json::Error, reason: &Reason) -> TokenError
         .unwrap_or(TokenError::InvalidClaims("payload is not a json object"))
 }
 
+/// Reads access claims from `json`: the exact form `sign_access` writes
+/// through the template in `canonical`, anything else strictly through serde.
+pub(crate) fn parse_access(json: &str) -> Result<AccessClaims<'_>, TokenError> {
+    match crate::canonical::access(json) {
+        Some(claims) => Ok(claims),
+        None => parse_access_strict(json),
+    }
+}
+
+/// Reads refresh claims from `json`, like [`parse_access`].
+pub(crate) fn parse_refresh(json: &str) -> Result<RefreshClaims<'_>, TokenError> {
+    match crate::canonical::refresh(json) {
+        Some(claims) => Ok(claims),
+        None => parse_refresh_strict(json),
+    }
+}
+
 /// Reads access claims from `json` (strict; see the module docs).
-pub(crate) fn parse_access(json: &[u8]) -> Result<AccessClaims<'_>, TokenError> {
+pub(crate) fn parse_access_strict(json: &str) -> Result<AccessClaims<'_>, TokenError> {
     let reason = Reason::new(None);
-    let mut de = serde_json::Deserializer::from_slice(json);
+    let mut de = serde_json::Deserializer::from_str(json);
     let claims = de
         .deserialize_map(AccessVisitor { reason: &reason })
         .map_err(|e| classify(&e, &reason))?;
@@ -482,9 +508,9 @@ pub(crate) fn parse_access(json: &[u8]) -> Result<AccessClaims<'_>, TokenError> 
 }
 
 /// Reads refresh claims from `json` (strict; see the module docs).
-pub(crate) fn parse_refresh(json: &[u8]) -> Result<RefreshClaims<'_>, TokenError> {
+pub(crate) fn parse_refresh_strict(json: &str) -> Result<RefreshClaims<'_>, TokenError> {
     let reason = Reason::new(None);
-    let mut de = serde_json::Deserializer::from_slice(json);
+    let mut de = serde_json::Deserializer::from_str(json);
     let claims = de
         .deserialize_map(RefreshVisitor { reason: &reason })
         .map_err(|e| classify(&e, &reason))?;
@@ -527,7 +553,7 @@ mod tests {
     }
 
     fn access(json: &str) -> Result<AccessClaims<'_>, TokenError> {
-        parse_access(json.as_bytes())
+        parse_access(json)
     }
 
     #[test]
@@ -537,11 +563,7 @@ mod tests {
         assert_eq!(c.sub.to_string(), SUB);
         assert_eq!(c.exp, 1_700_000_900);
         assert!(matches!(c.email, Cow::Borrowed(_)));
-        assert_eq!(
-            serde_json::to_string(&c).unwrap(),
-            json,
-            "serialization round-trips"
-        );
+        assert_eq!(serde_json::to_string(&c).unwrap(), json, "serialization round-trips");
     }
 
     #[test]
@@ -554,9 +576,7 @@ mod tests {
 
     #[test]
     fn every_missing_claim_is_reported() {
-        for name in [
-            "iss", "aud", "sub", "sid", "email", "role", "iat", "nbf", "exp", "jti",
-        ] {
+        for name in ["iss", "aud", "sub", "sid", "email", "role", "iat", "nbf", "exp", "jti"] {
             let json = access_json(&[(name, "")], "");
             let err = access(&json).unwrap_err();
             assert_eq!(err, Field::from_name(name).unwrap().missing(), "{name}");
@@ -591,15 +611,7 @@ mod tests {
         let simple = format!("\"{}\"", SUB.replace('-', ""));
         let braced = format!("\"{{{SUB}}}\"");
         let urn = format!("\"urn:uuid:{SUB}\"");
-        for bad in [
-            upper.as_str(),
-            &simple,
-            &braced,
-            &urn,
-            "\"not-a-uuid\"",
-            "42",
-            "null",
-        ] {
+        for bad in [upper.as_str(), &simple, &braced, &urn, "\"not-a-uuid\"", "42", "null"] {
             let json = access_json(&[("sub", bad)], "");
             assert_eq!(
                 access(&json).unwrap_err(),
@@ -627,10 +639,7 @@ mod tests {
         ] {
             for bad in ["1", "null", "{}", "[\"x\"]"] {
                 let json = access_json(&[(name, bad)], "");
-                assert_eq!(
-                    access(&json).unwrap_err(),
-                    TokenError::InvalidClaims(expected)
-                );
+                assert_eq!(access(&json).unwrap_err(), TokenError::InvalidClaims(expected));
             }
         }
     }
@@ -638,30 +647,18 @@ mod tests {
     #[test]
     fn duplicate_known_claim_is_rejected() {
         let json = access_json(&[], ",\"exp\":1");
-        assert_eq!(
-            access(&json).unwrap_err(),
-            TokenError::InvalidClaims("duplicate claim")
-        );
+        assert_eq!(access(&json).unwrap_err(), TokenError::InvalidClaims("duplicate claim"));
         // The same name spelled with an escape is the same member.
         let json = access_json(&[], ",\"\\u0065xp\":1");
-        assert_eq!(
-            access(&json).unwrap_err(),
-            TokenError::InvalidClaims("duplicate claim")
-        );
+        assert_eq!(access(&json).unwrap_err(), TokenError::InvalidClaims("duplicate claim"));
     }
 
     #[test]
     fn duplicate_unknown_claim_is_rejected() {
         let json = access_json(&[], ",\"tid\":1,\"x\":2,\"tid\":1");
-        assert_eq!(
-            access(&json).unwrap_err(),
-            TokenError::InvalidClaims("duplicate claim")
-        );
+        assert_eq!(access(&json).unwrap_err(), TokenError::InvalidClaims("duplicate claim"));
         let json = access_json(&[], ",\"tid\":1,\"t\\u0069d\":1");
-        assert_eq!(
-            access(&json).unwrap_err(),
-            TokenError::InvalidClaims("duplicate claim")
-        );
+        assert_eq!(access(&json).unwrap_err(), TokenError::InvalidClaims("duplicate claim"));
     }
 
     #[test]
@@ -680,31 +677,16 @@ mod tests {
     #[test]
     fn trailing_garbage_after_the_json_is_malformed() {
         let json = access_json(&[], "") + "x";
-        assert!(matches!(
-            access(&json).unwrap_err(),
-            TokenError::Malformed(_)
-        ));
+        assert!(matches!(access(&json).unwrap_err(), TokenError::Malformed(_)));
         let json = access_json(&[], "") + "{}";
-        assert!(matches!(
-            access(&json).unwrap_err(),
-            TokenError::Malformed(_)
-        ));
+        assert!(matches!(access(&json).unwrap_err(), TokenError::Malformed(_)));
     }
 
     #[test]
     fn payload_that_is_not_a_json_object_is_rejected() {
-        assert!(matches!(
-            access("[]").unwrap_err(),
-            TokenError::InvalidClaims(_)
-        ));
-        assert!(matches!(
-            access("\"x\"").unwrap_err(),
-            TokenError::InvalidClaims(_)
-        ));
-        assert!(matches!(
-            access("{\"iss\":").unwrap_err(),
-            TokenError::Malformed(_)
-        ));
+        assert!(matches!(access("[]").unwrap_err(), TokenError::InvalidClaims(_)));
+        assert!(matches!(access("\"x\"").unwrap_err(), TokenError::InvalidClaims(_)));
+        assert!(matches!(access("{\"iss\":").unwrap_err(), TokenError::Malformed(_)));
         assert!(matches!(
             access("{\"iss\" \"x\"}").unwrap_err(),
             TokenError::Malformed(_)
@@ -714,14 +696,13 @@ mod tests {
 
     #[test]
     fn refresh_claims_treat_access_only_names_as_unknown() {
-        let json = format!(
-            r#"{{"iss":"i","sub":"{SUB}","sid":"{SID}","jti":"{JTI}","iat":1,"exp":2,"aud":["x"],"email":5}}"#
-        );
-        let c = parse_refresh(json.as_bytes()).unwrap();
+        let json =
+            format!(r#"{{"iss":"i","sub":"{SUB}","sid":"{SID}","jti":"{JTI}","iat":1,"exp":2,"aud":["x"],"email":5}}"#);
+        let c = parse_refresh(&json).unwrap();
         assert_eq!((c.iat, c.exp), (1, 2));
         let dup = json.replace("\"email\":5", "\"aud\":0");
         assert_eq!(
-            parse_refresh(dup.as_bytes()).unwrap_err(),
+            parse_refresh(&dup).unwrap_err(),
             TokenError::InvalidClaims("duplicate claim")
         );
     }
@@ -733,10 +714,50 @@ mod tests {
         assert_eq!(c.role, "user");
         let bad = access_json(&[("exp", "1e10")], "");
         assert!(serde_json::from_str::<AccessClaims<'_>>(&bad).is_err());
-        let dup = format!(
-            r#"{{"iss":"i","sub":"{SUB}","sid":"{SID}","jti":"{JTI}","iat":1,"exp":2,"exp":2}}"#
-        );
+        let dup = format!(r#"{{"iss":"i","sub":"{SUB}","sid":"{SID}","jti":"{JTI}","iat":1,"exp":2,"exp":2}}"#);
         assert!(serde_json::from_str::<RefreshClaims<'_>>(&dup).is_err());
+    }
+
+    /// The obvious definition, to check the table-driven one against.
+    fn reference_uuid(s: &str) -> Option<Uuid> {
+        let ok = s.len() == 36
+            && s.bytes().enumerate().all(|(i, c)| match i {
+                8 | 13 | 18 | 23 => c == b'-',
+                _ => c.is_ascii_digit() || (b'a'..=b'f').contains(&c),
+            });
+        ok.then(|| Uuid::try_parse(s).unwrap())
+    }
+
+    #[test]
+    fn canonical_uuid_parser_matches_its_definition_on_every_one_byte_change() {
+        let good = "0123abcd-ef45-6789-89ab-cdef01234567";
+        assert_eq!(parse_canonical_uuid(good), reference_uuid(good));
+        assert!(parse_canonical_uuid(good).is_some());
+        for i in 0..good.len() {
+            for c in 0u8..0x80 {
+                let mut bytes = good.as_bytes().to_vec();
+                bytes[i] = c;
+                let s = String::from_utf8(bytes).unwrap();
+                assert_eq!(parse_canonical_uuid(&s), reference_uuid(&s), "{s}");
+            }
+        }
+        for s in [
+            "",
+            "0123abcd-ef45-6789-89ab-cdef0123456",
+            "0123abcd-ef45-6789-89ab-cdef012345678",
+        ] {
+            assert_eq!(parse_canonical_uuid(s), None);
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn canonical_uuid_round_trips(n in proptest::prelude::any::<u128>()) {
+            let id = Uuid::from_u128(n);
+            let text = id.hyphenated().to_string();
+            proptest::prop_assert_eq!(parse_canonical_uuid(&text), Some(id));
+            proptest::prop_assert_eq!(parse_canonical_uuid(&text.to_uppercase()), reference_uuid(&text.to_uppercase()));
+        }
     }
 
     #[test]

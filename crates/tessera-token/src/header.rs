@@ -22,19 +22,18 @@ pub(crate) struct Header<'b> {
 }
 
 pub(crate) fn parse_header(json: &[u8]) -> Result<Header<'_>, TokenError> {
+    let json = std::str::from_utf8(json).map_err(|_| TokenError::Malformed("header is not utf-8"))?;
     let reason = Reason::new(None);
-    let mut de = serde_json::Deserializer::from_slice(json);
-    let header = de
-        .deserialize_map(HeaderVisitor { reason: &reason })
-        .map_err(|e| {
-            if e.is_syntax() || e.is_eof() {
-                TokenError::Malformed("header is not valid json")
-            } else {
-                reason
-                    .take()
-                    .unwrap_or(TokenError::Malformed("header is not a json object"))
-            }
-        })?;
+    let mut de = serde_json::Deserializer::from_str(json);
+    let header = de.deserialize_map(HeaderVisitor { reason: &reason }).map_err(|e| {
+        if e.is_syntax() || e.is_eof() {
+            TokenError::Malformed("header is not valid json")
+        } else {
+            reason
+                .take()
+                .unwrap_or(TokenError::Malformed("header is not a json object"))
+        }
+    })?;
     de.end()
         .map_err(|_| TokenError::Malformed("trailing data after the header json"))?;
     Ok(header)
@@ -43,14 +42,10 @@ pub(crate) fn parse_header(json: &[u8]) -> Result<Header<'_>, TokenError> {
 /// A static name for a refused member, for the error message.
 fn unsupported(name: &str) -> &'static str {
     const NAMED: &[&str] = &[
-        "crit", "jku", "jwk", "x5u", "x5c", "x5t", "x5t#S256", "cty", "b64", "zip", "enc", "epk",
-        "apu", "apv", "iv", "tag", "p2s", "p2c", "url", "nonce",
+        "crit", "jku", "jwk", "x5u", "x5c", "x5t", "x5t#S256", "cty", "b64", "zip", "enc", "epk", "apu", "apv", "iv",
+        "tag", "p2s", "p2c", "url", "nonce",
     ];
-    NAMED
-        .iter()
-        .find(|n| **n == name)
-        .copied()
-        .unwrap_or("unknown member")
+    NAMED.iter().find(|n| **n == name).copied().unwrap_or("unknown member")
 }
 
 struct HeaderVisitor<'r> {
@@ -127,11 +122,7 @@ mod tests {
             ("ALG", "unknown member"),
         ] {
             let json = format!(r#"{{"alg":"HS256","typ":"at+jwt","kid":"k","{name}":"v"}}"#);
-            assert_eq!(
-                parse(&json).err(),
-                Some(TokenError::UnsupportedHeader(shown)),
-                "{name}"
-            );
+            assert_eq!(parse(&json).err(), Some(TokenError::UnsupportedHeader(shown)), "{name}");
         }
     }
 
@@ -165,10 +156,7 @@ mod tests {
             Some(TokenError::Malformed("header typ must be a string"))
         );
         for bad in ["[]", "\"x\"", "{", "{}x", "", "{\"alg\":\"HS256\",}"] {
-            assert!(
-                matches!(parse(bad).err(), Some(TokenError::Malformed(_))),
-                "{bad}"
-            );
+            assert!(matches!(parse(bad).err(), Some(TokenError::Malformed(_))), "{bad}");
         }
     }
 }

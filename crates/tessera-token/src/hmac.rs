@@ -10,6 +10,7 @@
 //! compare it with `hmac::Hmac<Sha256>` on random keys and messages of every
 //! length around the block boundaries, and with the RFC 4231 vectors.
 
+use sha2::digest::generic_array::typenum::U64;
 use sha2::digest::generic_array::GenericArray;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -52,18 +53,20 @@ impl HmacSha256 {
         } else {
             block[..key.len()].copy_from_slice(key);
         }
-        let mut pad = [0u8; BLOCK];
+        // Built in place as the type `compress256` takes, so no unwiped
+        // copy of the padded key is left behind.
+        let mut pad: GenericArray<u8, U64> = GenericArray::default();
         let mut inner = H0;
         for (p, k) in pad.iter_mut().zip(block.iter()) {
             *p = k ^ 0x36;
         }
-        compress(&mut inner, &pad);
+        sha2::compress256(&mut inner, core::slice::from_ref(&pad));
         let mut outer = H0;
         for (p, k) in pad.iter_mut().zip(block.iter()) {
             *p = k ^ 0x5c;
         }
-        compress(&mut outer, &pad);
-        pad.zeroize();
+        sha2::compress256(&mut outer, core::slice::from_ref(&pad));
+        pad.as_mut_slice().zeroize();
         block.zeroize();
         Self { inner, outer }
     }
@@ -81,14 +84,11 @@ impl HmacSha256 {
         out
     }
 
-    /// Whether `tag` is the MAC of `message`, compared in constant time.
+    /// Whether `tag` is the MAC of `message`, compared in constant time
+    /// (`subtle`, word by word).
     pub(crate) fn verify(&self, message: &[u8], tag: &[u8; MAC_LEN]) -> bool {
-        self.mac(message).ct_eq(tag).into()
+        words(&self.mac(message)).ct_eq(&words(tag)).into()
     }
-}
-
-fn compress(state: &mut [u32; 8], block: &[u8; BLOCK]) {
-    sha2::compress256(state, &[GenericArray::from(*block)]);
 }
 
 /// Absorbs `message` into `state` (which has already absorbed `prefix_len`
@@ -98,10 +98,7 @@ fn sha256_finish(state: &mut [u32; 8], message: &[u8], prefix_len: u64) {
     for chunk in &mut chunks {
         // `chunks_exact` yields exactly BLOCK bytes: this conversion is a copy
         // into the array type `compress256` wants, never a length mismatch.
-        sha2::compress256(
-            state,
-            core::slice::from_ref(GenericArray::from_slice(chunk)),
-        );
+        sha2::compress256(state, core::slice::from_ref(GenericArray::from_slice(chunk)));
     }
     let rest = chunks.remainder();
     let bit_len = (prefix_len + message.len() as u64).wrapping_mul(8);
@@ -110,18 +107,23 @@ fn sha256_finish(state: &mut [u32; 8], message: &[u8], prefix_len: u64) {
     tail[rest.len()] = 0x80;
     // One block if the 0x80 marker and the 8-byte length fit after the rest,
     // else two.
-    let tail_len = if rest.len() < BLOCK - 8 {
-        BLOCK
-    } else {
-        2 * BLOCK
-    };
+    let tail_len = if rest.len() < BLOCK - 8 { BLOCK } else { 2 * BLOCK };
     tail[tail_len - 8..tail_len].copy_from_slice(&bit_len.to_be_bytes());
     for block in tail[..tail_len].chunks_exact(BLOCK) {
-        sha2::compress256(
-            state,
-            core::slice::from_ref(GenericArray::from_slice(block)),
-        );
+        sha2::compress256(state, core::slice::from_ref(GenericArray::from_slice(block)));
     }
+}
+
+/// The tag as four machine words, so the comparison is 4 `subtle`
+/// operations rather than 32.
+fn words(tag: &[u8; MAC_LEN]) -> [u64; 4] {
+    let mut out = [0u64; 4];
+    for (word, bytes) in out.iter_mut().zip(tag.chunks_exact(8)) {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(bytes);
+        *word = u64::from_ne_bytes(b);
+    }
+    out
 }
 
 fn write_be(state: &[u32; 8], out: &mut [u8; MAC_LEN]) {
@@ -187,11 +189,7 @@ mod tests {
         let message: Vec<u8> = (0..=300u16).map(|i| (i % 251) as u8).collect();
         let ours = HmacSha256::new(key);
         for len in 0..=message.len() {
-            assert_eq!(
-                ours.mac(&message[..len]),
-                reference(key, &message[..len]),
-                "len {len}"
-            );
+            assert_eq!(ours.mac(&message[..len]), reference(key, &message[..len]), "len {len}");
         }
     }
 

@@ -173,9 +173,7 @@ fn check_secret(secret: &[u8]) -> Result<(), KeyError> {
 fn valid_kid(kid: &str) -> bool {
     !kid.is_empty()
         && kid.len() <= MAX_KID_CHARS
-        && kid
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        && kid.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 #[cfg(test)]
@@ -202,8 +200,7 @@ mod tests {
         let a = HmacKey::from_secret(TokenKind::Access, SECRET).unwrap();
         let again = HmacKey::from_secret(TokenKind::Access, SECRET).unwrap();
         let refresh = HmacKey::from_secret(TokenKind::Refresh, SECRET).unwrap();
-        let other =
-            HmacKey::from_secret(TokenKind::Access, b"0123456789abcdef0123456789abcdeF").unwrap();
+        let other = HmacKey::from_secret(TokenKind::Access, b"0123456789abcdef0123456789abcdeF").unwrap();
         assert_eq!(a.kid(), again.kid());
         assert_eq!(a.kid().len(), 16);
         assert_ne!(a.kid(), refresh.kid());
@@ -237,10 +234,7 @@ mod tests {
         let secret = b"super-secret-value-that-must-not-leak";
         let key = HmacKey::with_kid(TokenKind::Access, "k1", secret).unwrap();
         let shown = format!("{key:?}");
-        assert!(
-            shown.contains("k1") && shown.contains("[redacted]"),
-            "{shown}"
-        );
+        assert!(shown.contains("k1") && shown.contains("[redacted]"), "{shown}");
         assert!(!shown.contains("super-secret"), "{shown}");
     }
 

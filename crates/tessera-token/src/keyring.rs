@@ -12,9 +12,9 @@ use crate::{TokenBuf, Validation, MAX_LEEWAY_SECS, MAX_TOKEN_BYTES};
 /// Length of an HS256 signature segment: 32 bytes in unpadded base64url.
 const SIGNATURE_B64_LEN: usize = 43;
 
-/// Claims are serialized into a stack buffer of this size when they fit
-/// (tessera's always do); larger ones go to the heap.
-const SIGN_STACK_BYTES: usize = 1024;
+/// Room for the claims JSON of a typical token, so serializing it does not
+/// reallocate.
+const SIGN_JSON_CAPACITY: usize = 512;
 
 /// The keys of one issuer: a signing key for each token kind, plus keys that
 /// only verify (the previous keys during a graceful rotation).
@@ -167,19 +167,19 @@ impl Keyring {
         kind: TokenKind,
         buf: &'b mut TokenBuf,
         fast_header: bool,
-    ) -> Result<&'b [u8], TokenError> {
+    ) -> Result<&'b str, TokenError> {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(TokenError::TooLong);
         }
-        let mut segments = token.split('.');
-        let (Some(header), Some(payload), Some(signature), None) = (
-            segments.next(),
-            segments.next(),
-            segments.next(),
-            segments.next(),
-        ) else {
+        // `find`, `rfind` and `contains` of one ASCII byte run word-at-a-time.
+        let (Some(first), Some(last)) = (token.find('.'), token.rfind('.')) else {
             return Err(TokenError::Malformed("a token has exactly three segments"));
         };
+        let (header, signature) = (&token[..first], &token[last + 1..]);
+        let payload = token.get(first + 1..last).unwrap_or_default();
+        if first == last || payload.contains('.') {
+            return Err(TokenError::Malformed("a token has exactly three segments"));
+        }
         if header.is_empty() || payload.is_empty() || signature.is_empty() {
             return Err(TokenError::Malformed("empty segment"));
         }
@@ -192,13 +192,9 @@ impl Keyring {
         let mut tag = [0u8; MAC_LEN];
         match B64.decode_slice(signature, &mut tag) {
             Ok(MAC_LEN) => {}
-            _ => {
-                return Err(TokenError::Malformed(
-                    "signature is not canonical base64url",
-                ))
-            }
+            _ => return Err(TokenError::Malformed("signature is not canonical base64url")),
         }
-        let signing_input = &token.as_bytes()[..header.len() + 1 + payload.len()];
+        let signing_input = &token.as_bytes()[..last]; // header.payload
         if !key.verify_input(signing_input, &tag) {
             return Err(TokenError::BadSignature);
         }
@@ -206,7 +202,7 @@ impl Keyring {
         let len = B64
             .decode_slice(payload, &mut buf.bytes)
             .map_err(|_| TokenError::Malformed("payload is not canonical base64url"))?;
-        Ok(&buf.bytes[..len])
+        std::str::from_utf8(&buf.bytes[..len]).map_err(|_| TokenError::Malformed("payload is not utf-8"))
     }
 
     /// The key a token's header segment names, checked against the kind
@@ -251,13 +247,7 @@ impl Keyring {
     }
 }
 
-fn check_times(
-    validation: &Validation,
-    now: i64,
-    exp: i64,
-    nbf: Option<i64>,
-    iat: i64,
-) -> Result<(), TokenError> {
+fn check_times(validation: &Validation, now: i64, exp: i64, nbf: Option<i64>, iat: i64) -> Result<(), TokenError> {
     // i128 cannot overflow here, whatever the token says.
     let leeway = i128::from(validation.leeway_secs.min(MAX_LEEWAY_SECS));
     let now = i128::from(now);
@@ -278,25 +268,20 @@ fn check_times(
 }
 
 fn sign<T: Serialize>(key: &HmacKey, claims: &T) -> String {
-    let mut stack = [0u8; SIGN_STACK_BYTES];
-    let mut cursor: &mut [u8] = &mut stack;
-    let heap: Vec<u8>;
-    let json: &[u8] = if serde_json::to_writer(&mut cursor, claims).is_ok() {
-        let used = SIGN_STACK_BYTES - cursor.len();
-        &stack[..used]
-    } else {
-        // Claims are strings and integers only, so serializing them cannot
-        // fail. Were it ever to, the payload would be `{}`: a token that
-        // never verifies, not a panic in the server.
-        heap = serde_json::to_vec(claims).unwrap_or_else(|_| b"{}".to_vec());
-        &heap
-    };
+    let mut json = Vec::with_capacity(SIGN_JSON_CAPACITY);
+    if serde_json::to_writer(&mut json, claims).is_err() {
+        // Claims are strings and integers only, so serializing them into
+        // memory cannot fail. Were it ever to, the payload would be `{}`: a
+        // token that never verifies, not a panic in the server.
+        json.clear();
+        json.extend_from_slice(b"{}");
+    }
     let header = key.header_b64();
     let payload_len = json.len().div_ceil(3) * 4; // upper bound, unpadded
     let mut token = String::with_capacity(header.len() + payload_len + SIGNATURE_B64_LEN + 2);
     token.push_str(header);
     token.push('.');
-    B64.encode_string(json, &mut token);
+    B64.encode_string(&json, &mut token);
     let tag = key.sign_input(token.as_bytes());
     token.push('.');
     B64.encode_string(tag, &mut token);

@@ -12,9 +12,15 @@
 //! `jwk`, `x5u`, ...) are refused; base64url must be canonical; every claim
 //! must be present once with its JSON type; duplicate member names are
 //! refused; the signature is checked before the payload is read; `exp`,
-//! `nbf`, `iat`, `iss`, `aud` and `typ` are checked. A verification of a
-//! token tessera issued does no heap allocation: the payload is decoded into
-//! a caller-provided [`TokenBuf`] and the claims borrow from it.
+//! `nbf`, `iat`, `iss`, `aud` and `typ` are checked.
+//!
+//! Verifying a token tessera issued does no heap allocation: the payload is
+//! decoded into a caller-provided [`TokenBuf`] and the claims borrow from it.
+//! Two fast paths skip parsing for the exact bytes this crate writes: a
+//! header segment equal to one a key of the keyring signs with, and a
+//! payload in exactly the serialization `sign_*` produces. Anything else
+//! takes the strict path, and both paths give the same answer. The HMAC
+//! keyed state is computed once per key, not per token.
 //!
 //! What this crate is not: it does no IO, has no async, reads no clock (the
 //! caller passes `now` in unix seconds), keeps no revocation state (a
@@ -67,6 +73,8 @@
 
 /// Canonical base64url (no padding, no trailing bits).
 mod b64;
+/// Fast path for payloads in exactly the form this crate signs.
+mod canonical;
 /// Claim types and their strict JSON reading.
 mod claims;
 /// Token and key errors.

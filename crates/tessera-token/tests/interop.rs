@@ -11,10 +11,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header};
 use serde::{Deserialize, Serialize};
-use tessera_token::{
-    AccessClaims, HmacKey, Keyring, RefreshClaims, TokenBuf, TokenError, TokenKind, Uuid,
-    Validation,
-};
+use tessera_token::{AccessClaims, HmacKey, Keyring, RefreshClaims, TokenBuf, TokenError, TokenKind, Uuid, Validation};
 
 /// What `JWT_SECRET` holds: the key is its UTF-8 bytes.
 const JWT_SECRET: &str = "interop-access-secret-0123456789abcdef";
@@ -37,10 +34,7 @@ struct Claims {
 }
 
 fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
 }
 
 fn keyring() -> Keyring {
@@ -118,12 +112,7 @@ fn jsonwebtoken_tokens_with_our_header_and_claims_verify_with_tessera() {
     let mut header = Header::new(Algorithm::HS256);
     header.typ = Some("at+jwt".to_owned());
     header.kid = Some(ring.access_kid().to_owned());
-    let token = encode(
-        &header,
-        &theirs,
-        &EncodingKey::from_secret(JWT_SECRET.as_bytes()),
-    )
-    .unwrap();
+    let token = encode(&header, &theirs, &EncodingKey::from_secret(JWT_SECRET.as_bytes())).unwrap();
 
     let mut buf = TokenBuf::new();
     let verified = ring

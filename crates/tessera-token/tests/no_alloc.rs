@@ -7,9 +7,7 @@ use std::alloc::System;
 use std::borrow::Cow;
 
 use stats_alloc::{Region, StatsAlloc, INSTRUMENTED_SYSTEM};
-use tessera_token::{
-    AccessClaims, HmacKey, Keyring, RefreshClaims, TokenBuf, TokenKind, Uuid, Validation,
-};
+use tessera_token::{AccessClaims, HmacKey, Keyring, RefreshClaims, TokenBuf, TokenKind, Uuid, Validation};
 
 #[global_allocator]
 static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
@@ -61,9 +59,7 @@ fn verification_of_issued_tokens_does_not_allocate() {
         rounds.push(region.change());
     }
     assert!(
-        rounds
-            .iter()
-            .any(|s| s.allocations == 0 && s.reallocations == 0),
+        rounds.iter().any(|s| s.allocations == 0 && s.reallocations == 0),
         "{rounds:#?}"
     );
 }

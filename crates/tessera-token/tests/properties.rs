@@ -7,10 +7,7 @@
 use std::borrow::Cow;
 
 use proptest::prelude::*;
-use tessera_token::{
-    AccessClaims, HmacKey, Keyring, RefreshClaims, TokenBuf, TokenError, TokenKind, Uuid,
-    Validation,
-};
+use tessera_token::{AccessClaims, HmacKey, Keyring, RefreshClaims, TokenBuf, TokenError, TokenKind, Uuid, Validation};
 
 const NOW: i64 = 1_700_000_000;
 

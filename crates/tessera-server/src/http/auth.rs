@@ -42,7 +42,12 @@ async fn open_session(state: &AppState, user: &User, client: ClientMeta, status:
             refresh,
         })
         .await?;
-    let subject = Subject { user: user.id, session, email: user.email.as_str(), role: user.role.as_str() };
+    let subject = Subject {
+        user: user.id,
+        session,
+        email: user.email.as_str(),
+        role: user.role.as_str(),
+    };
     let pair = state.tokens.pair(&subject, &refresh, now);
     tracing::info!(user = %user.id, session = %session, "session opened");
     let body = AuthResponse {
@@ -76,15 +81,23 @@ fn token_response(pair: IssuedPair) -> Response {
         (status = 422, description = "`validation_failed`", body = super::dto::ErrorBody),
         (status = 503, description = "`unavailable`", body = super::dto::ErrorBody),
     ))]
-async fn register(State(state): State<AppState>, client: ClientMeta, JsonObject(body): JsonObject) -> ApiResult<Response> {
+async fn register(
+    State(state): State<AppState>,
+    client: ClientMeta,
+    JsonObject(body): JsonObject,
+) -> ApiResult<Response> {
     let mut f = Fields::new(body);
     let email = f.required("email", |s| Email::parse(&s));
     let password = f.required("password", Password::parse);
     let first_name = f.required("firstName", |s| PersonName::parse(&s));
     let last_name = f.required("lastName", |s| PersonName::parse_optional(&s));
     f.finish()?;
-    let (email, password, first_name, last_name) =
-        (checked(email)?, checked(password)?, checked(first_name)?, checked(last_name)?);
+    let (email, password, first_name, last_name) = (
+        checked(email)?,
+        checked(password)?,
+        checked(first_name)?,
+        checked(last_name)?,
+    );
 
     let password_hash = state.hasher.hash(password).await?;
     let user = state
@@ -165,7 +178,11 @@ async fn refresh(State(state): State<AppState>, JsonObject(body): JsonObject) ->
     let (user, session, presented) = {
         let mut buf = TokenBuf::new();
         let claims = state.tokens.verify_refresh(&token, now, &mut buf)?;
-        (UserId::from_uuid(claims.sub), SessionId::from_uuid(claims.sid), claims.jti)
+        (
+            UserId::from_uuid(claims.sub),
+            SessionId::from_uuid(claims.sid),
+            claims.jti,
+        )
     };
     let outcome = state
         .sessions
@@ -192,7 +209,12 @@ async fn refresh(State(state): State<AppState>, JsonObject(body): JsonObject) ->
     if session.user_id != user {
         return Err(ApiError::InvalidToken("the token does not match its session"));
     }
-    let subject = Subject { user, session: session.id, email: session.email.as_str(), role: session.role.as_str() };
+    let subject = Subject {
+        user,
+        session: session.id,
+        email: session.email.as_str(),
+        role: session.role.as_str(),
+    };
     Ok(token_response(state.tokens.pair(&subject, &session.current, now)))
 }
 
@@ -216,7 +238,11 @@ enum LogoutScope {
     ))]
 async fn logout(State(state): State<AppState>, req: Request) -> ApiResult<StatusCode> {
     let has_bearer = req.headers().contains_key(header::AUTHORIZATION);
-    let bearer = if has_bearer { Some(bearer_token(req.headers())?.to_owned()) } else { None };
+    let bearer = if has_bearer {
+        Some(bearer_token(req.headers())?.to_owned())
+    } else {
+        None
+    };
     let OptionalJsonObject(body) = OptionalJsonObject::from_request(req, &state).await?;
     let mut f = Fields::new(body.unwrap_or_default());
     let scope = f.optional("scope", |s| match s.as_str() {
@@ -274,7 +300,11 @@ async fn me(State(state): State<AppState>, req: Request) -> ApiResult<Json<UserD
         let mut buf = TokenBuf::new();
         UserId::from_uuid(state.tokens.verify_access(token, unix_now(), &mut buf)?.sub)
     };
-    let user = state.users.find_user(user).await?.ok_or(ApiError::InvalidToken("the account no longer exists"))?;
+    let user = state
+        .users
+        .find_user(user)
+        .await?
+        .ok_or(ApiError::InvalidToken("the account no longer exists"))?;
     Ok(Json(UserDto::from(&user)))
 }
 
@@ -295,7 +325,13 @@ async fn verify(State(state): State<AppState>, req: Request) -> ApiResult<Respon
     let token = bearer_token(req.headers())?;
     let mut buf = TokenBuf::new();
     let claims = state.tokens.verify_access(token, unix_now(), &mut buf)?;
-    let body = VerifyResponse { sub: claims.sub, sid: claims.sid, email: &claims.email, role: &claims.role, exp: claims.exp };
+    let body = VerifyResponse {
+        sub: claims.sub,
+        sid: claims.sid,
+        email: &claims.email,
+        role: &claims.role,
+        exp: claims.exp,
+    };
     let json = serde_json::to_vec(&body).map_err(ApiError::internal)?;
     let mut response = (
         [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],

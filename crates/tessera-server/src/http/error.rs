@@ -116,7 +116,8 @@ impl ApiError {
 
     /// RFC 6750 §3 challenge. RFC 9110 requires one on every 401.
     fn challenge(&self) -> Option<String> {
-        let described = |desc: &str| format!(r#"Bearer realm="tessera", error="invalid_token", error_description="{desc}""#);
+        let described =
+            |desc: &str| format!(r#"Bearer realm="tessera", error="invalid_token", error_description="{desc}""#);
         match self {
             Self::MissingToken | Self::InvalidCredentials => Some(r#"Bearer realm="tessera""#.to_owned()),
             Self::InvalidToken(desc) => Some(described(desc)),
@@ -133,7 +134,10 @@ impl From<StoreError> for ApiError {
             StoreError::Conflict(Conflict::EmailTaken) => Self::EmailTaken,
             StoreError::Unavailable(source) => {
                 tracing::error!(error = %source, "store unavailable");
-                Self::Unavailable { message: "the store is unavailable; retry shortly", retry_after: 1 }
+                Self::Unavailable {
+                    message: "the store is unavailable; retry shortly",
+                    retry_after: 1,
+                }
             }
             other => Self::Internal(other.into()),
         }
@@ -172,9 +176,10 @@ impl IntoResponse for ApiError {
 impl From<crate::hashing::HashPoolError> for ApiError {
     fn from(err: crate::hashing::HashPoolError) -> Self {
         match err {
-            crate::hashing::HashPoolError::Busy => {
-                Self::Unavailable { message: "too many password checks in progress; retry shortly", retry_after: 1 }
-            }
+            crate::hashing::HashPoolError::Busy => Self::Unavailable {
+                message: "too many password checks in progress; retry shortly",
+                retry_after: 1,
+            },
             other => Self::Internal(other.into()),
         }
     }

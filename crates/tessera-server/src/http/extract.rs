@@ -30,10 +30,12 @@ fn is_json(headers: &HeaderMap) -> bool {
 }
 
 async fn read_body<S: Send + Sync>(req: Request, state: &S) -> ApiResult<Bytes> {
-    Bytes::from_request(req, state).await.map_err(|rejection| match rejection {
-        BytesRejection::FailedToBufferBody(FailedToBufferBody::LengthLimitError(_)) => ApiError::PayloadTooLarge,
-        _ => ApiError::InvalidRequest("the request body could not be read".to_owned()),
-    })
+    Bytes::from_request(req, state)
+        .await
+        .map_err(|rejection| match rejection {
+            BytesRejection::FailedToBufferBody(FailedToBufferBody::LengthLimitError(_)) => ApiError::PayloadTooLarge,
+            _ => ApiError::InvalidRequest("the request body could not be read".to_owned()),
+        })
 }
 
 fn parse_object(bytes: &[u8]) -> ApiResult<Map<String, Value>> {
@@ -85,11 +87,18 @@ pub struct Fields {
 
 impl Fields {
     pub fn new(object: Map<String, Value>) -> Self {
-        Self { object, errors: FieldErrors::new() }
+        Self {
+            object,
+            errors: FieldErrors::new(),
+        }
     }
 
     /// A required string field, parsed by `parse`.
-    pub fn required<T, E: Display>(&mut self, name: &'static str, parse: impl FnOnce(String) -> Result<T, E>) -> Option<T> {
+    pub fn required<T, E: Display>(
+        &mut self,
+        name: &'static str,
+        parse: impl FnOnce(String) -> Result<T, E>,
+    ) -> Option<T> {
         match self.object.remove(name) {
             None | Some(Value::Null) => {
                 self.errors.insert(name, "is required".to_owned());
@@ -104,7 +113,11 @@ impl Fields {
     }
 
     /// An optional string field: `Ok(None)` when absent or null.
-    pub fn optional<T, E: Display>(&mut self, name: &'static str, parse: impl FnOnce(String) -> Result<T, E>) -> Option<Option<T>> {
+    pub fn optional<T, E: Display>(
+        &mut self,
+        name: &'static str,
+        parse: impl FnOnce(String) -> Result<T, E>,
+    ) -> Option<Option<T>> {
         match self.object.remove(name) {
             None | Some(Value::Null) => Some(None),
             Some(Value::String(s)) => self.apply(name, s, parse).map(Some),
@@ -115,7 +128,12 @@ impl Fields {
         }
     }
 
-    fn apply<T, E: Display>(&mut self, name: &'static str, raw: String, parse: impl FnOnce(String) -> Result<T, E>) -> Option<T> {
+    fn apply<T, E: Display>(
+        &mut self,
+        name: &'static str,
+        raw: String,
+        parse: impl FnOnce(String) -> Result<T, E>,
+    ) -> Option<T> {
         match parse(raw) {
             Ok(v) => Some(v),
             Err(e) => {
@@ -149,14 +167,18 @@ pub fn bearer_token(headers: &HeaderMap) -> ApiResult<&str> {
     if values.next().is_some() {
         return Err(ApiError::InvalidToken("send exactly one Authorization header"));
     }
-    let value = value.to_str().map_err(|_| ApiError::InvalidToken("the Authorization header is not valid"))?;
+    let value = value
+        .to_str()
+        .map_err(|_| ApiError::InvalidToken("the Authorization header is not valid"))?;
     let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
     if !scheme.eq_ignore_ascii_case("bearer") {
         return Err(ApiError::MissingToken);
     }
     let token = token.trim_start_matches(' ');
     if token.is_empty() || token.contains(' ') {
-        return Err(ApiError::InvalidToken("the Authorization header must be `Bearer <token>`"));
+        return Err(ApiError::InvalidToken(
+            "the Authorization header must be `Bearer <token>`",
+        ));
     }
     Ok(token)
 }
@@ -171,11 +193,17 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientMeta {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let ip = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(addr)| addr.ip().to_string());
-        let user_agent = parts
-            .headers
-            .get(header::USER_AGENT)
-            .map(|v| String::from_utf8_lossy(v.as_bytes()).chars().filter(|c| !c.is_control()).take(256).collect());
+        let ip = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(addr)| addr.ip().to_string());
+        let user_agent = parts.headers.get(header::USER_AGENT).map(|v| {
+            String::from_utf8_lossy(v.as_bytes())
+                .chars()
+                .filter(|c| !c.is_control())
+                .take(256)
+                .collect()
+        });
         Ok(Self { ip, user_agent })
     }
 }
@@ -207,7 +235,10 @@ mod tests {
     #[test]
     fn empty_or_split_tokens_are_invalid() {
         assert!(matches!(bearer_token(&auth("Bearer")), Err(ApiError::InvalidToken(_))));
-        assert!(matches!(bearer_token(&auth("Bearer a b")), Err(ApiError::InvalidToken(_))));
+        assert!(matches!(
+            bearer_token(&auth("Bearer a b")),
+            Err(ApiError::InvalidToken(_))
+        ));
     }
 
     #[test]
@@ -232,7 +263,9 @@ mod tests {
         assert!(f.required("a", Ok::<_, String>).is_none());
         assert!(f.required("b", |_| Err::<String, _>("is bad")).is_none());
         assert!(f.required("c", Ok::<_, String>).is_none());
-        let Err(ApiError::Validation(errors)) = f.finish() else { panic!("expected 422") };
+        let Err(ApiError::Validation(errors)) = f.finish() else {
+            panic!("expected 422")
+        };
         assert_eq!(errors["a"], "must be a string");
         assert_eq!(errors["b"], "is bad");
         assert_eq!(errors["c"], "is required");

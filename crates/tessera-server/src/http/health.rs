@@ -9,7 +9,9 @@ use axum::{Json, Router};
 use std::time::Duration;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz))
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
 }
 
 /// 200 while the process runs.
@@ -27,11 +29,17 @@ async fn readyz(State(state): State<AppState>) -> Result<Json<HealthResponse>, A
             Ok(Ok(())) => {}
             Ok(Err(err)) => {
                 tracing::warn!(error = %err, "readiness check failed");
-                return Err(ApiError::Unavailable { message: "a backing store is unavailable", retry_after: 1 });
+                return Err(ApiError::Unavailable {
+                    message: "a backing store is unavailable",
+                    retry_after: 1,
+                });
             }
             Err(_) => {
                 tracing::warn!("readiness check timed out");
-                return Err(ApiError::Unavailable { message: "a backing store is unavailable", retry_after: 1 });
+                return Err(ApiError::Unavailable {
+                    message: "a backing store is unavailable",
+                    retry_after: 1,
+                });
             }
         }
     }

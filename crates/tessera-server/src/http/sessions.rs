@@ -35,7 +35,9 @@ fn caller(state: &AppState, req: &Request) -> ApiResult<(UserId, SessionId)> {
 async fn list_sessions(State(state): State<AppState>, req: Request) -> ApiResult<Json<SessionList>> {
     let (user, current) = caller(&state, &req)?;
     let sessions = state.sessions.list_sessions(user, unix_now()).await?;
-    Ok(Json(SessionList { sessions: sessions.iter().map(|s| SessionDto::new(s, s.id == current)).collect() }))
+    Ok(Json(SessionList {
+        sessions: sessions.iter().map(|s| SessionDto::new(s, s.id == current)).collect(),
+    }))
 }
 
 /// End one of the caller's sessions (for example a lost device).

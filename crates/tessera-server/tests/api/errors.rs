@@ -5,13 +5,25 @@ use crate::helpers::*;
 use reqwest::StatusCode;
 use serde_json::json;
 
-const POST_ROUTES: &[&str] = &["/api/auth/register", "/api/auth/login", "/api/auth/refresh", "/api/auth/logout"];
+const POST_ROUTES: &[&str] = &[
+    "/api/auth/register",
+    "/api/auth/login",
+    "/api/auth/refresh",
+    "/api/auth/logout",
+];
 
 #[tokio::test]
 async fn non_json_bodies_get_415() {
     let app = spawn_app().await;
     for route in POST_ROUTES {
-        let res = app.client.post(app.url(route)).header("content-type", "text/plain").body("{}").send().await.unwrap();
+        let res = app
+            .client
+            .post(app.url(route))
+            .header("content-type", "text/plain")
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
         assert_error(res, StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type").await;
         let res = app
             .client
@@ -23,7 +35,13 @@ async fn non_json_bodies_get_415() {
             .unwrap();
         assert_error(res, StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type").await;
     }
-    let res = app.client.post(app.url("/api/auth/login")).body(r#"{"email":"a"}"#).send().await.unwrap();
+    let res = app
+        .client
+        .post(app.url("/api/auth/login"))
+        .body(r#"{"email":"a"}"#)
+        .send()
+        .await
+        .unwrap();
     assert_error(res, StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type").await;
 }
 
@@ -32,7 +50,14 @@ async fn bodies_over_64_kib_get_413() {
     let app = spawn_app().await;
     let big = json!({"email": "a@example.com", "password": "x".repeat(70 * 1024)}).to_string();
     for route in POST_ROUTES {
-        let res = app.client.post(app.url(route)).header("content-type", "application/json").body(big.clone()).send().await.unwrap();
+        let res = app
+            .client
+            .post(app.url(route))
+            .header("content-type", "application/json")
+            .body(big.clone())
+            .send()
+            .await
+            .unwrap();
         assert_error(res, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large").await;
     }
     // Without a Content-Length (chunked), the limit still holds.
@@ -49,7 +74,14 @@ async fn bodies_over_64_kib_get_413() {
     // Exactly at the limit is accepted as far as size goes.
     let at_limit = format!("{{\"email\":\"a\",\"password\":\"b\"{}}}", " ".repeat(64 * 1024 - 29));
     assert_eq!(at_limit.len(), 64 * 1024 - 1);
-    let res = app.client.post(app.url("/api/auth/login")).header("content-type", "application/json").body(at_limit).send().await.unwrap();
+    let res = app
+        .client
+        .post(app.url("/api/auth/login"))
+        .header("content-type", "application/json")
+        .body(at_limit)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
 }
 
@@ -70,7 +102,14 @@ async fn malformed_json_gets_400() {
     ];
     for route in ["/api/auth/register", "/api/auth/login", "/api/auth/refresh"] {
         for body in &bad_bodies {
-            let res = app.client.post(app.url(route)).header("content-type", "application/json").body(body.clone()).send().await.unwrap();
+            let res = app
+                .client
+                .post(app.url(route))
+                .header("content-type", "application/json")
+                .body(body.clone())
+                .send()
+                .await
+                .unwrap();
             assert_error(res, StatusCode::BAD_REQUEST, "invalid_request").await;
         }
     }
@@ -80,7 +119,14 @@ async fn malformed_json_gets_400() {
 async fn json_that_is_not_an_object_gets_422() {
     let app = spawn_app().await;
     for body in ["[]", "\"text\"", "42", "null", "true"] {
-        let res = app.client.post(app.url("/api/auth/login")).header("content-type", "application/json").body(body).send().await.unwrap();
+        let res = app
+            .client
+            .post(app.url("/api/auth/login"))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
         let err = assert_error(res, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
         assert_eq!(err["fields"]["body"], "must be a JSON object");
     }
@@ -113,9 +159,21 @@ async fn every_response_has_a_request_id() {
     ids.dedup();
     assert_eq!(ids.len(), 3, "ids are unique");
 
-    let res = app.client.get(app.url("/healthz")).header("x-request-id", "trace-abc_123.4").send().await.unwrap();
+    let res = app
+        .client
+        .get(app.url("/healthz"))
+        .header("x-request-id", "trace-abc_123.4")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.headers()["x-request-id"], "trace-abc_123.4");
-    let res = app.client.get(app.url("/healthz")).header("x-request-id", "bad id with spaces").send().await.unwrap();
+    let res = app
+        .client
+        .get(app.url("/healthz"))
+        .header("x-request-id", "bad id with spaces")
+        .send()
+        .await
+        .unwrap();
     assert_ne!(res.headers()["x-request-id"], "bad id with spaces");
 }
 
@@ -136,9 +194,23 @@ async fn no_body_shape_produces_a_server_error() {
     let app = spawn_app().await;
     let long = "x".repeat(10_000);
     let values = [
-        json!(null), json!(true), json!(0), json!(-1), json!(1e308), json!(u64::MAX), json!(""), json!(" "),
-        json!("\u{0}"), json!(long), json!([]), json!({}), json!({"$gt": ""}), json!("' OR 1=1 --"),
-        json!("🔑🔑🔑🔑🔑🔑🔑🔑"), json!("a@b.c"), json!("eyJhbGciOiJub25lIn0.e30."),
+        json!(null),
+        json!(true),
+        json!(0),
+        json!(-1),
+        json!(1e308),
+        json!(u64::MAX),
+        json!(""),
+        json!(" "),
+        json!("\u{0}"),
+        json!(long),
+        json!([]),
+        json!({}),
+        json!({"$gt": ""}),
+        json!("' OR 1=1 --"),
+        json!("🔑🔑🔑🔑🔑🔑🔑🔑"),
+        json!("a@b.c"),
+        json!("eyJhbGciOiJub25lIn0.e30."),
     ];
     let fields = ["email", "password", "firstName", "lastName", "refreshToken", "scope"];
     for route in POST_ROUTES {
@@ -150,7 +222,10 @@ async fn no_body_shape_produces_a_server_error() {
             body.insert("extra".to_owned(), v.clone());
             let res = app.post_json(route, &serde_json::Value::Object(body)).await;
             let status = res.status();
-            assert!(status.is_client_error() || status.is_success(), "{route} answered {status}");
+            assert!(
+                status.is_client_error() || status.is_success(),
+                "{route} answered {status}"
+            );
             if status.is_client_error() {
                 let err: serde_json::Value = res.json().await.unwrap();
                 assert!(err["error"].is_string() && err["message"].is_string(), "{err}");

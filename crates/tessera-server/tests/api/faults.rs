@@ -15,19 +15,27 @@ async fn a_locked_database_is_503_then_recovers_by_itself() {
 
     // Another process holding SQLite's write lock: every write waits out the
     // busy timeout, then fails.
-    let mut locker = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display())).await.unwrap();
+    let mut locker = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
     sqlx::query("BEGIN EXCLUSIVE").execute(&mut locker).await.unwrap();
 
     let started = Instant::now();
     let res = app.refresh(&user.refresh).await;
-    assert!(started.elapsed() < Duration::from_secs(15), "a store fault must answer in bounded time");
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "a store fault must answer in bounded time"
+    );
     assert_eq!(res.headers()["retry-after"], "1");
     assert_error(res, StatusCode::SERVICE_UNAVAILABLE, "unavailable").await;
     let res = app.register(&unique_email(), PASSWORD).await;
     assert_error(res, StatusCode::SERVICE_UNAVAILABLE, "unavailable").await;
 
     // The hot path needs no store.
-    assert_eq!(app.get_auth("/api/auth/verify", &user.access).await.status(), StatusCode::OK);
+    assert_eq!(
+        app.get_auth("/api/auth/verify", &user.access).await.status(),
+        StatusCode::OK
+    );
 
     sqlx::query("ROLLBACK").execute(&mut locker).await.unwrap();
     drop(locker);
@@ -35,7 +43,10 @@ async fn a_locked_database_is_503_then_recovers_by_itself() {
     // No restart: the same refresh token (not consumed by the failed attempt) works.
     let res = app.refresh(&user.refresh).await;
     assert_eq!(res.status(), StatusCode::OK, "the session survived the fault");
-    assert_eq!(app.register(&unique_email(), PASSWORD).await.status(), StatusCode::CREATED);
+    assert_eq!(
+        app.register(&unique_email(), PASSWORD).await.status(),
+        StatusCode::CREATED
+    );
 }
 
 #[tokio::test]

@@ -52,7 +52,10 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
     }));
     TestApp {
         base,
-        client: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap(),
+        client: reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap(),
         jwt_secret,
         refresh_secret,
         issuer,
@@ -64,13 +67,20 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
 static USER_COUNTER: AtomicUsize = AtomicUsize::new(0);
 
 pub fn unique_email() -> String {
-    format!("user{}-{}@example.com", USER_COUNTER.fetch_add(1, Ordering::Relaxed), uuid::Uuid::new_v4().simple())
+    format!(
+        "user{}-{}@example.com",
+        USER_COUNTER.fetch_add(1, Ordering::Relaxed),
+        uuid::Uuid::new_v4().simple()
+    )
 }
 
 pub const PASSWORD: &str = "correct horse battery staple";
 
 pub fn now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
 }
 
 impl TestApp {
@@ -95,11 +105,13 @@ impl TestApp {
     }
 
     pub async fn login(&self, email: &str, password: &str) -> Response {
-        self.post_json("/api/auth/login", &json!({"email": email, "password": password})).await
+        self.post_json("/api/auth/login", &json!({"email": email, "password": password}))
+            .await
     }
 
     pub async fn refresh(&self, token: &str) -> Response {
-        self.post_json("/api/auth/refresh", &json!({"refreshToken": token})).await
+        self.post_json("/api/auth/refresh", &json!({"refreshToken": token}))
+            .await
     }
 
     pub async fn new_user(&self) -> TestUser {
@@ -121,14 +133,21 @@ impl TestApp {
         let res = self.login(&user.email, &user.password).await;
         assert_eq!(res.status(), StatusCode::OK);
         let body: Value = res.json().await.unwrap();
-        (body["accessToken"].as_str().unwrap().to_owned(), body["refreshToken"].as_str().unwrap().to_owned())
+        (
+            body["accessToken"].as_str().unwrap().to_owned(),
+            body["refreshToken"].as_str().unwrap().to_owned(),
+        )
     }
 }
 
 /// Asserts the contract's error body and returns it.
 pub async fn assert_error(res: Response, status: StatusCode, code: &str) -> Value {
     assert_eq!(res.status(), status, "expected {status} {code}");
-    let ct = res.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
+    let ct = res
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
     assert!(ct.starts_with("application/json"), "error content-type was {ct:?}");
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["error"], code, "body: {body}");

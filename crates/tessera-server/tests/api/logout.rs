@@ -22,7 +22,10 @@ async fn local_logout_ends_only_this_session() {
     let app = spawn_app().await;
     let user = app.new_user().await;
     let (_, other) = app.new_session(&user).await;
-    assert_eq!(logout(&app, Some(&user.access), None).await.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        logout(&app, Some(&user.access), None).await.status(),
+        StatusCode::NO_CONTENT
+    );
     assert!(!alive(&app, &user.refresh).await);
     assert!(alive(&app, &other).await);
 }
@@ -69,8 +72,16 @@ async fn logout_with_a_rotated_refresh_token_is_a_replay() {
     let app = spawn_app().await;
     let user = app.new_user().await;
     let res = app.refresh(&user.refresh).await;
-    let current = res.json::<serde_json::Value>().await.unwrap()["refreshToken"].as_str().unwrap().to_owned();
-    let res = logout(&app, None, Some(json!({"refreshToken": user.refresh, "scope": "global"}))).await;
+    let current = res.json::<serde_json::Value>().await.unwrap()["refreshToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let res = logout(
+        &app,
+        None,
+        Some(json!({"refreshToken": user.refresh, "scope": "global"})),
+    )
+    .await;
     assert_error(res, StatusCode::UNAUTHORIZED, "refresh_token_reused").await;
     assert!(!alive(&app, &current).await, "the replay revoked the session");
 }
@@ -82,15 +93,39 @@ async fn logout_needs_credentials_and_a_valid_scope() {
     let res = logout(&app, None, None).await;
     assert_eq!(res.headers()["www-authenticate"], r#"Bearer realm="tessera""#);
     assert_error(res, StatusCode::UNAUTHORIZED, "missing_token").await;
-    assert_error(logout(&app, None, Some(json!({"scope": "global"}))).await, StatusCode::UNAUTHORIZED, "missing_token").await;
-    assert_error(logout(&app, Some("garbage"), None).await, StatusCode::UNAUTHORIZED, "invalid_token").await;
+    assert_error(
+        logout(&app, None, Some(json!({"scope": "global"}))).await,
+        StatusCode::UNAUTHORIZED,
+        "missing_token",
+    )
+    .await;
+    assert_error(
+        logout(&app, Some("garbage"), None).await,
+        StatusCode::UNAUTHORIZED,
+        "invalid_token",
+    )
+    .await;
     let res = logout(&app, Some(&user.access), Some(json!({"scope": "everything"}))).await;
     let body = assert_error(res, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
     assert_eq!(body["fields"]["scope"], "must be one of local, others, global");
-    let res = app.client.post(app.url("/api/auth/logout")).bearer_auth(&user.access).header("content-type", "text/plain").body("scope=global").send().await.unwrap();
+    let res = app
+        .client
+        .post(app.url("/api/auth/logout"))
+        .bearer_auth(&user.access)
+        .header("content-type", "text/plain")
+        .body("scope=global")
+        .send()
+        .await
+        .unwrap();
     assert_error(res, StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type").await;
     assert!(alive(&app, &user.refresh).await, "failed logouts changed nothing");
     // Logging out twice is not an error.
-    assert_eq!(logout(&app, Some(&user.access), None).await.status(), StatusCode::NO_CONTENT);
-    assert_eq!(logout(&app, Some(&user.access), None).await.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        logout(&app, Some(&user.access), None).await.status(),
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        logout(&app, Some(&user.access), None).await.status(),
+        StatusCode::NO_CONTENT
+    );
 }

@@ -30,7 +30,10 @@ async fn the_openapi_document_describes_the_contract() {
         .filter(|(_, m)| m != "parameters")
         .collect();
     documented.sort();
-    let mut want: Vec<(String, String)> = expected.iter().map(|(p, m)| ((*p).to_owned(), (*m).to_owned())).collect();
+    let mut want: Vec<(String, String)> = expected
+        .iter()
+        .map(|(p, m)| ((*p).to_owned(), (*m).to_owned()))
+        .collect();
     want.sort();
     assert_eq!(documented, want);
 
@@ -38,18 +41,38 @@ async fn the_openapi_document_describes_the_contract() {
         let op = &paths[path][method];
         let responses = op["responses"].as_object().unwrap();
         assert!(!responses.is_empty(), "{method} {path} documents no response");
-        let needs_bearer = ["/api/auth/me", "/api/auth/verify", "/api/auth/sessions", "/api/auth/sessions/{id}"].contains(&path);
+        let needs_bearer = [
+            "/api/auth/me",
+            "/api/auth/verify",
+            "/api/auth/sessions",
+            "/api/auth/sessions/{id}",
+        ]
+        .contains(&path);
         if needs_bearer {
             assert!(responses.contains_key("401"), "{method} {path} must document 401");
-            assert!(op["security"].to_string().contains("bearer"), "{method} {path} must declare bearer security");
+            assert!(
+                op["security"].to_string().contains("bearer"),
+                "{method} {path} must declare bearer security"
+            );
         }
     }
     assert_eq!(doc["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
     for schema in ["UserDto", "AuthResponse", "TokenResponse", "ErrorBody", "SessionList"] {
-        assert!(doc["components"]["schemas"][schema].is_object(), "schema {schema} missing");
+        assert!(
+            doc["components"]["schemas"][schema].is_object(),
+            "schema {schema} missing"
+        );
     }
     let user = &doc["components"]["schemas"]["UserDto"]["properties"];
-    for field in ["id", "email", "emailVerified", "firstName", "lastName", "role", "createdAt"] {
+    for field in [
+        "id",
+        "email",
+        "emailVerified",
+        "firstName",
+        "lastName",
+        "role",
+        "createdAt",
+    ] {
         assert!(user[field].is_object(), "user.{field} missing");
     }
 }

@@ -32,7 +32,12 @@ struct Server {
 }
 
 fn start(data_dir: &Path, env: &[(&str, &str)]) -> Server {
-    let mut child = command(data_dir, env).arg("serve").stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut child = command(data_dir, env)
+        .arg("serve")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let stderr = child.stderr.take().unwrap();
     let log = Arc::new(Mutex::new(String::new()));
     let (tx, rx) = mpsc::channel();
@@ -47,7 +52,9 @@ fn start(data_dir: &Path, env: &[(&str, &str)]) -> Server {
             log.push('\n');
         }
     });
-    let line = rx.recv_timeout(Duration::from_secs(30)).unwrap_or_else(|_| panic!("no listening line; log:\n{}", log.lock().unwrap()));
+    let line = rx
+        .recv_timeout(Duration::from_secs(30))
+        .unwrap_or_else(|_| panic!("no listening line; log:\n{}", log.lock().unwrap()));
     let port: String = line
         .split("127.0.0.1:")
         .nth(1)
@@ -56,7 +63,11 @@ fn start(data_dir: &Path, env: &[(&str, &str)]) -> Server {
         .take_while(char::is_ascii_digit)
         .collect();
     let addr = format!("127.0.0.1:{port}");
-    Server { child, base: format!("http://{addr}"), log }
+    Server {
+        child,
+        base: format!("http://{addr}"),
+        log,
+    }
 }
 
 impl Server {
@@ -65,7 +76,11 @@ impl Server {
     }
 
     fn terminate(mut self) -> (ExitStatus, String) {
-        let status = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status().unwrap();
+        let status = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
         assert!(status.success());
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
@@ -88,7 +103,10 @@ impl Drop for Server {
 }
 
 fn client() -> reqwest::Client {
-    reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap()
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
 }
 
 async fn register(client: &reqwest::Client, server: &Server, email: &str) -> Value {
@@ -113,11 +131,17 @@ fn keygen_prints_a_pair_the_server_accepts() {
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
     let pairs: Vec<(&str, &str)> = text.lines().map(|l| l.split_once('=').unwrap()).collect();
-    assert_eq!(pairs.iter().map(|p| p.0).collect::<Vec<_>>(), ["JWT_SECRET", "REFRESH_TOKEN_SECRET"]);
+    assert_eq!(
+        pairs.iter().map(|p| p.0).collect::<Vec<_>>(),
+        ["JWT_SECRET", "REFRESH_TOKEN_SECRET"]
+    );
     let server = start(dir.path(), &pairs);
     let (status, _) = server.terminate();
     assert!(status.success());
-    assert!(!dir.path().join("secrets.json").exists(), "configured secrets are not written to disk");
+    assert!(
+        !dir.path().join("secrets.json").exists(),
+        "configured secrets are not written to disk"
+    );
 }
 
 #[test]
@@ -125,20 +149,45 @@ fn weak_or_half_configured_settings_stop_startup_naming_the_variable() {
     let strong = tessera_server::secrets::generate_secret();
     let strong2 = tessera_server::secrets::generate_secret();
     let cases: Vec<(Vec<(&str, &str)>, &str)> = vec![
-        (vec![("JWT_SECRET", "secret"), ("REFRESH_TOKEN_SECRET", &strong)], "JWT_SECRET"),
-        (vec![("JWT_SECRET", &strong)], "REFRESH_TOKEN_SECRET"),
-        (vec![("REFRESH_TOKEN_SECRET", &strong)], "JWT_SECRET"),
-        (vec![("JWT_SECRET", &strong), ("REFRESH_TOKEN_SECRET", &strong)], "REFRESH_TOKEN_SECRET"),
         (
-            vec![("JWT_SECRET", "your-secret-key-change-this-in-production"), ("REFRESH_TOKEN_SECRET", &strong)],
+            vec![("JWT_SECRET", "secret"), ("REFRESH_TOKEN_SECRET", &strong)],
             "JWT_SECRET",
         ),
-        (vec![("JWT_SECRET", &strong), ("REFRESH_TOKEN_SECRET", "changeme-changeme-changeme-changeme-42")], "REFRESH_TOKEN_SECRET"),
+        (vec![("JWT_SECRET", &strong)], "REFRESH_TOKEN_SECRET"),
+        (vec![("REFRESH_TOKEN_SECRET", &strong)], "JWT_SECRET"),
+        (
+            vec![("JWT_SECRET", &strong), ("REFRESH_TOKEN_SECRET", &strong)],
+            "REFRESH_TOKEN_SECRET",
+        ),
+        (
+            vec![
+                ("JWT_SECRET", "your-secret-key-change-this-in-production"),
+                ("REFRESH_TOKEN_SECRET", &strong),
+            ],
+            "JWT_SECRET",
+        ),
+        (
+            vec![
+                ("JWT_SECRET", &strong),
+                ("REFRESH_TOKEN_SECRET", "changeme-changeme-changeme-changeme-42"),
+            ],
+            "REFRESH_TOKEN_SECRET",
+        ),
         (vec![("TESSERA_LEEWAY", "31s")], "TESSERA_LEEWAY"),
         (vec![("TESSERA_ACCESS_TTL", "fifteen minutes")], "TESSERA_ACCESS_TTL"),
-        (vec![("TESSERA_REDIS_URL", "redis://127.0.0.1:6379")], "TESSERA_REDIS_URL"),
+        (
+            vec![("TESSERA_REDIS_URL", "redis://127.0.0.1:6379")],
+            "TESSERA_REDIS_URL",
+        ),
         (vec![("TESSERA_DATABASE_URL", "mysql://x")], "TESSERA_DATABASE_URL"),
-        (vec![("TESSERA_ARGON2_MEMORY_KIB", "1024"), ("JWT_SECRET", &strong), ("REFRESH_TOKEN_SECRET", &strong2)], "OWASP"),
+        (
+            vec![
+                ("TESSERA_ARGON2_MEMORY_KIB", "1024"),
+                ("JWT_SECRET", &strong),
+                ("REFRESH_TOKEN_SECRET", &strong2),
+            ],
+            "OWASP",
+        ),
     ];
     for (env, var) in cases {
         let dir = tempfile::tempdir().unwrap();
@@ -179,13 +228,37 @@ async fn restart_keeps_users_sessions_and_generated_keys() {
     }
 
     let server = start(&data, &env);
-    let res = http.get(server.url("/api/auth/verify")).bearer_auth(&access).send().await.unwrap();
-    assert_eq!(res.status(), StatusCode::OK, "tokens signed before the restart still verify");
-    let res = http.post(server.url("/api/auth/refresh")).json(&json!({"refreshToken": refresh})).send().await.unwrap();
+    let res = http
+        .get(server.url("/api/auth/verify"))
+        .bearer_auth(&access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.status(),
+        StatusCode::OK,
+        "tokens signed before the restart still verify"
+    );
+    let res = http
+        .post(server.url("/api/auth/refresh"))
+        .json(&json!({"refreshToken": refresh}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::OK, "sessions survive the restart");
-    let res = http.post(server.url("/api/auth/login")).json(&json!({"email": email, "password": PASSWORD})).send().await.unwrap();
+    let res = http
+        .post(server.url("/api/auth/login"))
+        .json(&json!({"email": email, "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::OK, "users survive the restart");
-    let res = http.post(server.url("/api/auth/register")).json(&json!({"email": email, "password": PASSWORD, "firstName": "A", "lastName": ""})).send().await.unwrap();
+    let res = http
+        .post(server.url("/api/auth/register"))
+        .json(&json!({"email": email, "password": PASSWORD, "firstName": "A", "lastName": ""}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::CONFLICT);
 }
 
@@ -198,7 +271,9 @@ async fn sigterm_lets_requests_in_flight_finish() {
     register(&http, &server, &email).await;
     let logins: Vec<_> = (0..4)
         .map(|_| {
-            let req = http.post(server.url("/api/auth/login")).json(&json!({"email": email, "password": PASSWORD}));
+            let req = http
+                .post(server.url("/api/auth/login"))
+                .json(&json!({"email": email, "password": PASSWORD}));
             tokio::spawn(async move { req.send().await.map(|r| r.status()) })
         })
         .collect();
@@ -227,23 +302,65 @@ async fn logs_never_contain_secrets_passwords_or_tokens() {
         let server = start(dir.path(), &env);
         let email = unique_email();
         let body = register(&http, &server, &email).await;
-        let mut tokens = vec![body["accessToken"].as_str().unwrap().to_owned(), body["refreshToken"].as_str().unwrap().to_owned()];
+        let mut tokens = vec![
+            body["accessToken"].as_str().unwrap().to_owned(),
+            body["refreshToken"].as_str().unwrap().to_owned(),
+        ];
         let wrong_password = "Tr0ub4dor&3-wrong-guess";
-        let res = http.post(server.url("/api/auth/login")).json(&json!({"email": email, "password": wrong_password})).send().await.unwrap();
+        let res = http
+            .post(server.url("/api/auth/login"))
+            .json(&json!({"email": email, "password": wrong_password}))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
-        let res = http.post(server.url("/api/auth/login")).json(&json!({"email": email, "password": PASSWORD})).send().await.unwrap();
+        let res = http
+            .post(server.url("/api/auth/login"))
+            .json(&json!({"email": email, "password": PASSWORD}))
+            .send()
+            .await
+            .unwrap();
         let login: Value = res.json().await.unwrap();
         tokens.push(login["accessToken"].as_str().unwrap().to_owned());
-        let res = http.post(server.url("/api/auth/refresh")).json(&json!({"refreshToken": tokens[1]})).send().await.unwrap();
+        let res = http
+            .post(server.url("/api/auth/refresh"))
+            .json(&json!({"refreshToken": tokens[1]}))
+            .send()
+            .await
+            .unwrap();
         let refreshed: Value = res.json().await.unwrap();
         tokens.push(refreshed["refreshToken"].as_str().unwrap().to_owned());
-        http.get(server.url("/api/auth/me")).bearer_auth(&tokens[0]).send().await.unwrap();
-        http.get(server.url("/api/auth/verify")).bearer_auth(&tokens[2]).send().await.unwrap();
-        let forged = format!("{}.{}.AAAA", tokens[0].split('.').next().unwrap(), tokens[0].split('.').nth(1).unwrap());
-        http.get(server.url("/api/auth/verify")).bearer_auth(&forged).send().await.unwrap();
+        http.get(server.url("/api/auth/me"))
+            .bearer_auth(&tokens[0])
+            .send()
+            .await
+            .unwrap();
+        http.get(server.url("/api/auth/verify"))
+            .bearer_auth(&tokens[2])
+            .send()
+            .await
+            .unwrap();
+        let forged = format!(
+            "{}.{}.AAAA",
+            tokens[0].split('.').next().unwrap(),
+            tokens[0].split('.').nth(1).unwrap()
+        );
+        http.get(server.url("/api/auth/verify"))
+            .bearer_auth(&forged)
+            .send()
+            .await
+            .unwrap();
         // The reused refresh token: a security event that is logged, without the token.
-        http.post(server.url("/api/auth/refresh")).json(&json!({"refreshToken": tokens[1]})).send().await.unwrap();
-        http.post(server.url("/api/auth/logout")).json(&json!({"refreshToken": tokens[3]})).send().await.unwrap();
+        http.post(server.url("/api/auth/refresh"))
+            .json(&json!({"refreshToken": tokens[1]}))
+            .send()
+            .await
+            .unwrap();
+        http.post(server.url("/api/auth/logout"))
+            .json(&json!({"refreshToken": tokens[3]}))
+            .send()
+            .await
+            .unwrap();
         let (_, log) = tokio::task::spawn_blocking(move || server.terminate()).await.unwrap();
 
         assert!(log.contains("tessera is listening"), "{log}");
@@ -253,13 +370,22 @@ async fn logs_never_contain_secrets_passwords_or_tokens() {
                 serde_json::from_str::<Value>(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
             }
         }
-        let mut secrets: Vec<String> = vec![jwt.clone(), refresh_secret.clone(), PASSWORD.to_owned(), wrong_password.to_owned()];
+        let mut secrets: Vec<String> = vec![
+            jwt.clone(),
+            refresh_secret.clone(),
+            PASSWORD.to_owned(),
+            wrong_password.to_owned(),
+        ];
         for token in &tokens {
             secrets.push(token.clone());
             secrets.extend(token.split('.').map(str::to_owned));
         }
         for secret in &secrets {
-            assert!(!log.contains(secret.as_str()), "the {format} log contains a secret ({}...)", &secret[..8.min(secret.len())]);
+            assert!(
+                !log.contains(secret.as_str()),
+                "the {format} log contains a secret ({}...)",
+                &secret[..8.min(secret.len())]
+            );
         }
         assert!(!log.contains("eyJ"), "the {format} log contains something JWT-shaped");
     }

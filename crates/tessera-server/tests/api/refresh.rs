@@ -9,7 +9,10 @@ async fn pair(res: reqwest::Response) -> (String, String) {
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["tokenType"], "Bearer");
     assert!(body["expiresIn"].as_i64().unwrap() > 890);
-    (body["accessToken"].as_str().unwrap().to_owned(), body["refreshToken"].as_str().unwrap().to_owned())
+    (
+        body["accessToken"].as_str().unwrap().to_owned(),
+        body["refreshToken"].as_str().unwrap().to_owned(),
+    )
 }
 
 #[tokio::test]
@@ -33,7 +36,12 @@ async fn replaying_a_rotated_token_revokes_the_session() {
     let app = spawn_app_with(|c| c.refresh_reuse_grace = Duration::ZERO).await;
     let user = app.new_user().await;
     let (_, current) = pair(app.refresh(&user.refresh).await).await;
-    assert_error(app.refresh(&user.refresh).await, StatusCode::UNAUTHORIZED, "refresh_token_reused").await;
+    assert_error(
+        app.refresh(&user.refresh).await,
+        StatusCode::UNAUTHORIZED,
+        "refresh_token_reused",
+    )
+    .await;
     // The thief's replay ended the session: the legitimate successor is dead too.
     assert_error(app.refresh(&current).await, StatusCode::UNAUTHORIZED, "invalid_token").await;
     // Another session of the same user is untouched.
@@ -51,7 +59,12 @@ async fn the_immediate_parent_gets_the_same_pair_within_the_grace_window() {
     // The current token still rotates normally afterwards.
     let next = pair(app.refresh(&first.1).await).await;
     // Now the original token is a grandparent: theft, even within the window.
-    assert_error(app.refresh(&user.refresh).await, StatusCode::UNAUTHORIZED, "refresh_token_reused").await;
+    assert_error(
+        app.refresh(&user.refresh).await,
+        StatusCode::UNAUTHORIZED,
+        "refresh_token_reused",
+    )
+    .await;
     assert_error(app.refresh(&next.1).await, StatusCode::UNAUTHORIZED, "invalid_token").await;
 }
 
@@ -81,7 +94,10 @@ async fn without_grace_exactly_one_concurrent_refresh_wins() {
             StatusCode::OK => ok += 1,
             StatusCode::UNAUTHORIZED => {
                 let body: Value = res.json().await.unwrap();
-                assert!(body["error"] == "refresh_token_reused" || body["error"] == "invalid_token", "{body}");
+                assert!(
+                    body["error"] == "refresh_token_reused" || body["error"] == "invalid_token",
+                    "{body}"
+                );
             }
             other => panic!("unexpected status {other}"),
         }
@@ -93,9 +109,24 @@ async fn without_grace_exactly_one_concurrent_refresh_wins() {
 async fn tokens_of_the_wrong_kind_are_refused() {
     let app = spawn_app().await;
     let user = app.new_user().await;
-    assert_error(app.refresh(&user.access).await, StatusCode::UNAUTHORIZED, "invalid_token").await;
-    assert_error(app.get_auth("/api/auth/me", &user.refresh).await, StatusCode::UNAUTHORIZED, "invalid_token").await;
-    assert_error(app.get_auth("/api/auth/verify", &user.refresh).await, StatusCode::UNAUTHORIZED, "invalid_token").await;
+    assert_error(
+        app.refresh(&user.access).await,
+        StatusCode::UNAUTHORIZED,
+        "invalid_token",
+    )
+    .await;
+    assert_error(
+        app.get_auth("/api/auth/me", &user.refresh).await,
+        StatusCode::UNAUTHORIZED,
+        "invalid_token",
+    )
+    .await;
+    assert_error(
+        app.get_auth("/api/auth/verify", &user.refresh).await,
+        StatusCode::UNAUTHORIZED,
+        "invalid_token",
+    )
+    .await;
     // The refresh token still works: the failed attempts changed nothing.
     pair(app.refresh(&user.refresh).await).await;
 }
@@ -111,9 +142,18 @@ async fn expired_and_foreign_refresh_tokens_are_refused() {
     assert!(body["message"].as_str().is_some());
 
     let (_, claims) = decode_parts(&user.refresh);
-    let other_key = forge(&header.to_string(), &claims.to_string(), b"another-secret-another-secret-another-secret");
+    let other_key = forge(
+        &header.to_string(),
+        &claims.to_string(),
+        b"another-secret-another-secret-another-secret",
+    );
     assert_error(app.refresh(&other_key).await, StatusCode::UNAUTHORIZED, "invalid_token").await;
-    assert_error(app.refresh("not.a.token").await, StatusCode::UNAUTHORIZED, "invalid_token").await;
+    assert_error(
+        app.refresh("not.a.token").await,
+        StatusCode::UNAUTHORIZED,
+        "invalid_token",
+    )
+    .await;
     let res = app.post_json("/api/auth/refresh", &json!({"refreshToken": 42})).await;
     assert_error(res, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
     pair(app.refresh(&user.refresh).await).await;
@@ -123,7 +163,18 @@ async fn expired_and_foreign_refresh_tokens_are_refused() {
 async fn refresh_after_logout_is_refused() {
     let app = spawn_app().await;
     let user = app.new_user().await;
-    let res = app.client.post(app.url("/api/auth/logout")).bearer_auth(&user.access).send().await.unwrap();
+    let res = app
+        .client
+        .post(app.url("/api/auth/logout"))
+        .bearer_auth(&user.access)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::NO_CONTENT);
-    assert_error(app.refresh(&user.refresh).await, StatusCode::UNAUTHORIZED, "invalid_token").await;
+    assert_error(
+        app.refresh(&user.refresh).await,
+        StatusCode::UNAUTHORIZED,
+        "invalid_token",
+    )
+    .await;
 }

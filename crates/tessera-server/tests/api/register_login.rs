@@ -59,19 +59,33 @@ async fn emails_are_trimmed_and_case_insensitive() {
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["user"]["email"], format!("{local}@example.com"));
 
-    let again = app.register(&format!("{}@EXAMPLE.com", local.to_uppercase()), PASSWORD).await;
+    let again = app
+        .register(&format!("{}@EXAMPLE.com", local.to_uppercase()), PASSWORD)
+        .await;
     assert_error(again, StatusCode::CONFLICT, "email_taken").await;
 
-    let login = app.login(&format!(" {}@example.COM", local.to_uppercase()), PASSWORD).await;
+    let login = app
+        .login(&format!(" {}@example.COM", local.to_uppercase()), PASSWORD)
+        .await;
     assert_eq!(login.status(), StatusCode::OK);
 }
 
 #[tokio::test]
 async fn password_length_is_enforced_in_characters_without_truncation() {
     let app = spawn_app().await;
-    let body = assert_error(app.register(&unique_email(), "1234567").await, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+    let body = assert_error(
+        app.register(&unique_email(), "1234567").await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
     assert_eq!(body["fields"]["password"], "must be at least 8 characters");
-    let body = assert_error(app.register(&unique_email(), &"a".repeat(129)).await, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+    let body = assert_error(
+        app.register(&unique_email(), &"a".repeat(129)).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
     assert_eq!(body["fields"]["password"], "must be at most 128 characters");
 
     // 128 characters of 4 bytes each is allowed; a different 129th character
@@ -81,13 +95,23 @@ async fn password_length_is_enforced_in_characters_without_truncation() {
     assert_eq!(app.register(&email, &long).await.status(), StatusCode::CREATED);
     assert_eq!(app.login(&email, &long).await.status(), StatusCode::OK);
     let almost = "🔑".repeat(127) + "b";
-    assert_error(app.login(&email, &almost).await, StatusCode::UNAUTHORIZED, "invalid_credentials").await;
+    assert_error(
+        app.login(&email, &almost).await,
+        StatusCode::UNAUTHORIZED,
+        "invalid_credentials",
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn every_invalid_field_is_named_in_one_422() {
     let app = spawn_app().await;
-    let res = app.post_json("/api/auth/register", &json!({"email": "nope", "password": 12345678, "lastName": "x"})).await;
+    let res = app
+        .post_json(
+            "/api/auth/register",
+            &json!({"email": "nope", "password": 12345678, "lastName": "x"}),
+        )
+        .await;
     let body = assert_error(res, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
     let fields = body["fields"].as_object().unwrap();
     assert_eq!(fields["email"], "must look like name@example.com");
@@ -105,8 +129,16 @@ async fn every_invalid_field_is_named_in_one_422() {
 async fn a_failed_register_changes_nothing() {
     let app = spawn_app().await;
     let email = unique_email();
-    assert_eq!(app.register(&email, "short").await.status(), StatusCode::UNPROCESSABLE_ENTITY);
-    assert_error(app.login(&email, "short").await, StatusCode::UNAUTHORIZED, "invalid_credentials").await;
+    assert_eq!(
+        app.register(&email, "short").await.status(),
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    assert_error(
+        app.login(&email, "short").await,
+        StatusCode::UNAUTHORIZED,
+        "invalid_credentials",
+    )
+    .await;
     assert_eq!(app.register(&email, PASSWORD).await.status(), StatusCode::CREATED);
 }
 
@@ -117,8 +149,18 @@ async fn login_failures_are_indistinguishable() {
     let wrong = app.login(&user.email, "not the password").await;
     assert_eq!(wrong.headers()["www-authenticate"], r#"Bearer realm="tessera""#);
     let wrong = assert_error(wrong, StatusCode::UNAUTHORIZED, "invalid_credentials").await;
-    let unknown = assert_error(app.login(&unique_email(), "not the password").await, StatusCode::UNAUTHORIZED, "invalid_credentials").await;
-    let malformed = assert_error(app.login("not-an-email", "not the password").await, StatusCode::UNAUTHORIZED, "invalid_credentials").await;
+    let unknown = assert_error(
+        app.login(&unique_email(), "not the password").await,
+        StatusCode::UNAUTHORIZED,
+        "invalid_credentials",
+    )
+    .await;
+    let malformed = assert_error(
+        app.login("not-an-email", "not the password").await,
+        StatusCode::UNAUTHORIZED,
+        "invalid_credentials",
+    )
+    .await;
     assert_eq!(wrong, unknown);
     assert_eq!(wrong, malformed);
 }
@@ -169,11 +211,17 @@ async fn each_login_is_a_new_session_and_me_returns_the_user() {
 async fn mononyms_may_leave_the_last_name_empty() {
     let app = spawn_app().await;
     let res = app
-        .post_json("/api/auth/register", &json!({"email": unique_email(), "password": PASSWORD, "firstName": "Plato", "lastName": ""}))
+        .post_json(
+            "/api/auth/register",
+            &json!({"email": unique_email(), "password": PASSWORD, "firstName": "Plato", "lastName": ""}),
+        )
         .await;
     assert_eq!(res.status(), StatusCode::CREATED);
     let res = app
-        .post_json("/api/auth/register", &json!({"email": unique_email(), "password": PASSWORD, "firstName": " ", "lastName": "x"}))
+        .post_json(
+            "/api/auth/register",
+            &json!({"email": unique_email(), "password": PASSWORD, "firstName": " ", "lastName": "x"}),
+        )
         .await;
     let body = assert_error(res, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
     assert_eq!(body["fields"]["firstName"], "is required");

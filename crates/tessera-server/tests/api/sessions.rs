@@ -5,7 +5,10 @@ use serde_json::Value;
 async fn list(app: &TestApp, access: &str) -> Vec<Value> {
     let res = app.get_auth("/api/auth/sessions", access).await;
     assert_eq!(res.status(), StatusCode::OK);
-    res.json::<Value>().await.unwrap()["sessions"].as_array().unwrap().clone()
+    res.json::<Value>().await.unwrap()["sessions"]
+        .as_array()
+        .unwrap()
+        .clone()
 }
 
 #[tokio::test]
@@ -52,18 +55,46 @@ async fn deleting_a_session_ends_it_and_only_the_owner_can() {
     let sid = phone["sid"].as_str().unwrap();
     let path = format!("/api/auth/sessions/{sid}");
 
-    let res = app.client.delete(app.url(&path)).bearer_auth(&stranger.access).send().await.unwrap();
+    let res = app
+        .client
+        .delete(app.url(&path))
+        .bearer_auth(&stranger.access)
+        .send()
+        .await
+        .unwrap();
     assert_error(res, StatusCode::NOT_FOUND, "not_found").await;
-    assert_eq!(app.refresh(&phone_refresh).await.status(), StatusCode::OK, "the stranger changed nothing");
+    assert_eq!(
+        app.refresh(&phone_refresh).await.status(),
+        StatusCode::OK,
+        "the stranger changed nothing"
+    );
 
-    let res = app.client.delete(app.url(&path)).bearer_auth(&user.access).send().await.unwrap();
+    let res = app
+        .client
+        .delete(app.url(&path))
+        .bearer_auth(&user.access)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::NO_CONTENT);
     assert_eq!(list(&app, &user.access).await.len(), 1);
-    let res = app.client.delete(app.url(&path)).bearer_auth(&user.access).send().await.unwrap();
+    let res = app
+        .client
+        .delete(app.url(&path))
+        .bearer_auth(&user.access)
+        .send()
+        .await
+        .unwrap();
     assert_error(res, StatusCode::NOT_FOUND, "not_found").await;
 
     for garbage in ["not-a-uuid", "00000000-0000-0000-0000-000000000000", "%27%20OR%201%3D1"] {
-        let res = app.client.delete(app.url(&format!("/api/auth/sessions/{garbage}"))).bearer_auth(&user.access).send().await.unwrap();
+        let res = app
+            .client
+            .delete(app.url(&format!("/api/auth/sessions/{garbage}")))
+            .bearer_auth(&user.access)
+            .send()
+            .await
+            .unwrap();
         assert_error(res, StatusCode::NOT_FOUND, "not_found").await;
     }
     let res = app.client.delete(app.url(&path)).send().await.unwrap();
@@ -74,9 +105,15 @@ async fn deleting_a_session_ends_it_and_only_the_owner_can() {
 async fn refresh_updates_last_used() {
     let app = spawn_app().await;
     let user = app.new_user().await;
-    let before = list(&app, &user.access).await[0]["lastUsedAt"].as_str().unwrap().to_owned();
+    let before = list(&app, &user.access).await[0]["lastUsedAt"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     assert_eq!(app.refresh(&user.refresh).await.status(), StatusCode::OK);
-    let after = list(&app, &user.access).await[0]["lastUsedAt"].as_str().unwrap().to_owned();
+    let after = list(&app, &user.access).await[0]["lastUsedAt"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     assert!(after > before, "{before} -> {after}");
 }

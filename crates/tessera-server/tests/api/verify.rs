@@ -15,7 +15,10 @@ async fn verify_reports_the_subject_in_body_and_headers() {
     assert_eq!(h["cache-control"], "no-store");
     let body: Value = res.json().await.unwrap();
     let (_, claims) = decode_parts(&user.access);
-    assert_eq!(body, json!({"sub": user.id, "sid": claims["sid"], "email": user.email, "role": "user", "exp": claims["exp"]}));
+    assert_eq!(
+        body,
+        json!({"sub": user.id, "sid": claims["sid"], "email": user.email, "role": "user", "exp": claims["exp"]})
+    );
     assert_eq!(h["x-auth-session-id"], claims["sid"].as_str().unwrap());
 }
 
@@ -23,10 +26,22 @@ async fn verify_reports_the_subject_in_body_and_headers() {
 async fn verify_answers_head_requests_like_a_proxy_sends() {
     let app = spawn_app().await;
     let user = app.new_user().await;
-    let res = app.client.head(app.url("/api/auth/verify")).bearer_auth(&user.access).send().await.unwrap();
+    let res = app
+        .client
+        .head(app.url("/api/auth/verify"))
+        .bearer_auth(&user.access)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(res.headers()["x-auth-user-id"], user.id.as_str());
-    let res = app.client.head(app.url("/api/auth/verify")).bearer_auth("nope").send().await.unwrap();
+    let res = app
+        .client
+        .head(app.url("/api/auth/verify"))
+        .bearer_auth("nope")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
 }
 
@@ -41,7 +56,10 @@ async fn verify_distinguishes_missing_invalid_and_expired() {
 
     let res = app.get_auth("/api/auth/verify", "abc.def.ghi").await;
     let challenge = res.headers()["www-authenticate"].to_str().unwrap().to_owned();
-    assert!(challenge.starts_with(r#"Bearer realm="tessera", error="invalid_token", error_description=""#), "{challenge}");
+    assert!(
+        challenge.starts_with(r#"Bearer realm="tessera", error="invalid_token", error_description=""#),
+        "{challenge}"
+    );
     assert_error(res, StatusCode::UNAUTHORIZED, "invalid_token").await;
 
     let (header, mut claims) = decode_parts(&user.access);
@@ -50,13 +68,19 @@ async fn verify_distinguishes_missing_invalid_and_expired() {
     claims["nbf"] = json!(now() - 1000);
     let expired = forge(&header.to_string(), &claims.to_string(), app.jwt_secret.as_bytes());
     let res = app.get_auth("/api/auth/verify", &expired).await;
-    assert!(res.headers()["www-authenticate"].to_str().unwrap().contains(r#"error="invalid_token""#));
+    assert!(res.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .contains(r#"error="invalid_token""#));
     assert_error(res, StatusCode::UNAUTHORIZED, "token_expired").await;
 
     // Within the leeway (5 s by default) it still passes.
     claims["exp"] = json!(now() - 2);
     let just_expired = forge(&header.to_string(), &claims.to_string(), app.jwt_secret.as_bytes());
-    assert_eq!(app.get_auth("/api/auth/verify", &just_expired).await.status(), StatusCode::OK);
+    assert_eq!(
+        app.get_auth("/api/auth/verify", &just_expired).await.status(),
+        StatusCode::OK
+    );
 }
 
 #[tokio::test]
@@ -65,9 +89,18 @@ async fn tokens_keep_verifying_after_logout_until_they_expire() {
     // session's access token lives out its (short) lifetime.
     let app = spawn_app().await;
     let user = app.new_user().await;
-    let res = app.client.post(app.url("/api/auth/logout")).bearer_auth(&user.access).send().await.unwrap();
+    let res = app
+        .client
+        .post(app.url("/api/auth/logout"))
+        .bearer_auth(&user.access)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::NO_CONTENT);
-    assert_eq!(app.get_auth("/api/auth/verify", &user.access).await.status(), StatusCode::OK);
+    assert_eq!(
+        app.get_auth("/api/auth/verify", &user.access).await.status(),
+        StatusCode::OK
+    );
 }
 
 #[tokio::test]
@@ -79,11 +112,26 @@ async fn a_server_with_another_issuer_or_audience_refuses_the_token() {
     let (header, mut claims) = decode_parts(&user.access);
     claims["aud"] = json!("billing");
     let wrong_aud = forge(&header.to_string(), &claims.to_string(), app.jwt_secret.as_bytes());
-    assert_error(app.get_auth("/api/auth/verify", &wrong_aud).await, StatusCode::UNAUTHORIZED, "invalid_token").await;
+    assert_error(
+        app.get_auth("/api/auth/verify", &wrong_aud).await,
+        StatusCode::UNAUTHORIZED,
+        "invalid_token",
+    )
+    .await;
     let (_, mut claims) = decode_parts(&user.access);
     claims["iss"] = json!("https://evil.example");
     let wrong_iss = forge(&header.to_string(), &claims.to_string(), app.jwt_secret.as_bytes());
-    assert_error(app.get_auth("/api/auth/verify", &wrong_iss).await, StatusCode::UNAUTHORIZED, "invalid_token").await;
+    assert_error(
+        app.get_auth("/api/auth/verify", &wrong_iss).await,
+        StatusCode::UNAUTHORIZED,
+        "invalid_token",
+    )
+    .await;
     // A server with other secrets refuses it outright.
-    assert_error(other_aud.get_auth("/api/auth/verify", &user.access).await, StatusCode::UNAUTHORIZED, "invalid_token").await;
+    assert_error(
+        other_aud.get_auth("/api/auth/verify", &user.access).await,
+        StatusCode::UNAUTHORIZED,
+        "invalid_token",
+    )
+    .await;
 }
