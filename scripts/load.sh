@@ -19,12 +19,20 @@ BIN="$CARGO_TARGET_DIR/release/tessera"
 
 WORK=$(mktemp -d)
 LOG="$WORK/server.log"
-cleanup() { [ -n "${PID:-}" ] && kill "$PID" 2>/dev/null; wait 2>/dev/null; rm -rf "$WORK"; }
+cleanup() {
+  [ -n "${PID:-}" ] && kill "$PID" 2>/dev/null
+  [ -n "${NODE_PID:-}" ] && kill "$NODE_PID" 2>/dev/null
+  wait 2>/dev/null
+  rm -rf "$WORK"
+}
 trap cleanup EXIT
 
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 URL="http://127.0.0.1:$PORT"
-TESSERA_DATA_DIR="$WORK/data" TESSERA_BIND="127.0.0.1:$PORT" TESSERA_LOG=warn "$BIN" serve 2>"$LOG" &
+JWT_SECRET_VALUE=$("$BIN" keygen | sed -n 's/^JWT_SECRET=//p')
+REFRESH_SECRET_VALUE=$("$BIN" keygen | sed -n 's/^REFRESH_TOKEN_SECRET=//p')
+JWT_SECRET="$JWT_SECRET_VALUE" REFRESH_TOKEN_SECRET="$REFRESH_SECRET_VALUE" TESSERA_PUBLIC_URL="http://tessera.test" \
+  TESSERA_DATA_DIR="$WORK/data" TESSERA_BIND="127.0.0.1:$PORT" TESSERA_LOG=warn "$BIN" serve 2>"$LOG" &
 PID=$!
 for _ in $(seq 1 100); do curl -sf "$URL/healthz" >/dev/null && break; sleep 0.1; done
 
@@ -63,6 +71,27 @@ wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --latency -s scripts/refresh.lua \
 REFRESH=$(summarize "POST /api/auth/refresh" "$WORK/refresh.txt")
 REFRESH_FAILURES=$(awk '/refresh failures/ {print $3}' "$WORK/refresh.txt")
 
+# Baseline in the same run: the design notes' Express + jsonwebtoken check of
+# the same token (skipped when node/npm are missing or the install fails).
+BASELINE=""
+if command -v node >/dev/null && command -v npm >/dev/null; then
+  NODE_DIR="${TESSERA_BASELINE_DIR:-$HOME/.cache/tessera-baseline}"
+  mkdir -p "$NODE_DIR"
+  cp scripts/baseline/package.json scripts/baseline/verify-express.js "$NODE_DIR/"
+  if (cd "$NODE_DIR" && npm install --silent --no-audit --no-fund >/dev/null 2>&1); then
+    NODE_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    JWT_SECRET="$JWT_SECRET_VALUE" ISSUER="http://tessera.test" PORT="$NODE_PORT" node "$NODE_DIR/verify-express.js" &
+    NODE_PID=$!
+    for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$NODE_PORT/api/auth/verify" && break; sleep 0.1; done
+    if [ "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $ACCESS" "http://127.0.0.1:$NODE_PORT/api/auth/verify")" = 200 ]; then
+      wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --latency -H "Authorization: Bearer $ACCESS" \
+        "http://127.0.0.1:$NODE_PORT/api/auth/verify" >"$WORK/node.txt"
+      BASELINE=$(summarize "baseline: Express + jsonwebtoken, GET /api/auth/verify" "$WORK/node.txt" | sed "s/| [0-9.]* MB |$/| $(awk '/^VmRSS/ {printf "%.1f", $2/1024}' "/proc/$NODE_PID/status") MB (node) |/")
+    fi
+    kill "$NODE_PID" 2>/dev/null; NODE_PID=""
+  fi
+fi
+
 sleep 2
 echo "date: $(date -u +%Y-%m-%dT%H:%MZ); machine: $(nproc) cores, $(awk -F: '/model name/ {print $2; exit}' /proc/cpuinfo | xargs)"
 echo "command: scripts/load.sh $DURATION (wrk -t$THREADS -c$CONNS -d${DURATION}s, same machine as the server)"
@@ -71,6 +100,7 @@ echo "| route | requests/s | p50 | p99 | non-2xx | server RSS after run |"
 echo "| --- | --- | --- | --- | --- | --- |"
 echo "$VERIFY"
 echo "$REFRESH"
+[ -n "$BASELINE" ] && echo "$BASELINE"
 echo
 echo "refresh chains broken (non-200 refreshes): ${REFRESH_FAILURES:-unknown}"
 echo "server RSS: idle after start ${IDLE_RSS} MB; after $CONNS logins ${AFTER_LOGIN_RSS} MB; after load $(rss) MB; peak $(hwm) MB"
