@@ -52,22 +52,13 @@ async fn open_session(state: &AppState, user: &User, client: ClientMeta, status:
     tracing::info!(user = %user.id, session = %session, "session opened");
     let body = AuthResponse {
         user: UserDto::from(user),
-        access_token: pair.access_token,
-        refresh_token: pair.refresh_token,
-        token_type: "Bearer",
-        expires_in: pair.expires_in,
+        tokens: pair.into(),
     };
     Ok((status, [NO_STORE], Json(body)).into_response())
 }
 
 fn token_response(pair: IssuedPair) -> Response {
-    let body = TokenResponse {
-        access_token: pair.access_token,
-        refresh_token: pair.refresh_token,
-        token_type: "Bearer",
-        expires_in: pair.expires_in,
-    };
-    ([NO_STORE], Json(body)).into_response()
+    ([NO_STORE], Json(TokenResponse::from(pair))).into_response()
 }
 
 /// Create an account and log it in.

@@ -50,12 +50,8 @@ impl From<&User> for UserDto {
 #[serde(rename_all = "camelCase")]
 pub struct AuthResponse {
     pub user: UserDto,
-    pub access_token: String,
-    pub refresh_token: String,
-    #[schema(example = "Bearer")]
-    pub token_type: &'static str,
-    /// Seconds until the access token expires.
-    pub expires_in: i64,
+    #[serde(flatten)]
+    pub tokens: TokenResponse,
 }
 
 /// A rotated token pair.
@@ -68,6 +64,17 @@ pub struct TokenResponse {
     pub token_type: &'static str,
     /// Seconds until the access token expires.
     pub expires_in: i64,
+}
+
+impl From<crate::tokens::IssuedPair> for TokenResponse {
+    fn from(pair: crate::tokens::IssuedPair) -> Self {
+        Self {
+            access_token: pair.access_token,
+            refresh_token: pair.refresh_token,
+            token_type: "Bearer",
+            expires_in: pair.expires_in,
+        }
+    }
 }
 
 /// What `/api/auth/verify` reports about a valid access token.
