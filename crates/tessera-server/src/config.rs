@@ -31,6 +31,8 @@ pub struct Config {
     pub hash_queue: usize,
     /// Apply database migrations when serving starts.
     pub migrate: bool,
+    /// The longest a request may take from its first byte to its answer.
+    pub request_timeout: Duration,
 }
 
 impl Config {
@@ -53,6 +55,7 @@ impl Config {
             hash_concurrency: default_hash_concurrency(),
             hash_queue: 64,
             migrate: true,
+            request_timeout: Duration::from_secs(30),
         }
     }
 
@@ -131,6 +134,13 @@ impl Config {
                     "must start with sqlite://".to_owned(),
                 ));
             }
+        }
+        // A login may wait 10 s for a hashing slot and a store call 5 s for a lock.
+        if self.request_timeout < Duration::from_secs(1) || self.request_timeout > Duration::from_secs(600) {
+            return Err(ConfigError::new(
+                "TESSERA_REQUEST_TIMEOUT",
+                "must be between 1s and 600s".to_owned(),
+            ));
         }
         if self.hash_concurrency == 0 {
             return Err(ConfigError::new(

@@ -91,6 +91,9 @@ struct ServeArgs {
     /// Argon2id passes (at least 2).
     #[arg(long, env = "TESSERA_ARGON2_ITERATIONS", default_value_t = HashParams::OWASP_MINIMUM.iterations)]
     argon2_iterations: u32,
+    /// Deadline for a whole request, headers to answer; slower requests get 408.
+    #[arg(long, env = "TESSERA_REQUEST_TIMEOUT", value_parser = |s: &str| duration_setting("TESSERA_REQUEST_TIMEOUT", s), default_value = "30s")]
+    request_timeout: Duration,
     /// Skip applying database migrations at start (run `tessera migrate` yourself).
     #[arg(long, env = "TESSERA_SKIP_MIGRATIONS")]
     skip_migrations: bool,
@@ -181,6 +184,7 @@ fn config_from(args: ServeArgs) -> anyhow::Result<Config> {
         hash_concurrency: args.hash_concurrency.unwrap_or(base.hash_concurrency),
         hash_queue: args.hash_queue,
         migrate: !args.skip_migrations,
+        request_timeout: args.request_timeout,
         ..base
     })
 }

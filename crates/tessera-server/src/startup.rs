@@ -72,6 +72,7 @@ impl Application {
             health: vec![store],
             hasher,
             refresh_grace_secs: secs(config.refresh_reuse_grace),
+            request_timeout: config.request_timeout,
         });
         Ok(Self { listener, addr, state })
     }

@@ -16,4 +16,6 @@ pub struct App {
     /// Seconds during which the parent of the current refresh token still
     /// gets the current pair back (two tabs refreshing at once).
     pub refresh_grace_secs: i64,
+    /// Deadline for a whole request (headers, body, handler).
+    pub request_timeout: std::time::Duration,
 }

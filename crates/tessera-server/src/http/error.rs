@@ -48,6 +48,9 @@ pub enum ApiError {
     /// 405 `method_not_allowed`.
     #[error("this method is not allowed on this route")]
     MethodNotAllowed,
+    /// 408 `request_timeout`: the request (headers and body) took too long to arrive.
+    #[error("the request took too long to arrive; send it again")]
+    RequestTimeout,
     /// 409 `email_taken`.
     #[error("an account with this email already exists")]
     EmailTaken,
@@ -89,6 +92,7 @@ impl ApiError {
             | Self::RefreshTokenReused => StatusCode::UNAUTHORIZED,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::EmailTaken => StatusCode::CONFLICT,
             Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -108,6 +112,7 @@ impl ApiError {
             Self::RefreshTokenReused => "refresh_token_reused",
             Self::NotFound(_) => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
+            Self::RequestTimeout => "request_timeout",
             Self::EmailTaken => "email_taken",
             Self::Unavailable { .. } => "unavailable",
             Self::Internal(_) => "internal",

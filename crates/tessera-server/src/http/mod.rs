@@ -18,7 +18,7 @@ pub mod openapi;
 pub mod sessions;
 
 use crate::state::AppState;
-use axum::extract::{DefaultBodyLimit, Request};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderName, HeaderValue};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -26,6 +26,7 @@ use axum::Router;
 use error::ApiError;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
+use std::time::Duration;
 use tracing::Instrument as _;
 
 pub fn router(state: AppState) -> Router {
@@ -42,7 +43,7 @@ pub fn router(state: AppState) -> Router {
                 ApiError::internal(anyhow::anyhow!("a request handler panicked")).into_response()
             },
         ))
-        .layer(axum::middleware::from_fn(request_id))
+        .layer(axum::middleware::from_fn_with_state(state.request_timeout, request_id))
         .with_state(state)
 }
 
@@ -50,7 +51,7 @@ static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Keeps a caller's `X-Request-Id` when it is short and plain, else makes one,
 /// and puts it on the response and on every log line of the request.
-async fn request_id(req: Request, next: Next) -> Response {
+async fn request_id(State(deadline): State<Duration>, req: Request, next: Next) -> Response {
     let id = req
         .headers()
         .get(&X_REQUEST_ID)
@@ -66,7 +67,16 @@ async fn request_id(req: Request, next: Next) -> Response {
         method = %req.method(),
         path = %req.uri().path()
     );
-    let mut response = next.run(req).instrument(span.clone()).await;
+    // hyper bounds slow headers; this bounds the rest (a body trickled in a
+    // byte at a time, a handler stuck behind a store). Dropping the handler
+    // is safe: a password hash in flight keeps its slot until it finishes.
+    let mut response = match tokio::time::timeout(deadline, next.run(req).instrument(span.clone())).await {
+        Ok(response) => response,
+        Err(_) => {
+            span.in_scope(|| tracing::warn!("request deadline exceeded"));
+            ApiError::RequestTimeout.into_response()
+        }
+    };
     span.in_scope(|| tracing::debug!(status = response.status().as_u16(), "response"));
     response.headers_mut().insert(X_REQUEST_ID.clone(), id);
     response

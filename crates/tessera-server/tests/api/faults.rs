@@ -74,3 +74,28 @@ async fn a_login_flood_beyond_the_hashing_queue_gets_503_not_unbounded_memory() 
     // Once the flood has passed, logins work again.
     assert_eq!(app.login(&user.email, &user.password).await.status(), StatusCode::OK);
 }
+
+#[tokio::test]
+async fn a_body_trickled_forever_is_cut_off_with_408() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let app = spawn_app_with(|c| c.request_timeout = Duration::from_secs(2)).await;
+    let addr = app.base.trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    stream
+        .write_all(b"POST /api/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let mut response = Vec::new();
+    // Trickle nothing more; the server must answer on its own.
+    let read = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut response)).await;
+    assert!(read.is_ok(), "the server kept the slow request open past its deadline");
+    let text = String::from_utf8_lossy(&response);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(text.contains(r#""error":"request_timeout""#), "{text}");
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "cut off too early: {:?}",
+        started.elapsed()
+    );
+}
