@@ -33,6 +33,10 @@ pub struct Config {
     pub migrate: bool,
     /// The longest a request may take from its first byte to its answer.
     pub request_timeout: Duration,
+    /// The longest a connection may wait for a request head (new, trickled, or idle keep-alive).
+    pub header_timeout: Duration,
+    /// Connections open at once; more wait in the accept queue.
+    pub max_connections: usize,
 }
 
 impl Config {
@@ -56,6 +60,8 @@ impl Config {
             hash_queue: 64,
             migrate: true,
             request_timeout: Duration::from_secs(30),
+            header_timeout: Duration::from_secs(10),
+            max_connections: 10_000,
         }
     }
 
@@ -140,6 +146,31 @@ impl Config {
             return Err(ConfigError::new(
                 "TESSERA_REQUEST_TIMEOUT",
                 "must be between 1s and 600s".to_owned(),
+            ));
+        }
+        if self.header_timeout < Duration::from_secs(1) || self.header_timeout > Duration::from_secs(600) {
+            return Err(ConfigError::new(
+                "TESSERA_HEADER_TIMEOUT",
+                "must be between 1s and 600s".to_owned(),
+            ));
+        }
+        if self.max_connections == 0 {
+            return Err(ConfigError::new(
+                "TESSERA_MAX_CONNECTIONS",
+                "must be at least 1".to_owned(),
+            ));
+        }
+        let hash = self.hash_params;
+        if hash.memory_kib < HashParams::OWASP_MINIMUM.memory_kib || hash.memory_kib > 4 * 1024 * 1024 {
+            return Err(ConfigError::new(
+                "TESSERA_ARGON2_MEMORY_KIB",
+                "must be between 19456 (the OWASP minimum for Argon2id) and 4194304 (4 GiB)".to_owned(),
+            ));
+        }
+        if hash.iterations < HashParams::OWASP_MINIMUM.iterations || hash.iterations > 100 {
+            return Err(ConfigError::new(
+                "TESSERA_ARGON2_ITERATIONS",
+                "must be between 2 (the OWASP minimum with 19 MiB) and 100".to_owned(),
             ));
         }
         if self.hash_concurrency == 0 {

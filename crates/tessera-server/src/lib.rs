@@ -8,6 +8,7 @@ pub mod config;
 pub mod hashing;
 pub mod http;
 pub mod secrets;
+pub mod serve;
 pub mod startup;
 pub mod state;
 pub mod telemetry;

@@ -94,6 +94,12 @@ struct ServeArgs {
     /// Deadline for a whole request, headers to answer; slower requests get 408.
     #[arg(long, env = "TESSERA_REQUEST_TIMEOUT", value_parser = |s: &str| duration_setting("TESSERA_REQUEST_TIMEOUT", s), default_value = "30s")]
     request_timeout: Duration,
+    /// Longest wait for a request head (new, trickled or idle keep-alive connection) before closing it.
+    #[arg(long, env = "TESSERA_HEADER_TIMEOUT", value_parser = |s: &str| duration_setting("TESSERA_HEADER_TIMEOUT", s), default_value = "10s")]
+    header_timeout: Duration,
+    /// Connections open at once; more wait in the accept queue (capped by the open-files limit).
+    #[arg(long, env = "TESSERA_MAX_CONNECTIONS", default_value_t = 10_000)]
+    max_connections: usize,
     /// Skip applying database migrations at start (run `tessera migrate` yourself).
     #[arg(long, env = "TESSERA_SKIP_MIGRATIONS")]
     skip_migrations: bool,
@@ -185,6 +191,8 @@ fn config_from(args: ServeArgs) -> anyhow::Result<Config> {
         hash_queue: args.hash_queue,
         migrate: !args.skip_migrations,
         request_timeout: args.request_timeout,
+        header_timeout: args.header_timeout,
+        max_connections: args.max_connections,
         ..base
     })
 }

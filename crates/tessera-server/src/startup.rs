@@ -4,6 +4,7 @@
 use crate::config::Config;
 use crate::hashing::HashPool;
 use crate::secrets::ensure_data_dir;
+use crate::serve::ConnectionLimits;
 use crate::state::{App, AppState};
 use crate::tokens::{unix_now, TokenIssuer};
 use anyhow::Context as _;
@@ -20,6 +21,7 @@ pub struct Application {
     listener: TcpListener,
     addr: SocketAddr,
     state: AppState,
+    limits: ConnectionLimits,
 }
 
 impl Application {
@@ -74,7 +76,16 @@ impl Application {
             refresh_grace_secs: secs(config.refresh_reuse_grace),
             request_timeout: config.request_timeout,
         });
-        Ok(Self { listener, addr, state })
+        let limits = ConnectionLimits {
+            header_timeout: config.header_timeout,
+            max_connections: crate::serve::connection_capacity(config.max_connections),
+        };
+        Ok(Self {
+            listener,
+            addr,
+            state,
+            limits,
+        })
     }
 
     pub fn port(&self) -> u16 {
@@ -95,9 +106,7 @@ impl Application {
         let purge = tokio::spawn(purge_expired_sessions(self.state.sessions.clone()));
         tracing::info!(address = %self.addr, issuer = self.state.tokens.issuer(), "tessera is listening");
         let app = crate::http::router(self.state);
-        let served = axum::serve(self.listener, app.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let served = crate::serve::serve(self.listener, app, self.limits, shutdown).await;
         purge.abort();
         served
     }

@@ -2,7 +2,9 @@
 
 use super::dto::{AuthResponse, TokenResponse, UserDto, VerifyResponse};
 use super::error::{ApiError, ApiResult};
-use super::extract::{bearer_token, checked, ClientMeta, Fields, JsonObject, OptionalJsonObject};
+use super::extract::{
+    bearer_token, checked, session_caller, token_caller, ClientMeta, Fields, JsonObject, OptionalJsonObject,
+};
 use crate::state::AppState;
 use crate::tokens::{unix_now, IssuedPair, Subject};
 use axum::extract::{FromRequest, Request, State};
@@ -219,21 +221,23 @@ enum LogoutScope {
 /// End sessions. Authenticated by a bearer access token, or by the refresh
 /// token in the body.
 #[utoipa::path(post, path = "/api/auth/logout", tag = "auth",
-    request_body(content = super::dto::LogoutRequest, description = "Optional"),
+    request_body(content = Option<super::dto::LogoutRequest>, description = "Optional: an empty body means scope `local`"),
     security((), ("bearer" = [])),
     responses(
         (status = 204, description = "Logged out"),
-        (status = 401, description = "`missing_token`, `invalid_token`, `token_expired` or `refresh_token_reused`", body = super::dto::ErrorBody),
+        (status = 400, description = "Malformed JSON", body = super::dto::ErrorBody),
+        (status = 401, description = "`missing_token`, `invalid_token` (also: `others`/`global` with a token of an ended session), `token_expired` or `refresh_token_reused`", body = super::dto::ErrorBody),
+        (status = 413, body = super::dto::ErrorBody),
         (status = 415, body = super::dto::ErrorBody), (status = 422, body = super::dto::ErrorBody),
         (status = 503, body = super::dto::ErrorBody),
     ))]
 async fn logout(State(state): State<AppState>, req: Request) -> ApiResult<StatusCode> {
     let has_bearer = req.headers().contains_key(header::AUTHORIZATION);
-    let bearer = if has_bearer {
-        Some(bearer_token(req.headers())?.to_owned())
-    } else {
-        None
-    };
+    if has_bearer {
+        // A malformed Authorization header fails before the body is read.
+        bearer_token(req.headers())?;
+    }
+    let headers = req.headers().clone();
     let OptionalJsonObject(body) = OptionalJsonObject::from_request(req, &state).await?;
     let mut f = Fields::new(body.unwrap_or_default());
     let scope = f.optional("scope", |s| match s.as_str() {
@@ -249,9 +253,14 @@ async fn logout(State(state): State<AppState>, req: Request) -> ApiResult<Status
 
     let now = unix_now();
     let mut buf = TokenBuf::new();
-    let (user, session) = if let Some(token) = bearer.as_deref() {
-        let claims = state.tokens.verify_access(token, now, &mut buf)?;
-        (UserId::from_uuid(claims.sub), SessionId::from_uuid(claims.sid))
+    let (user, session) = if has_bearer {
+        // Ending this session is idempotent; reaching into the user's other
+        // sessions needs a session that is still live.
+        let caller = match scope {
+            LogoutScope::Local => token_caller(&state, &headers)?,
+            LogoutScope::Others | LogoutScope::Global => session_caller(&state, &headers).await?,
+        };
+        (caller.user, caller.session)
     } else if let Some(token) = refresh_token.as_deref() {
         let claims = state.tokens.verify_refresh(token, now, &mut buf)?;
         let (user, session) = (UserId::from_uuid(claims.sub), SessionId::from_uuid(claims.sid));
@@ -286,14 +295,10 @@ async fn logout(State(state): State<AppState>, req: Request) -> ApiResult<Status
         (status = 503, body = super::dto::ErrorBody),
     ))]
 async fn me(State(state): State<AppState>, req: Request) -> ApiResult<Json<UserDto>> {
-    let token = bearer_token(req.headers())?;
-    let user = {
-        let mut buf = TokenBuf::new();
-        UserId::from_uuid(state.tokens.verify_access(token, unix_now(), &mut buf)?.sub)
-    };
+    let caller = session_caller(&state, req.headers()).await?;
     let user = state
         .users
-        .find_user(user)
+        .find_user(caller.user)
         .await?
         .ok_or(ApiError::InvalidToken("the account no longer exists"))?;
     Ok(Json(UserDto::from(&user)))
@@ -301,7 +306,7 @@ async fn me(State(state): State<AppState>, req: Request) -> ApiResult<Json<UserD
 
 /// Forward-auth endpoint for reverse proxies (nginx `auth_request`, Traefik
 /// `forwardAuth`): checks the bearer access token without touching storage.
-#[utoipa::path(get, path = "/api/auth/verify", tag = "auth", security(("bearer" = [])),
+#[utoipa::path(method(get, head), path = "/api/auth/verify", tag = "auth", security(("bearer" = [])),
     responses(
         (status = 200, body = VerifyResponse,
             headers(

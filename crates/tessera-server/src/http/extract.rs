@@ -30,6 +30,16 @@ fn is_json(headers: &HeaderMap) -> bool {
 }
 
 async fn read_body<S: Send + Sync>(req: Request, state: &S) -> ApiResult<Bytes> {
+    // A declared length over the limit is refused before reading a byte (and
+    // before hyper would send `100 Continue` inviting the upload).
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > BODY_LIMIT as u64) {
+        return Err(ApiError::PayloadTooLarge);
+    }
     Bytes::from_request(req, state)
         .await
         .map_err(|rejection| match rejection {
@@ -39,14 +49,76 @@ async fn read_body<S: Send + Sync>(req: Request, state: &S) -> ApiResult<Bytes> 
 }
 
 fn parse_object(bytes: &[u8]) -> ApiResult<Map<String, Value>> {
-    match serde_json::from_slice::<Value>(bytes) {
-        Ok(Value::Object(map)) => Ok(map),
-        Ok(_) => Err(ApiError::field("body", "must be a JSON object")),
+    match serde_json::from_slice::<Body>(bytes) {
+        Ok(Body::Object(map)) => Ok(map),
+        Ok(Body::Other) => Err(ApiError::field("body", "must be a JSON object")),
+        Err(e) if e.is_data() => Err(ApiError::InvalidRequest(e.to_string())),
         Err(e) => Err(ApiError::InvalidRequest(format!(
             "the request body is not valid JSON (line {}, column {})",
             e.line(),
             e.column()
         ))),
+    }
+}
+
+/// A request body: an object whose member names are unique (a proxy or WAF
+/// that keeps the first of two `email` members while we keep the last would
+/// be checking a different request than the one we serve), or anything else.
+enum Body {
+    Object(Map<String, Value>),
+    Other,
+}
+
+impl<'de> serde::Deserialize<'de> for Body {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Body;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON value")
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut access: A) -> Result<Body, A::Error> {
+                let mut map = Map::new();
+                while let Some(key) = access.next_key::<String>()? {
+                    if map.contains_key(&key) {
+                        return Err(serde::de::Error::custom(format_args!(
+                            "the request body has the member {key:?} twice"
+                        )));
+                    }
+                    let value = access.next_value::<Value>()?;
+                    map.insert(key, value);
+                }
+                Ok(Body::Object(map))
+            }
+
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut access: A) -> Result<Body, A::Error> {
+                // Parsed as values so the nesting limit (128) still applies.
+                while access.next_element::<Value>()?.is_some() {}
+                Ok(Body::Other)
+            }
+
+            fn visit_bool<E>(self, _: bool) -> Result<Body, E> {
+                Ok(Body::Other)
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Body, E> {
+                Ok(Body::Other)
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Body, E> {
+                Ok(Body::Other)
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Body, E> {
+                Ok(Body::Other)
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Body, E> {
+                Ok(Body::Other)
+            }
+            fn visit_unit<E>(self) -> Result<Body, E> {
+                Ok(Body::Other)
+            }
+        }
+        deserializer.deserialize_any(Visitor)
     }
 }
 
@@ -181,6 +253,40 @@ pub fn bearer_token(headers: &HeaderMap) -> ApiResult<&str> {
         ));
     }
     Ok(token)
+}
+
+/// The caller of a bearer route, once its access token is verified.
+#[derive(Debug, Clone, Copy)]
+pub struct Caller {
+    pub user: tessera_core::UserId,
+    pub session: tessera_core::SessionId,
+}
+
+/// Verifies the bearer access token (no storage read).
+pub fn token_caller(state: &crate::state::AppState, headers: &HeaderMap) -> ApiResult<Caller> {
+    let token = bearer_token(headers)?;
+    let mut buf = tessera_token::TokenBuf::new();
+    let claims = state.tokens.verify_access(token, crate::tokens::unix_now(), &mut buf)?;
+    Ok(Caller {
+        user: tessera_core::UserId::from_uuid(claims.sub),
+        session: tessera_core::SessionId::from_uuid(claims.sid),
+    })
+}
+
+/// Verifies the bearer access token and that its session is still live.
+/// Routes that read storage anyway use this, so a token of a session that was
+/// logged out or revoked cannot list, end or read anything there, even
+/// before it expires.
+pub async fn session_caller(state: &crate::state::AppState, headers: &HeaderMap) -> ApiResult<Caller> {
+    let caller = token_caller(state, headers)?;
+    match state
+        .sessions
+        .session(caller.session, crate::tokens::unix_now())
+        .await?
+    {
+        Some(session) if session.user_id == caller.user => Ok(caller),
+        _ => Err(ApiError::InvalidToken("the session of this token has ended")),
+    }
 }
 
 /// Who is calling, as recorded on a session.

@@ -65,7 +65,7 @@ async fn request_id(State(deadline): State<Duration>, req: Request, next: Next) 
         "request",
         id = %String::from_utf8_lossy(id.as_bytes()),
         method = %req.method(),
-        path = %req.uri().path()
+        path = %truncated(req.uri().path(), 256)
     );
     // hyper bounds slow headers; this bounds the rest (a body trickled in a
     // byte at a time, a handler stuck behind a store). Dropping the handler
@@ -78,8 +78,27 @@ async fn request_id(State(deadline): State<Duration>, req: Request, next: Next) 
         }
     };
     span.in_scope(|| tracing::debug!(status = response.status().as_u16(), "response"));
-    response.headers_mut().insert(X_REQUEST_ID.clone(), id);
+    let headers = response.headers_mut();
+    headers.insert(X_REQUEST_ID.clone(), id);
+    // Everything this API answers is about an account or a token: no cache,
+    // shared or private, may keep it.
+    headers
+        .entry(axum::http::header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
     response
+}
+
+/// At most `max` bytes of `s`, cut at a character boundary, so a hostile
+/// path cannot flood the log.
+fn truncated(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
 }
 
 /// A per-process random prefix and a counter: unique, and no syscall per request.

@@ -2,27 +2,19 @@
 
 use super::dto::{SessionDto, SessionList};
 use super::error::{ApiError, ApiResult};
-use super::extract::bearer_token;
+use super::extract::{session_caller, Caller};
 use crate::state::AppState;
 use crate::tokens::unix_now;
 use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
 use axum::routing::{delete, get};
 use axum::{Json, Router};
-use tessera_core::{SessionId, UserId};
-use tessera_token::TokenBuf;
+use tessera_core::SessionId;
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/auth/sessions", get(list_sessions))
         .route("/api/auth/sessions/{id}", delete(delete_session))
-}
-
-fn caller(state: &AppState, req: &Request) -> ApiResult<(UserId, SessionId)> {
-    let token = bearer_token(req.headers())?;
-    let mut buf = TokenBuf::new();
-    let claims = state.tokens.verify_access(token, unix_now(), &mut buf)?;
-    Ok((UserId::from_uuid(claims.sub), SessionId::from_uuid(claims.sid)))
 }
 
 /// The caller's live sessions, most recently used first.
@@ -33,7 +25,7 @@ fn caller(state: &AppState, req: &Request) -> ApiResult<(UserId, SessionId)> {
         (status = 503, body = super::dto::ErrorBody),
     ))]
 async fn list_sessions(State(state): State<AppState>, req: Request) -> ApiResult<Json<SessionList>> {
-    let (user, current) = caller(&state, &req)?;
+    let Caller { user, session: current } = session_caller(&state, req.headers()).await?;
     let sessions = state.sessions.list_sessions(user, unix_now()).await?;
     Ok(Json(SessionList {
         sessions: sessions.iter().map(|s| SessionDto::new(s, s.id == current)).collect(),
@@ -50,7 +42,7 @@ async fn list_sessions(State(state): State<AppState>, req: Request) -> ApiResult
         (status = 503, body = super::dto::ErrorBody),
     ))]
 async fn delete_session(State(state): State<AppState>, Path(id): Path<String>, req: Request) -> ApiResult<StatusCode> {
-    let (user, _) = caller(&state, &req)?;
+    let Caller { user, .. } = session_caller(&state, req.headers()).await?;
     let not_found = ApiError::NotFound("no such session");
     let id = SessionId::parse(&id).ok_or(not_found)?;
     if state.sessions.revoke_session(user, id).await? {

@@ -116,6 +116,58 @@ async fn malformed_json_gets_400() {
 }
 
 #[tokio::test]
+async fn duplicate_members_in_a_body_get_400() {
+    let app = spawn_app().await;
+    let user = app.new_user().await;
+    let body = format!(
+        r#"{{"email":"{}","email":"someone@else.example","password":"{}"}}"#,
+        user.email, user.password
+    );
+    let res = app
+        .client
+        .post(app.url("/api/auth/login"))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let err = assert_error(res, StatusCode::BAD_REQUEST, "invalid_request").await;
+    assert!(err["message"].as_str().unwrap().contains("twice"), "{err}");
+}
+
+#[tokio::test]
+async fn a_declared_oversized_body_is_refused_before_it_is_sent() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let app = spawn_app().await;
+    let addr = app.base.trim_start_matches("http://").to_owned();
+    for expect in ["", "Expect: 100-continue\r\n"] {
+        let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        let head = format!(
+            "POST /api/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n{expect}\r\n"
+        );
+        stream.write_all(head.as_bytes()).await.unwrap();
+        let mut buf = vec![0u8; 1024];
+        let n = tokio::time::timeout(std::time::Duration::from_secs(5), stream.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        let text = String::from_utf8_lossy(&buf[..n]);
+        assert!(text.starts_with("HTTP/1.1 413"), "{expect:?}: {text}");
+        assert!(!text.contains("100 Continue"), "{text}");
+    }
+}
+
+#[tokio::test]
+async fn nothing_the_api_answers_may_be_cached() {
+    let app = spawn_app().await;
+    let user = app.new_user().await;
+    for path in ["/api/auth/me", "/api/auth/sessions", "/api/auth/verify", "/healthz"] {
+        let res = app.get_auth(path, &user.access).await;
+        assert_eq!(res.headers()["cache-control"], "no-store", "{path}");
+    }
+}
+
+#[tokio::test]
 async fn json_that_is_not_an_object_gets_422() {
     let app = spawn_app().await;
     for body in ["[]", "\"text\"", "42", "null", "true"] {

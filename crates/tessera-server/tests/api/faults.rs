@@ -99,3 +99,90 @@ async fn a_body_trickled_forever_is_cut_off_with_408() {
         started.elapsed()
     );
 }
+
+/// Slowloris: a connection that sends nothing, one that trickles its
+/// headers, and an idle keep-alive connection are all closed by the server.
+#[tokio::test]
+async fn slow_or_silent_connections_are_closed() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let app = spawn_app_with(|c| c.header_timeout = Duration::from_secs(1)).await;
+    let addr = app.base.trim_start_matches("http://").to_owned();
+
+    async fn closed_within(stream: &mut tokio::net::TcpStream, limit: Duration) -> Vec<u8> {
+        let mut seen = Vec::new();
+        let read = tokio::time::timeout(limit, stream.read_to_end(&mut seen)).await;
+        assert!(read.is_ok(), "the server kept the connection open");
+        seen
+    }
+
+    let mut silent = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let mut trickling = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    trickling
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let mut idle = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+
+    let started = Instant::now();
+    let trickle = async {
+        for _ in 0..20 {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            if trickling.write_all(b"X-Slow: 1\r\n").await.is_err() {
+                break;
+            }
+        }
+        closed_within(&mut trickling, Duration::from_secs(5)).await
+    };
+    let (silent_seen, trickle_seen, idle_seen) = tokio::join!(
+        closed_within(&mut silent, Duration::from_secs(5)),
+        trickle,
+        closed_within(&mut idle, Duration::from_secs(5)),
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(silent_seen.is_empty() || String::from_utf8_lossy(&silent_seen).starts_with("HTTP/1.1 408"));
+    assert!(
+        !String::from_utf8_lossy(&trickle_seen).contains("200 OK"),
+        "a trickled request must not be served"
+    );
+    let idle_text = String::from_utf8_lossy(&idle_seen);
+    assert!(
+        idle_text.starts_with("HTTP/1.1 200"),
+        "the idle connection got its answer first: {idle_text}"
+    );
+    // The server itself is fine.
+    assert_eq!(
+        app.client.get(app.url("/healthz")).send().await.unwrap().status(),
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn connections_beyond_the_cap_wait_instead_of_failing() {
+    use tokio::io::AsyncWriteExt as _;
+    let app = spawn_app_with(|c| {
+        c.max_connections = 2;
+        c.header_timeout = Duration::from_secs(2);
+    })
+    .await;
+    let addr = app.base.trim_start_matches("http://").to_owned();
+    let mut hogs = Vec::new();
+    for _ in 0..2 {
+        let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        s.write_all(b"GET /healthz HTTP/1.1\r\n").await.unwrap();
+        hogs.push(s);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // A third client is queued, not refused: it is served once a hog times out.
+    let started = Instant::now();
+    let res = reqwest::Client::new().get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(
+        started.elapsed() >= Duration::from_millis(1000),
+        "the cap did not hold: {:?}",
+        started.elapsed()
+    );
+    drop(hogs);
+}

@@ -129,3 +129,33 @@ async fn logout_needs_credentials_and_a_valid_scope() {
         StatusCode::NO_CONTENT
     );
 }
+
+#[tokio::test]
+async fn a_token_of_an_ended_session_cannot_reach_other_sessions() {
+    let app = spawn_app().await;
+    let user = app.new_user().await;
+    assert_eq!(
+        logout(&app, Some(&user.access), None).await.status(),
+        StatusCode::NO_CONTENT
+    );
+    let (_, fresh) = app.new_session(&user).await;
+    // The stolen-then-logged-out token cannot end the user's new session...
+    let res = logout(&app, Some(&user.access), Some(json!({"scope": "others"}))).await;
+    assert_error(res, StatusCode::UNAUTHORIZED, "invalid_token").await;
+    let res = logout(&app, Some(&user.access), Some(json!({"scope": "global"}))).await;
+    assert_error(res, StatusCode::UNAUTHORIZED, "invalid_token").await;
+    assert!(alive(&app, &fresh).await);
+    // ...nor read the account or its sessions.
+    assert_error(
+        app.get_auth("/api/auth/me", &user.access).await,
+        StatusCode::UNAUTHORIZED,
+        "invalid_token",
+    )
+    .await;
+    assert_error(
+        app.get_auth("/api/auth/sessions", &user.access).await,
+        StatusCode::UNAUTHORIZED,
+        "invalid_token",
+    )
+    .await;
+}

@@ -17,6 +17,7 @@ async fn the_openapi_document_describes_the_contract() {
         ("/api/auth/logout", "post"),
         ("/api/auth/me", "get"),
         ("/api/auth/verify", "get"),
+        ("/api/auth/verify", "head"),
         ("/api/auth/sessions", "get"),
         ("/api/auth/sessions/{id}", "delete"),
         ("/healthz", "get"),
@@ -57,6 +58,11 @@ async fn the_openapi_document_describes_the_contract() {
         }
     }
     assert_eq!(doc["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
+    let logout_body = &paths["/api/auth/logout"]["post"]["requestBody"];
+    assert_ne!(
+        logout_body["required"], true,
+        "logout's body is optional: {logout_body}"
+    );
     for schema in ["UserDto", "AuthResponse", "TokenResponse", "ErrorBody", "SessionList"] {
         assert!(
             doc["components"]["schemas"][schema].is_object(),
