@@ -1,11 +1,16 @@
 use std::fmt;
+use unicode_normalization::UnicodeNormalization as _;
 
-/// An email address as tessera stores and compares it: trimmed and lowercased,
-/// so `Ada@Example.com ` and `ada@example.com` are one account.
+/// An email address as tessera stores and compares it: trimmed, NFKC-normalized
+/// and lowercased, so `Ada@Example.com `, `ａｄａ@example.com` (fullwidth) and an
+/// `é` typed as `e` plus a combining accent all name one account.
 ///
-/// The check is deliberately plain (one `@`, a dotted domain, no spaces, quotes
-/// or control characters): deliverability is proven by the verification mail,
-/// not by a grammar.
+/// The check is deliberately plain: one `@`; a local part of RFC 5322 `atext`
+/// and dots, plus letters and digits of any script (RFC 6531); a dotted domain
+/// of letters, digits and hyphens. Invisible and direction-changing characters
+/// (zero-width spaces, bidi overrides), symbols and emoji are refused, so two
+/// accounts cannot look the same. Deliverability is proven by the
+/// verification mail, not by a grammar.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Email(String);
 
@@ -31,7 +36,10 @@ impl Email {
         if trimmed.len() > Self::MAX_LEN {
             return Err(EmailError::TooLong);
         }
-        let normalized = trimmed.to_lowercase();
+        let normalized: String = trimmed.nfkc().collect::<String>().to_lowercase();
+        if normalized.len() > Self::MAX_LEN {
+            return Err(EmailError::TooLong);
+        }
         let (local, domain) = normalized.rsplit_once('@').ok_or(EmailError::Invalid)?;
         if local.is_empty() || local.len() > 64 || !local.chars().all(is_local_char) {
             return Err(EmailError::Invalid);
@@ -55,12 +63,11 @@ impl Email {
 }
 
 fn is_local_char(c: char) -> bool {
-    !(c.is_control()
-        || c.is_whitespace()
-        || matches!(
-            c,
-            '@' | '"' | '(' | ')' | ',' | ':' | ';' | '<' | '>' | '[' | '\\' | ']'
-        ))
+    if c.is_ascii() {
+        c.is_ascii_alphanumeric() || "!#$%&'*+-/=?^_`{|}~.".contains(c)
+    } else {
+        c.is_alphanumeric()
+    }
 }
 
 fn valid_domain(domain: &str) -> bool {
@@ -128,6 +135,35 @@ mod tests {
             "ada.@example.com",
             "ada\u{0}@example.com",
             "ada@example.com\u{7}",
+        ] {
+            assert!(Email::parse(bad).is_err(), "{bad:?} should be rejected");
+        }
+    }
+
+    #[test]
+    fn unicode_forms_of_one_address_are_one_address() {
+        let composed = Email::parse("ren\u{e9}@example.com").unwrap();
+        let decomposed = Email::parse("rene\u{301}@example.com").unwrap();
+        assert_eq!(composed, decomposed);
+        let fullwidth = Email::parse("\u{ff52}\u{ff45}\u{ff4e}\u{e9}@example.com").unwrap();
+        assert_eq!(fullwidth, composed);
+        assert_eq!(
+            Email::parse("Jos\u{c9}@Ex\u{c4}mple.com").unwrap().as_str(),
+            "jos\u{e9}@ex\u{e4}mple.com"
+        );
+    }
+
+    #[test]
+    fn invisible_and_direction_characters_are_rejected() {
+        for bad in [
+            "a\u{200b}b@example.com",
+            "a\u{202e}b@example.com",
+            "a\u{2066}b@example.com",
+            "ab\u{feff}@example.com",
+            "a\u{ad}b@example.com",
+            "a@exam\u{200d}ple.com",
+            "\u{1f600}@example.com",
+            "x\u{301}\u{301}\u{301}@example.com",
         ] {
             assert!(Email::parse(bad).is_err(), "{bad:?} should be rejected");
         }

@@ -1,7 +1,11 @@
 use std::fmt;
+use unicode_normalization::UnicodeNormalization as _;
 
-/// A first or last name as shown back to the user: trimmed, at most 100
-/// characters, no control characters.
+/// A first or last name as shown back to the user: trimmed, NFC-normalized,
+/// at most 100 characters, with no control characters and none of the
+/// invisible or direction-overriding ones that make a name display as
+/// something else (bidi embeddings, overrides and isolates, zero-width space,
+/// byte-order mark). Joiners stay: several scripts need them.
 #[derive(Clone, PartialEq, Eq)]
 pub struct PersonName(String);
 
@@ -12,7 +16,7 @@ pub enum NameError {
     Empty,
     #[error("must be at most 100 characters")]
     TooLong,
-    #[error("must not contain control characters")]
+    #[error("must not contain control or invisible formatting characters")]
     ControlCharacter,
 }
 
@@ -30,11 +34,12 @@ impl PersonName {
 
     /// A name that may be empty: many people have only one name.
     pub fn parse_optional(raw: &str) -> Result<Self, NameError> {
-        let trimmed = raw.trim();
+        let normalized: String = raw.trim().nfc().collect();
+        let trimmed = normalized.as_str();
         if trimmed.chars().count() > Self::MAX_CHARS {
             return Err(NameError::TooLong);
         }
-        if trimmed.chars().any(char::is_control) {
+        if trimmed.chars().any(|c| c.is_control() || is_hidden_formatting(c)) {
             return Err(NameError::ControlCharacter);
         }
         Ok(Self(trimmed.to_owned()))
@@ -53,6 +58,10 @@ impl fmt::Debug for PersonName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_tuple("PersonName").field(&self.0).finish()
     }
+}
+
+fn is_hidden_formatting(c: char) -> bool {
+    matches!(c, '\u{200b}' | '\u{2060}' | '\u{feff}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}' | '\u{61c}')
 }
 
 /// A role carried in access tokens (`role` claim): lowercase ASCII letters,
@@ -117,6 +126,16 @@ mod tests {
         );
         assert_eq!(PersonName::parse(&"é".repeat(101)), Err(NameError::TooLong));
         assert_eq!(PersonName::parse("Ada\u{0}"), Err(NameError::ControlCharacter));
+        assert_eq!(
+            PersonName::parse("Ada\u{202e}ecalevol"),
+            Err(NameError::ControlCharacter)
+        );
+        assert_eq!(PersonName::parse("A\u{200b}da"), Err(NameError::ControlCharacter));
+        assert_eq!(PersonName::parse("Rene\u{301}").unwrap().as_str(), "Ren\u{e9}");
+        assert!(
+            PersonName::parse("\u{645}\u{62d}\u{645}\u{62f}").is_ok(),
+            "right-to-left scripts are fine"
+        );
     }
 
     #[test]

@@ -8,6 +8,7 @@
 use argon2::password_hash::{Output, ParamsString, PasswordHash, PasswordVerifier as _, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 use std::fmt;
+use unicode_normalization::UnicodeNormalization as _;
 use zeroize::Zeroizing;
 
 /// NIST SP 800-63B: at least 8 characters.
@@ -32,10 +33,12 @@ pub enum PasswordError {
 }
 
 impl Password {
-    /// Counts characters (Unicode scalar values), not bytes, as NIST asks.
+    /// NFKC-normalizes (NIST SP 800-63B §5.1.1.2, so the same password typed
+    /// on two keyboards matches) and counts characters (Unicode scalar
+    /// values), not bytes.
     pub fn parse(raw: String) -> Result<Self, PasswordError> {
-        let chars = raw.chars().count();
-        let secret = Zeroizing::new(raw);
+        let secret = normalize(raw);
+        let chars = secret.chars().count();
         if chars < MIN_PASSWORD_CHARS {
             return Err(PasswordError::TooShort);
         }
@@ -48,8 +51,8 @@ impl Password {
     /// A password offered at login: checked against a stored hash, not against
     /// today's policy (an imported account may predate it), but still bounded.
     pub fn parse_candidate(raw: String) -> Result<Self, PasswordError> {
-        let chars = raw.chars().count();
-        let secret = Zeroizing::new(raw);
+        let secret = normalize(raw);
+        let chars = secret.chars().count();
         if chars == 0 {
             return Err(PasswordError::Empty);
         }
@@ -62,6 +65,16 @@ impl Password {
     pub fn expose(&self) -> &str {
         &self.0
     }
+}
+
+fn normalize(raw: String) -> Zeroizing<String> {
+    let raw = Zeroizing::new(raw);
+    if unicode_normalization::is_nfkc_quick(raw.chars()) == unicode_normalization::IsNormalized::Yes {
+        return raw;
+    }
+    let mut normalized = Zeroizing::new(String::with_capacity(raw.len()));
+    normalized.extend(raw.nfkc());
+    normalized
 }
 
 impl fmt::Debug for Password {
@@ -308,6 +321,15 @@ mod tests {
             Password::parse_candidate("a".repeat(129)).err(),
             Some(PasswordError::TooLong)
         );
+    }
+
+    #[test]
+    fn passwords_are_nfkc_normalized() {
+        let composed = Password::parse("p\u{e4}ssw\u{f6}rd-composed".into()).unwrap();
+        let decomposed = Password::parse("pa\u{308}sswo\u{308}rd-composed".into()).unwrap();
+        assert_eq!(composed.expose(), decomposed.expose());
+        let ligature = Password::parse_candidate("\u{fb00}ort-and-more".into()).unwrap();
+        assert_eq!(ligature.expose(), "ffort-and-more");
     }
 
     #[test]

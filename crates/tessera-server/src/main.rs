@@ -44,7 +44,7 @@ struct StoreArgs {
     #[arg(long, env = "TESSERA_LOG", default_value = "info")]
     log: String,
     /// Log format.
-    #[arg(long, env = "TESSERA_LOG_FORMAT", value_enum, default_value = "text")]
+    #[arg(long, env = "TESSERA_LOG_FORMAT", value_parser = log_format, default_value = "text")]
     log_format: LogFormat,
 }
 
@@ -53,7 +53,7 @@ struct ServeArgs {
     #[command(flatten)]
     store: StoreArgs,
     /// Listen address; port 0 picks a free port (the log says which).
-    #[arg(long, env = "TESSERA_BIND", default_value = "127.0.0.1:8080")]
+    #[arg(long, env = "TESSERA_BIND", value_parser = |s: &str| setting::<SocketAddr>("TESSERA_BIND", "an address like 127.0.0.1:8080", s), default_value = "127.0.0.1:8080")]
     bind: SocketAddr,
     /// Access-token lifetime (90s, 15m, 2h, 7d or plain seconds).
     #[arg(long, env = "TESSERA_ACCESS_TTL", value_parser = |s: &str| duration_setting("TESSERA_ACCESS_TTL", s), default_value = "15m")]
@@ -80,16 +80,16 @@ struct ServeArgs {
     #[arg(long, env = "TESSERA_REDIS_URL", hide_env_values = true)]
     redis_url: Option<String>,
     /// Password hashes computed at once (default: the number of CPUs).
-    #[arg(long, env = "TESSERA_HASH_CONCURRENCY")]
+    #[arg(long, env = "TESSERA_HASH_CONCURRENCY", value_parser = |s: &str| setting::<usize>("TESSERA_HASH_CONCURRENCY", "a whole number", s))]
     hash_concurrency: Option<usize>,
     /// Password checks that may wait for a hashing slot before new ones get 503.
-    #[arg(long, env = "TESSERA_HASH_QUEUE", default_value_t = 64)]
+    #[arg(long, env = "TESSERA_HASH_QUEUE", value_parser = |s: &str| setting::<usize>("TESSERA_HASH_QUEUE", "a whole number", s), default_value_t = 64)]
     hash_queue: usize,
     /// Argon2id memory in KiB (at least 19456, the OWASP minimum).
-    #[arg(long, env = "TESSERA_ARGON2_MEMORY_KIB", default_value_t = HashParams::OWASP_MINIMUM.memory_kib)]
+    #[arg(long, env = "TESSERA_ARGON2_MEMORY_KIB", value_parser = |s: &str| setting::<u32>("TESSERA_ARGON2_MEMORY_KIB", "a whole number of KiB", s), default_value_t = HashParams::OWASP_MINIMUM.memory_kib)]
     argon2_memory_kib: u32,
     /// Argon2id passes (at least 2).
-    #[arg(long, env = "TESSERA_ARGON2_ITERATIONS", default_value_t = HashParams::OWASP_MINIMUM.iterations)]
+    #[arg(long, env = "TESSERA_ARGON2_ITERATIONS", value_parser = |s: &str| setting::<u32>("TESSERA_ARGON2_ITERATIONS", "a whole number", s), default_value_t = HashParams::OWASP_MINIMUM.iterations)]
     argon2_iterations: u32,
     /// Deadline for a whole request, headers to answer; slower requests get 408.
     #[arg(long, env = "TESSERA_REQUEST_TIMEOUT", value_parser = |s: &str| duration_setting("TESSERA_REQUEST_TIMEOUT", s), default_value = "30s")]
@@ -98,7 +98,7 @@ struct ServeArgs {
     #[arg(long, env = "TESSERA_HEADER_TIMEOUT", value_parser = |s: &str| duration_setting("TESSERA_HEADER_TIMEOUT", s), default_value = "10s")]
     header_timeout: Duration,
     /// Connections open at once; more wait in the accept queue (capped by the open-files limit).
-    #[arg(long, env = "TESSERA_MAX_CONNECTIONS", default_value_t = 10_000)]
+    #[arg(long, env = "TESSERA_MAX_CONNECTIONS", value_parser = |s: &str| setting::<usize>("TESSERA_MAX_CONNECTIONS", "a whole number", s), default_value_t = 10_000)]
     max_connections: usize,
     /// Skip applying database migrations at start (run `tessera migrate` yourself).
     #[arg(long, env = "TESSERA_SKIP_MIGRATIONS")]
@@ -109,6 +109,23 @@ struct ServeArgs {
 /// where operators set it.
 fn duration_setting(var: &str, raw: &str) -> Result<Duration, String> {
     parse_duration(raw).map_err(|e| format!("{e} (from --flag or {var})"))
+}
+
+/// Parses a setting with `FromStr`; the message names the variable.
+fn setting<T: std::str::FromStr>(var: &str, what: &str, raw: &str) -> Result<T, String> {
+    raw.trim()
+        .parse()
+        .map_err(|_| format!("{raw:?} is not {what} (from --flag or {var})"))
+}
+
+fn log_format(raw: &str) -> Result<LogFormat, String> {
+    match raw.trim().to_ascii_lowercase().as_str() {
+        "text" => Ok(LogFormat::Text),
+        "json" => Ok(LogFormat::Json),
+        _ => Err(format!(
+            "{raw:?} is not a log format; use text or json (from --log-format or TESSERA_LOG_FORMAT)"
+        )),
+    }
 }
 
 fn main() -> ExitCode {

@@ -172,11 +172,11 @@ pub fn keygen_env() -> String {
 /// Why the generated secrets could not be read or written.
 #[derive(Debug, thiserror::Error)]
 pub enum SecretsError {
-    #[error("cannot create the data directory {path}: {source} (set TESSERA_DATA_DIR to a writable directory)")]
+    #[error("cannot create the data directory {path} (set TESSERA_DATA_DIR to a writable directory)")]
     DataDir { path: PathBuf, source: std::io::Error },
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}")]
     Read { path: PathBuf, source: std::io::Error },
-    #[error("cannot write {path}: {source}")]
+    #[error("cannot write {path}")]
     Write { path: PathBuf, source: std::io::Error },
     #[error("{path} is readable by other users (mode {mode:o}); run `chmod 600 {path}` and start again")]
     Permissions { path: PathBuf, mode: u32 },

@@ -193,7 +193,11 @@ fn weak_or_half_configured_settings_stop_startup_naming_the_variable() {
         let dir = tempfile::tempdir().unwrap();
         let out = run(dir.path(), &env, &["serve"]);
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success(), "{env:?} must not start");
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{env:?} must stop start-up as a configuration error: {stderr}"
+        );
         assert!(stderr.contains(var), "{env:?}: stderr must name {var}: {stderr}");
         for (_, value) in &env {
             if value.len() >= 32 && !value.contains("change") {

@@ -226,3 +226,44 @@ async fn mononyms_may_leave_the_last_name_empty() {
     let body = assert_error(res, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
     assert_eq!(body["fields"]["firstName"], "is required");
 }
+
+#[tokio::test]
+async fn unicode_look_alikes_are_one_account_and_invisible_characters_are_refused() {
+    let app = spawn_app().await;
+    let tag = uuid::Uuid::new_v4().simple().to_string();
+    let decomposed = format!("rene\u{301}-{tag}@example.com");
+    let composed = format!("ren\u{e9}-{tag}@example.com");
+    let res = app.register(&decomposed, "pa\u{308}sswo\u{308}rd-decomposed").await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    assert_error(
+        app.register(&composed, PASSWORD).await,
+        StatusCode::CONFLICT,
+        "email_taken",
+    )
+    .await;
+    assert_eq!(
+        app.login(&composed, "p\u{e4}ssw\u{f6}rd-decomposed").await.status(),
+        StatusCode::OK
+    );
+
+    for hidden in [
+        format!("a\u{200b}{tag}@example.com"),
+        format!("a\u{202e}{tag}@example.com"),
+    ] {
+        let body = assert_error(
+            app.register(&hidden, PASSWORD).await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        )
+        .await;
+        assert!(body["fields"]["email"].is_string());
+    }
+    let res = app
+        .post_json(
+            "/api/auth/register",
+            &json!({"email": unique_email(), "password": PASSWORD, "firstName": "Ada\u{202e}", "lastName": ""}),
+        )
+        .await;
+    let body = assert_error(res, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+    assert!(body["fields"]["firstName"].is_string());
+}
