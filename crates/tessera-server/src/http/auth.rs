@@ -26,8 +26,6 @@ pub fn router() -> Router<AppState> {
         .route("/api/auth/verify", get(verify))
 }
 
-const NO_STORE: (HeaderName, HeaderValue) = (header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-
 /// Creates a session for `user` and answers with the user and its first pair.
 async fn open_session(state: &AppState, user: &User, client: ClientMeta, status: StatusCode) -> ApiResult<Response> {
     let now = unix_now();
@@ -56,11 +54,11 @@ async fn open_session(state: &AppState, user: &User, client: ClientMeta, status:
         user: UserDto::from(user),
         tokens: pair.into(),
     };
-    Ok((status, [NO_STORE], Json(body)).into_response())
+    Ok((status, Json(body)).into_response())
 }
 
 fn token_response(pair: IssuedPair) -> Response {
-    ([NO_STORE], Json(TokenResponse::from(pair))).into_response()
+    Json(TokenResponse::from(pair)).into_response()
 }
 
 /// Create an account and log it in.
@@ -348,6 +346,5 @@ async fn verify(State(state): State<AppState>, req: Request) -> ApiResult<Respon
     if let Ok(v) = HeaderValue::from_bytes(claims.role.as_bytes()) {
         headers.insert(HeaderName::from_static("x-auth-user-role"), v);
     }
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(response)
 }

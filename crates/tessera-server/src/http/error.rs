@@ -173,7 +173,6 @@ impl IntoResponse for ApiError {
         if let Self::Unavailable { retry_after, .. } = self {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
         }
-        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         response
     }
 }
