@@ -15,6 +15,7 @@ mod email;
 mod ids;
 mod names;
 mod password;
+mod seal;
 
 pub use email::{Email, EmailError};
 pub use ids::{SessionId, UserId};
@@ -23,3 +24,4 @@ pub use password::{
     HashError, HashMemory, HashParams, Password, PasswordError, PasswordHasher, PasswordVerdict, MAX_PASSWORD_CHARS,
     MIN_PASSWORD_CHARS,
 };
+pub use seal::{MasterKey, SealError};

@@ -2,7 +2,7 @@
 //! contract's variable names), parsed into typed values once at start-up so a
 //! bad setting stops the process with a message instead of failing later.
 
-use crate::secrets::SecretsSource;
+use crate::secrets::{SecretValue, SecretsSource};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -13,8 +13,16 @@ use tessera_core::HashParams;
 pub struct Config {
     pub bind: SocketAddr,
     pub data_dir: PathBuf,
-    /// `sqlite://...`; `None` means `<data_dir>/tessera.db`.
+    /// `sqlite://...` or `postgres://...`; `None` means `<data_dir>/tessera.db`.
     pub database_url: Option<String>,
+    /// Connections to PostgreSQL per instance.
+    pub database_max_connections: u32,
+    /// `redis://...`: sessions live in Redis instead of the database.
+    pub redis_url: Option<String>,
+    /// Prefix of every Redis key tessera writes (several deployments can share one Redis).
+    pub redis_key_prefix: String,
+    /// Seals secrets stored in a shared database (`TESSERA_MASTER_KEY`).
+    pub master_key: Option<SecretValue>,
     pub secrets: SecretsSource,
     pub access_ttl: Duration,
     pub refresh_ttl: Duration,
@@ -47,6 +55,10 @@ impl Config {
             bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir,
             database_url: None,
+            database_max_connections: 10,
+            redis_url: None,
+            redis_key_prefix: "tessera".to_owned(),
+            master_key: None,
             secrets: SecretsSource::Generated,
             access_ttl: Duration::from_secs(15 * 60),
             refresh_ttl: Duration::from_secs(7 * 24 * 3600),
@@ -63,6 +75,13 @@ impl Config {
             header_timeout: Duration::from_secs(10),
             max_connections: 10_000,
         }
+    }
+
+    /// True when users (and, without Redis, sessions) live in PostgreSQL.
+    pub fn uses_postgres(&self) -> bool {
+        self.database_url
+            .as_deref()
+            .is_some_and(|u| u.starts_with("postgres://") || u.starts_with("postgresql://"))
     }
 
     pub fn database_url(&self) -> String {
@@ -127,19 +146,50 @@ impl Config {
             }
         }
         if let Some(url) = &self.database_url {
-            if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            if !self.uses_postgres() && !url.starts_with("sqlite:") {
                 return Err(ConfigError::new(
                     "TESSERA_DATABASE_URL",
-                    "PostgreSQL is not supported by this build yet; unset it to use the embedded SQLite store"
-                        .to_owned(),
+                    "must start with sqlite:// or postgres://".to_owned(),
                 ));
             }
-            if !url.starts_with("sqlite:") {
+        }
+        if self.uses_postgres() && self.master_key.is_none() {
+            return Err(ConfigError::new(
+                "TESSERA_MASTER_KEY",
+                "is required with PostgreSQL: it seals the signing keys that every instance shares \
+                 (`tessera keygen` prints one; TESSERA_MASTER_KEY_FILE may name a file holding it)"
+                    .to_owned(),
+            ));
+        }
+        if let Some(key) = &self.master_key {
+            tessera_core::MasterKey::from_base64(key.expose())
+                .map_err(|e| ConfigError::new("TESSERA_MASTER_KEY", e.to_string()))?;
+        }
+        if let Some(url) = &self.redis_url {
+            if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
                 return Err(ConfigError::new(
-                    "TESSERA_DATABASE_URL",
-                    "must start with sqlite://".to_owned(),
+                    "TESSERA_REDIS_URL",
+                    "must start with redis:// or rediss://".to_owned(),
                 ));
             }
+        }
+        let prefix_ok = !self.redis_key_prefix.is_empty()
+            && self.redis_key_prefix.len() <= 64
+            && self
+                .redis_key_prefix
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b));
+        if !prefix_ok {
+            return Err(ConfigError::new(
+                "TESSERA_REDIS_KEY_PREFIX",
+                "must be 1 to 64 characters of A-Z a-z 0-9 - _ . :".to_owned(),
+            ));
+        }
+        if self.database_max_connections == 0 || self.database_max_connections > 1000 {
+            return Err(ConfigError::new(
+                "TESSERA_DATABASE_MAX_CONNECTIONS",
+                "must be between 1 and 1000".to_owned(),
+            ));
         }
         // A login may wait 10 s for a hashing slot and a store call 5 s for a lock.
         if self.request_timeout < Duration::from_secs(1) || self.request_timeout > Duration::from_secs(600) {
@@ -265,8 +315,17 @@ mod tests {
         c.refresh_ttl = c.access_ttl;
         assert_eq!(c.validate().unwrap_err().var, "TESSERA_REFRESH_TTL");
         let mut c = Config::embedded("/tmp/x".into());
-        c.database_url = Some("postgres://localhost/test".into());
+        c.database_url = Some("mysql://localhost/test".into());
         assert_eq!(c.validate().unwrap_err().var, "TESSERA_DATABASE_URL");
+        let mut c = Config::embedded("/tmp/x".into());
+        c.database_url = Some("postgres://localhost/test".into());
+        assert_eq!(c.validate().unwrap_err().var, "TESSERA_MASTER_KEY");
+        c.master_key = Some(SecretValue::new("c2hvcnQ=".into()));
+        assert_eq!(c.validate().unwrap_err().var, "TESSERA_MASTER_KEY");
+        c.master_key = Some(SecretValue::new(tessera_core::MasterKey::generate_base64()));
+        c.validate().unwrap();
+        c.redis_url = Some("http://localhost".into());
+        assert_eq!(c.validate().unwrap_err().var, "TESSERA_REDIS_URL");
         let mut c = Config::embedded("/tmp/x".into());
         c.public_url = Some("ftp://x".into());
         assert_eq!(c.validate().unwrap_err().var, "TESSERA_PUBLIC_URL");

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 use tessera_core::HashParams;
 use tessera_server::config::{parse_duration, Config, ConfigError};
-use tessera_server::secrets::{self, SecretsSource};
+use tessera_server::secrets::{self, SecretValue, SecretsSource};
 use tessera_server::telemetry::{self, LogFormat};
 use tessera_server::Application;
 
@@ -40,6 +40,9 @@ struct StoreArgs {
     /// `sqlite://...` (default: tessera.db in the data directory).
     #[arg(long, env = "TESSERA_DATABASE_URL", hide_env_values = true)]
     database_url: Option<String>,
+    /// PostgreSQL connections per instance.
+    #[arg(long, env = "TESSERA_DATABASE_MAX_CONNECTIONS", value_parser = |s: &str| setting::<u32>("TESSERA_DATABASE_MAX_CONNECTIONS", "a whole number", s), default_value_t = 10)]
+    database_max_connections: u32,
     /// Log filter, e.g. `info` or `tessera_server=debug`.
     #[arg(long, env = "TESSERA_LOG", default_value = "info")]
     log: String,
@@ -76,9 +79,12 @@ struct ServeArgs {
     /// `aud` of issued access tokens.
     #[arg(long, env = "TESSERA_AUDIENCE", default_value = "tessera")]
     audience: String,
-    /// Redis for sessions (not supported by this build yet).
+    /// Redis for sessions (`redis://host:6379`); unset keeps sessions in the database.
     #[arg(long, env = "TESSERA_REDIS_URL", hide_env_values = true)]
     redis_url: Option<String>,
+    /// Prefix of every Redis key tessera writes.
+    #[arg(long, env = "TESSERA_REDIS_KEY_PREFIX", default_value = "tessera")]
+    redis_key_prefix: String,
     /// Password hashes computed at once (default: the number of CPUs).
     #[arg(long, env = "TESSERA_HASH_CONCURRENCY", value_parser = |s: &str| setting::<usize>("TESSERA_HASH_CONCURRENCY", "a whole number", s))]
     hash_concurrency: Option<usize>,
@@ -175,14 +181,20 @@ fn run(format: LogFormat, filter: &str, job: impl std::future::Future<Output = a
     }
 }
 
-fn config_from(args: ServeArgs) -> anyhow::Result<Config> {
-    if args.redis_url.is_some() {
-        return Err(ConfigError::new(
-            "TESSERA_REDIS_URL",
-            "Redis sessions are not supported by this build yet; unset it to keep sessions in the database".to_owned(),
-        )
-        .into());
+/// `TESSERA_MASTER_KEY`, or the contents of the file `TESSERA_MASTER_KEY_FILE` names.
+fn master_key_from_env() -> Result<Option<SecretValue>, ConfigError> {
+    if let Ok(value) = std::env::var("TESSERA_MASTER_KEY") {
+        return Ok(Some(SecretValue::new(value)));
     }
+    match std::env::var("TESSERA_MASTER_KEY_FILE") {
+        Ok(path) => std::fs::read_to_string(&path)
+            .map(|contents| Some(SecretValue::new(contents.trim().to_owned())))
+            .map_err(|e| ConfigError::new("TESSERA_MASTER_KEY_FILE", format!("cannot read {path}: {e}"))),
+        Err(_) => Ok(None),
+    }
+}
+
+fn config_from(args: ServeArgs) -> anyhow::Result<Config> {
     let secrets = SecretsSource::from_env_values(
         std::env::var(secrets::ACCESS_VAR).ok(),
         std::env::var(secrets::REFRESH_VAR).ok(),
@@ -191,6 +203,10 @@ fn config_from(args: ServeArgs) -> anyhow::Result<Config> {
     Ok(Config {
         bind: args.bind,
         database_url: args.store.database_url,
+        database_max_connections: args.store.database_max_connections,
+        redis_url: args.redis_url,
+        redis_key_prefix: args.redis_key_prefix,
+        master_key: master_key_from_env()?,
         secrets,
         access_ttl: args.access_ttl,
         refresh_ttl: args.refresh_ttl,
@@ -237,10 +253,19 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn migrate(config: Config) -> anyhow::Result<()> {
+async fn migrate(mut config: Config) -> anyhow::Result<()> {
+    // Migrating needs no master key: nothing is sealed or opened.
+    if config.uses_postgres() && config.master_key.is_none() {
+        config.master_key = Some(SecretValue::new(tessera_core::MasterKey::generate_base64()));
+    }
     config.validate()?;
-    tessera_server::secrets::ensure_data_dir(&config.data_dir)?;
-    tessera_server::startup::open_store(&config).await?;
-    println!("database {} is up to date", config.database_url());
+    if !config.uses_postgres() {
+        tessera_server::secrets::ensure_data_dir(&config.data_dir)?;
+    }
+    tessera_server::startup::open_stores(&config).await?;
+    println!(
+        "database {} is up to date",
+        tessera_server::startup::redact_url(&config.database_url())
+    );
     Ok(())
 }

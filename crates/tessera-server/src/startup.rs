@@ -4,6 +4,7 @@
 use crate::config::Config;
 use crate::hashing::HashPool;
 use crate::secrets::ensure_data_dir;
+use crate::secrets::{shared_default_secrets, SecretsSource};
 use crate::serve::ConnectionLimits;
 use crate::state::{App, AppState};
 use crate::tokens::{unix_now, TokenIssuer};
@@ -12,8 +13,11 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tessera_core::PasswordHasher;
-use tessera_store::{SessionStore, SqliteStore};
+use tessera_core::{MasterKey, PasswordHasher};
+use tessera_store::{
+    Health, PostgresOptions, PostgresStore, RedisOptions, RedisSessionStore, SecretStore, SessionStore, SqliteStore,
+    UserStore,
+};
 use tessera_token::{HmacKey, Keyring, TokenKind, Validation};
 use tokio::net::TcpListener;
 
@@ -27,9 +31,21 @@ pub struct Application {
 impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         config.validate()?;
-        ensure_data_dir(&config.data_dir)?;
-        let secrets = config.secrets.resolve(&config.data_dir)?;
-        let store = open_store(&config).await?;
+        if !config.uses_postgres() {
+            ensure_data_dir(&config.data_dir)?;
+        }
+        let stores = open_stores(&config).await?;
+        let secrets = match (&config.secrets, &stores.shared_secrets, &config.master_key) {
+            (SecretsSource::Generated, Some(shared), Some(master)) => {
+                let master = MasterKey::from_base64(master.expose())?;
+                tracing::info!(
+                    master_key = master.id(),
+                    "using the signing keys shared through the database"
+                );
+                shared_default_secrets(&master, shared.as_ref(), unix_now()).await?
+            }
+            _ => config.secrets.resolve(&config.data_dir)?,
+        };
 
         let listener = TcpListener::bind(config.bind).await.with_context(|| {
             format!(
@@ -66,12 +82,11 @@ impl Application {
             config.hash_concurrency,
             config.hash_queue,
         );
-        let store = Arc::new(store);
         let state = Arc::new(App {
             tokens,
-            users: store.clone(),
-            sessions: store.clone(),
-            health: vec![store],
+            users: stores.users,
+            sessions: stores.sessions,
+            health: stores.health,
             hasher,
             refresh_grace_secs: secs(config.refresh_reuse_grace),
             request_timeout: config.request_timeout,
@@ -112,16 +127,89 @@ impl Application {
     }
 }
 
-/// Opens the configured store (creating the data directory first).
-pub async fn open_store(config: &Config) -> anyhow::Result<SqliteStore> {
+/// The stores a configuration asks for.
+pub struct Stores {
+    pub users: Arc<dyn UserStore>,
+    pub sessions: Arc<dyn SessionStore>,
+    /// Everything `/readyz` must reach.
+    pub health: Vec<Arc<dyn Health>>,
+    /// Where generated signing secrets are shared between instances
+    /// (PostgreSQL); `None` keeps them in the data directory.
+    pub shared_secrets: Option<Arc<dyn SecretStore>>,
+}
+
+/// Opens the database (SQLite or PostgreSQL, migrating unless told not to)
+/// and, when configured, Redis for sessions.
+pub async fn open_stores(config: &Config) -> anyhow::Result<Stores> {
     let url = config.database_url();
-    let store = SqliteStore::connect(&url)
-        .await
-        .with_context(|| format!("cannot open the database {url} (check TESSERA_DATA_DIR / TESSERA_DATABASE_URL)"))?;
-    if config.migrate {
-        store.migrate().await.context("cannot apply database migrations")?;
+    let shown = redact_url(&url);
+    let (users, sessions, health, shared_secrets): (
+        Arc<dyn UserStore>,
+        Arc<dyn SessionStore>,
+        Arc<dyn Health>,
+        Option<Arc<dyn SecretStore>>,
+    ) = if config.uses_postgres() {
+        let options = PostgresOptions {
+            max_connections: config.database_max_connections,
+            ..PostgresOptions::default()
+        };
+        let store = PostgresStore::connect_with(&url, options)
+            .await
+            .with_context(|| format!("cannot connect to PostgreSQL at {shown} (check TESSERA_DATABASE_URL)"))?;
+        if config.migrate {
+            store.migrate().await.context("cannot apply database migrations")?;
+        }
+        let store = Arc::new(store);
+        (store.clone(), store.clone(), store.clone(), Some(store))
+    } else {
+        let store = SqliteStore::connect(&url).await.with_context(|| {
+            format!("cannot open the database {shown} (check TESSERA_DATA_DIR / TESSERA_DATABASE_URL)")
+        })?;
+        if config.migrate {
+            store.migrate().await.context("cannot apply database migrations")?;
+        }
+        let store = Arc::new(store);
+        (store.clone(), store.clone(), store, None)
+    };
+    let mut health = vec![health];
+    let sessions = match &config.redis_url {
+        Some(redis_url) => {
+            let options = RedisOptions {
+                key_prefix: config.redis_key_prefix.clone(),
+                ..RedisOptions::default()
+            };
+            let redis = RedisSessionStore::connect_with(redis_url, users.clone(), options)
+                .await
+                .with_context(|| {
+                    format!(
+                        "cannot connect to Redis at {} (check TESSERA_REDIS_URL)",
+                        redact_url(redis_url)
+                    )
+                })?;
+            let redis = Arc::new(redis);
+            health.push(redis.clone());
+            redis as Arc<dyn SessionStore>
+        }
+        None => sessions,
+    };
+    Ok(Stores {
+        users,
+        sessions,
+        health,
+        shared_secrets,
+    })
+}
+
+/// A URL fit for a log line or an error message: no password.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{}{user}:***{}", &url[..scheme + 3], &url[at..])
+        }
+        _ => url.to_owned(),
     }
-    Ok(store)
 }
 
 fn secs(d: Duration) -> i64 {
@@ -158,4 +246,23 @@ pub async fn shutdown_signal() {
         () = term => {},
     }
     tracing::info!("shutting down: no new connections, finishing requests in flight");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn passwords_in_urls_are_never_shown() {
+        assert_eq!(
+            redact_url("postgres://app:hunter2@db:5432/auth"),
+            "postgres://app:***@db:5432/auth"
+        );
+        assert_eq!(redact_url("redis://:s3cret@cache:6379/0"), "redis://:***@cache:6379/0");
+        assert_eq!(redact_url("redis://cache:6379"), "redis://cache:6379");
+        assert_eq!(
+            redact_url("sqlite://./tessera-data/tessera.db"),
+            "sqlite://./tessera-data/tessera.db"
+        );
+    }
 }

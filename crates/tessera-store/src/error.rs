@@ -13,8 +13,11 @@ pub enum StoreError {
     #[error("conflict: {0}")]
     Conflict(Conflict),
     /// The store cannot answer now: pool exhausted (acquire timeout), database
-    /// busy or locked past its timeout, IO error, connection closed. Retrying
-    /// later may work; the server answers 503.
+    /// busy or locked past its timeout (SQLite's busy timeout, PostgreSQL's
+    /// statement timeout), IO error, connection refused or closed, a server
+    /// shutting down, in recovery or out of connections, no answer within
+    /// the client-side deadline, a bad URL or credentials. Retrying later may
+    /// work; the server answers 503.
     #[error("storage unavailable")]
     Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// The store answered, but not what this build expects: a row that does

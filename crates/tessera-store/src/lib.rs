@@ -1,10 +1,11 @@
-//! tessera's storage: users and login sessions behind backend-neutral traits,
-//! and the SQLite backend that the embedded default runs on.
+//! tessera's storage: users, login sessions and the shared default signing
+//! secrets behind backend-neutral traits, and the backends that implement
+//! them.
 //!
 //! **Architecture invariant:** this is the only crate that talks to databases.
-//! The server holds `Arc<dyn UserStore>`, `Arc<dyn SessionStore>` and
-//! `Arc<dyn Health>` and never sees SQL, a pool or a driver error; every
-//! failure arrives as a [`StoreError`].
+//! The server holds `Arc<dyn UserStore>`, `Arc<dyn SessionStore>`,
+//! `Arc<dyn SecretStore>` and `Arc<dyn Health>` and never sees SQL, a pool or
+//! a driver error; every failure arrives as a [`StoreError`].
 //!
 //! What it is not: it knows nothing about HTTP, JSON, JWTs or passwords. It
 //! stores a password *hash* it never interprets, and refresh-token `jti`s it
@@ -14,26 +15,51 @@
 //! Times are unix seconds everywhere, and the caller passes "now" in, so the
 //! store has no clock and tests need no sleeps.
 //!
-//! Backends: [`SqliteStore`] implements every trait. PostgreSQL (users and
-//! sessions) and Redis (sessions only) are to come; the contract they must meet
-//! is the generic suite in `tests/store.rs`, which each backend runs unchanged.
+//! Backends. The contract they meet is the generic suite in `tests/store.rs`,
+//! which each backend runs unchanged.
+//! - [`SqliteStore`]: one file on one host, for the embedded default and a
+//!   single instance. Implements every trait.
+//! - [`PostgresStore`]: one database shared by any number of instances
+//!   (scale-out). Implements every trait, with the same schema, constraint
+//!   names and behaviour as SQLite; every call is bounded in time (acquire
+//!   timeout, statement timeout, client-side deadline), see
+//!   [`PostgresOptions`].
+//! - [`RedisSessionStore`]: sessions only, in Redis or Redis Cluster, beside
+//!   users in one of the SQL backends.
+//!
+//! Both SQL backends embed their migrations (`migrations/sqlite`,
+//! `migrations/postgres`: the same tables, columns and named constraints, in
+//! each database's native types) and apply them with `migrate()`; neither
+//! migrates on connect.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), tessera_store::StoreError> {
-//! use tessera_store::{Health, SqliteStore};
+//! use tessera_store::{Health, PostgresOptions, PostgresStore, SqliteStore};
 //! let store = SqliteStore::connect("sqlite://tessera-data/tessera.db").await?;
 //! store.migrate().await?;
 //! store.ping().await?;
+//!
+//! let options = PostgresOptions { max_connections: 20, ..PostgresOptions::default() };
+//! let shared = PostgresStore::connect_with("postgres://tessera:secret@db:5432/tessera", options).await?;
+//! shared.migrate().await?;
+//! shared.ping().await?;
 //! # Ok(())
 //! # }
 //! ```
 
+mod decode;
 mod error;
 mod model;
+mod postgres;
+mod redis;
 mod sqlite;
 
+pub use self::redis::{RedisOptions, RedisSessionStore};
 pub use error::{Conflict, StoreError};
-pub use model::{NewSession, NewUser, RefreshState, Rotation, RotationOutcome, Session, User, UserRecord};
+pub use model::{
+    NewSession, NewUser, RefreshState, Rotation, RotationOutcome, SealedSecrets, Session, User, UserRecord,
+};
+pub use postgres::{PostgresOptions, PostgresStore};
 pub use sqlite::SqliteStore;
 
 use tessera_core::{Email, SessionId, UserId};
@@ -69,11 +95,18 @@ pub trait SessionStore: Send + Sync + 'static {
     /// A user id that does not exist is `Conflict(Conflict::UnknownUser)`.
     async fn create_session(&self, session: NewSession) -> Result<(), StoreError>;
 
-    /// The live session with this id.
-    async fn session(&self, id: SessionId, now: i64) -> Result<Option<Session>, StoreError>;
+    /// The live session with this id, if it belongs to `user`; `None` for a
+    /// session of anyone else, exactly as for one that does not exist.
+    ///
+    /// The owner is part of the key because backends that shard by user
+    /// (Redis Cluster keeps all of a user's keys in one hash slot) cannot find
+    /// a session by its id alone.
+    async fn session(&self, user: UserId, id: SessionId, now: i64) -> Result<Option<Session>, StoreError>;
 
     /// Refresh-token rotation, atomically: see [`RotationOutcome`] for the
     /// rules. Concurrent calls presenting the same `jti` never both rotate.
+    /// Only a session of `rotation.user` is ever read or changed; a session
+    /// of another user is [`RotationOutcome::Unknown`] and left alone.
     async fn rotate(&self, rotation: Rotation) -> Result<RotationOutcome, StoreError>;
 
     /// The user's live sessions, most recently used first.
@@ -100,4 +133,16 @@ pub trait SessionStore: Send + Sync + 'static {
 pub trait Health: Send + Sync + 'static {
     /// Answers `Ok` when the store can serve a query right now.
     async fn ping(&self) -> Result<(), StoreError>;
+}
+
+/// Where the default keyring's sealed signing secrets live, so that every
+/// instance sharing a database signs with the same keys.
+#[async_trait::async_trait]
+pub trait SecretStore: Send + Sync + 'static {
+    /// The stored pair, or `candidate` after storing it if there is none yet.
+    ///
+    /// Atomic: when several instances start at once, all get the same pair
+    /// (the first insert wins; the others' candidates are discarded). The
+    /// stored pair is never replaced by this call.
+    async fn default_secrets_or_insert(&self, candidate: SealedSecrets) -> Result<SealedSecrets, StoreError>;
 }

@@ -114,10 +114,15 @@ pub struct Session {
     pub role: Role,
 }
 
-/// A refresh: "session `session` presents refresh token `presented_jti`; if
-/// that is the current one, make `next` current".
+/// A refresh: "session `session` of `user` presents refresh token
+/// `presented_jti`; if that is the current one, make `next` current".
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rotation {
+    /// The session's owner (the refresh token's `sub`). Only a session of
+    /// this user is ever touched; a session of anyone else is
+    /// [`RotationOutcome::Unknown`]. Backends that shard by user (Redis
+    /// Cluster) need it to find the session at all.
+    pub user: UserId,
     pub session: SessionId,
     pub presented_jti: Uuid,
     /// The pair to issue if the presented token is current. Its `jti` must be
@@ -145,6 +150,40 @@ pub enum RotationOutcome {
     /// the parent with grace off. The session was revoked (deleted): a
     /// rotated token came back, so it may be stolen.
     Reused,
-    /// No live session with that id (never existed, revoked, or expired).
+    /// No live session with that id of that user (never existed, revoked,
+    /// expired, or someone else's).
     Unknown,
+}
+
+/// The default keyring's two secrets, sealed by the server (AES-256-GCM under
+/// the master key); the store never sees plaintext.
+///
+/// Several instances of tessera behind one load balancer must sign with the
+/// same keys, so the first instance to start generates the pair and every
+/// other one adopts it through [`crate::SecretStore::default_secrets_or_insert`].
+///
+/// `Debug` shows only `master_key_id` and the lengths of the sealed secrets.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SealedSecrets {
+    /// Which master key sealed `access` and `refresh`, so the server can tell
+    /// a rotated master key from a damaged secret.
+    pub master_key_id: String,
+    /// The sealed access-token signing secret (nonce, ciphertext and tag, as
+    /// the server lays them out).
+    pub access: Vec<u8>,
+    /// The sealed refresh-token signing secret.
+    pub refresh: Vec<u8>,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+impl fmt::Debug for SealedSecrets {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SealedSecrets")
+            .field("master_key_id", &self.master_key_id)
+            .field("access_len", &self.access.len())
+            .field("refresh_len", &self.refresh.len())
+            .field("created_at", &self.created_at)
+            .finish()
+    }
 }

@@ -1,4 +1,6 @@
-//! The SQLite backend: one file, WAL mode, a small pool.
+//! The SQLite backend: one file, WAL mode, a small pool. For one instance;
+//! several instances share a [`crate::PostgresStore`] instead, which keeps
+//! the same schema and behaviour.
 
 use std::io;
 use std::path::Path;
@@ -8,20 +10,21 @@ use std::time::Duration;
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::FromRow;
-use tessera_core::{Email, Role, SessionId, UserId};
+use tessera_core::{Email, SessionId, UserId};
 use uuid::Uuid;
 
+use crate::decode::{corrupt, email, role, StoredSession};
 use crate::error::{conflict_for, from_migrate, from_sqlx};
 use crate::{
-    Health, NewSession, NewUser, RefreshState, Rotation, RotationOutcome, Session, SessionStore, StoreError, User,
-    UserRecord, UserStore,
+    Health, NewSession, NewUser, RefreshState, Rotation, RotationOutcome, SealedSecrets, SecretStore, Session,
+    SessionStore, StoreError, User, UserRecord, UserStore,
 };
 
 /// The schema, embedded at compile time.
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 
-/// Users and sessions in one SQLite file. Cheap to clone: clones share the
-/// pool.
+/// Users, sessions and the default secrets in one SQLite file. Cheap to
+/// clone: clones share the pool.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
@@ -211,18 +214,6 @@ struct SessionRow {
     role: String,
 }
 
-/// A session with the rotation bookkeeping that [`Session`] does not show.
-struct StoredSession {
-    session: Session,
-    previous_jti: Option<Uuid>,
-    rotated_at: Option<i64>,
-}
-
-fn corrupt(column: &str, expected: &str) -> StoreError {
-    // Never the value itself: it may be personal data.
-    StoreError::Corrupt(format!("{column} is not {expected}"))
-}
-
 fn user_id(raw: &str, column: &str) -> Result<UserId, StoreError> {
     UserId::parse(raw).ok_or_else(|| corrupt(column, "a canonical UUID"))
 }
@@ -232,19 +223,6 @@ fn uuid(raw: &str, column: &str) -> Result<Uuid, StoreError> {
         Ok(id) if raw.len() == 36 => Ok(id),
         _ => Err(corrupt(column, "a canonical UUID")),
     }
-}
-
-fn email(raw: &str, column: &str) -> Result<Email, StoreError> {
-    match Email::parse(raw) {
-        // Stored emails are normalized; one that parses into something else
-        // was not written by us.
-        Ok(email) if email.as_str() == raw => Ok(email),
-        _ => Err(corrupt(column, "a normalized email")),
-    }
-}
-
-fn role(raw: &str, column: &str) -> Result<Role, StoreError> {
-    Role::parse(raw).map_err(|_| corrupt(column, "a role"))
 }
 
 impl TryFrom<UserRow> for User {
@@ -312,7 +290,7 @@ const SELECT_LIVE_SESSION: &str = concat!(
     "SELECT ",
     session_columns!(),
     ", users.email, users.role FROM sessions JOIN users ON users.id = sessions.user_id \
-     WHERE sessions.id = ?1 AND sessions.expires_at > ?2"
+     WHERE sessions.id = ?1 AND sessions.user_id = ?2 AND sessions.expires_at > ?3"
 );
 
 const SELECT_LIVE_SESSIONS_OF_USER: &str = concat!(
@@ -332,7 +310,7 @@ const ROTATE: &str = concat!(
     "UPDATE sessions SET previous_jti = current_jti, rotated_at = ?3, \
      current_jti = ?4, current_access_jti = ?5, current_issued_at = ?6, expires_at = ?7, \
      last_used_at = ?3 \
-     WHERE id = ?1 AND current_jti = ?2 AND expires_at > ?3 \
+     WHERE id = ?1 AND user_id = ?8 AND current_jti = ?2 AND expires_at > ?3 \
      RETURNING ",
     session_columns!(),
     ", (SELECT email FROM users WHERE users.id = sessions.user_id) AS email, \
@@ -340,9 +318,10 @@ const ROTATE: &str = concat!(
 );
 
 impl SqliteStore {
-    async fn live_session(&self, id: &str, now: i64) -> Result<Option<StoredSession>, StoreError> {
+    async fn live_session(&self, user: &str, id: &str, now: i64) -> Result<Option<StoredSession>, StoreError> {
         let row: Option<SessionRow> = sqlx::query_as(SELECT_LIVE_SESSION)
             .bind(id)
+            .bind(user)
             .bind(now)
             .fetch_optional(&self.pool)
             .await
@@ -445,14 +424,15 @@ impl SessionStore for SqliteStore {
         Ok(())
     }
 
-    async fn session(&self, id: SessionId, now: i64) -> Result<Option<Session>, StoreError> {
+    async fn session(&self, user: UserId, id: SessionId, now: i64) -> Result<Option<Session>, StoreError> {
         Ok(self
-            .live_session(&id.to_string(), now)
+            .live_session(&user.to_string(), &id.to_string(), now)
             .await?
             .map(|stored| stored.session))
     }
 
     async fn rotate(&self, rotation: Rotation) -> Result<RotationOutcome, StoreError> {
+        let user = rotation.user.to_string();
         let id = rotation.session.to_string();
         let presented = rotation.presented_jti.to_string();
         let next = rotation.next;
@@ -468,6 +448,7 @@ impl SessionStore for SqliteStore {
             .bind(next.access_jti.to_string())
             .bind(next.issued_at)
             .bind(next.expires_at)
+            .bind(&user)
             .fetch_all(&self.pool)
             .await
             .map_err(map_err)?;
@@ -478,23 +459,19 @@ impl SessionStore for SqliteStore {
         // Not the current token. What it is decides between grace and theft;
         // no write happens on the way, so there is no read-then-write
         // transaction to fail with SQLITE_BUSY_SNAPSHOT.
-        let Some(stored) = self.live_session(&id, rotation.now).await? else {
+        let Some(stored) = self.live_session(&user, &id, rotation.now).await? else {
             return Ok(RotationOutcome::Unknown);
         };
-        let is_parent = stored.previous_jti == Some(rotation.presented_jti);
-        let within_grace = rotation.grace_secs > 0
-            && stored
-                .rotated_at
-                .is_some_and(|at| rotation.now.saturating_sub(at) <= rotation.grace_secs);
-        if is_parent && within_grace {
+        if stored.grants_grace(&rotation) {
             return Ok(RotationOutcome::Grace(stored.session));
         }
 
         // A token that was rotated away came back: whoever holds the session
         // now may be a thief, so end it. Unconditionally: had another rotation
         // happened since the read, the presented token would only be older.
-        sqlx::query("DELETE FROM sessions WHERE id = ?1")
+        sqlx::query("DELETE FROM sessions WHERE id = ?1 AND user_id = ?2")
             .bind(&id)
+            .bind(&user)
             .execute(&self.pool)
             .await
             .map_err(map_err)?;
@@ -557,5 +534,52 @@ impl Health for SqliteStore {
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await.map_err(map_err)?;
         Ok(())
+    }
+}
+
+#[derive(FromRow)]
+struct SecretsRow {
+    master_key_id: String,
+    access: Vec<u8>,
+    refresh: Vec<u8>,
+    created_at: i64,
+}
+
+impl From<SecretsRow> for SealedSecrets {
+    fn from(row: SecretsRow) -> Self {
+        SealedSecrets {
+            master_key_id: row.master_key_id,
+            access: row.access,
+            refresh: row.refresh,
+            created_at: row.created_at,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl SecretStore for SqliteStore {
+    async fn default_secrets_or_insert(&self, candidate: SealedSecrets) -> Result<SealedSecrets, StoreError> {
+        // The CHECK pins the only row to id 1, so of concurrent inserts the
+        // first wins and the others do nothing; whoever reads afterwards
+        // reads the winner. Nothing deletes the row, so the read always finds
+        // one.
+        sqlx::query(
+            "INSERT INTO default_secrets (id, master_key_id, access, refresh, created_at) \
+             VALUES (1, ?1, ?2, ?3, ?4) ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(&candidate.master_key_id)
+        .bind(&candidate.access)
+        .bind(&candidate.refresh)
+        .bind(candidate.created_at)
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        let row: Option<SecretsRow> =
+            sqlx::query_as("SELECT master_key_id, access, refresh, created_at FROM default_secrets WHERE id = 1")
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(map_err)?;
+        row.map(SealedSecrets::from)
+            .ok_or_else(|| StoreError::Corrupt("default_secrets has no row right after an insert".to_owned()))
     }
 }

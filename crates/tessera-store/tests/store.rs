@@ -16,18 +16,29 @@
 //! and error mapping that needs a second connection to provoke.
 
 use std::any::Any;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
-use tessera_store::{SessionStore, UserStore};
+use tessera_store::{SecretStore, SessionStore, UserStore};
 
 /// What a backend under test provides. A backend that keeps only sessions
-/// (Redis) pairs its session store with another backend's user store.
+/// (Redis) pairs its session store with another backend's user and secret
+/// stores.
 pub struct Stores {
     pub users: Arc<dyn UserStore>,
     pub sessions: Arc<dyn SessionStore>,
-    /// Whatever must live as long as the stores (a temporary directory).
+    pub secrets: Arc<dyn SecretStore>,
+    /// Opens the same data again over new connections, as a restarted (or
+    /// another) instance would.
+    pub reopen: Reopen,
+    /// Whatever must live as long as the stores (a temporary directory, a
+    /// database to drop afterwards).
     _keep: Box<dyn Any + Send + Sync>,
 }
+
+/// How [`Stores::reopen`] opens the same data again.
+pub type Reopen = Box<dyn Fn() -> Pin<Box<dyn Future<Output = Stores> + Send>> + Send + Sync>;
 
 /// `store_suite!(name, constructor)` runs every suite check against the
 /// stores `constructor().await` returns, one fresh set per check.
@@ -60,6 +71,10 @@ macro_rules! store_suite {
             missing_revoked_or_expired_session_is_unknown,
             concurrent_refreshes_rotate_once_and_the_rest_get_grace,
             concurrent_refreshes_without_grace_rotate_once_and_revoke,
+            sessions_of_another_user_are_invisible_and_do_not_rotate,
+            first_default_secrets_insert_wins,
+            concurrent_default_secrets_inserts_all_get_the_same_pair,
+            default_secrets_survive_a_reopen,
         ]);
     };
     (@each $backend:ident, $stores:path, [$($check:ident),* $(,)?]) => {
@@ -82,7 +97,9 @@ mod suite {
     use std::sync::Arc;
 
     use tessera_core::{Email, PersonName, Role, SessionId, UserId};
-    use tessera_store::{Conflict, NewSession, NewUser, RefreshState, Rotation, RotationOutcome, Session, StoreError};
+    use tessera_store::{
+        Conflict, NewSession, NewUser, RefreshState, Rotation, RotationOutcome, SealedSecrets, Session, StoreError,
+    };
     use tokio::sync::Barrier;
     use uuid::Uuid;
 
@@ -146,8 +163,9 @@ mod suite {
         (id, first)
     }
 
-    fn rotation(session: SessionId, presented: &RefreshState, now: i64, grace: i64) -> Rotation {
+    fn rotation(user: UserId, session: SessionId, presented: &RefreshState, now: i64, grace: i64) -> Rotation {
         Rotation {
+            user,
             session,
             presented_jti: presented.jti,
             next: refresh(now),
@@ -157,8 +175,8 @@ mod suite {
     }
 
     /// Rotates with the current token and returns the new current one.
-    async fn refresh_ok(s: &Stores, id: SessionId, current: &RefreshState, now: i64) -> RefreshState {
-        let rot = rotation(id, current, now, GRACE);
+    async fn refresh_ok(s: &Stores, user: UserId, id: SessionId, current: &RefreshState, now: i64) -> RefreshState {
+        let rot = rotation(user, id, current, now, GRACE);
         match s.sessions.rotate(rot).await.unwrap() {
             RotationOutcome::Rotated(session) => {
                 assert_eq!(session.current, rot.next);
@@ -168,8 +186,8 @@ mod suite {
         }
     }
 
-    async fn is_live(s: &Stores, id: SessionId, now: i64) -> bool {
-        s.sessions.session(id, now).await.unwrap().is_some()
+    async fn is_live(s: &Stores, user: UserId, id: SessionId, now: i64) -> bool {
+        s.sessions.session(user, id, now).await.unwrap().is_some()
     }
 
     fn ids(sessions: &[Session]) -> Vec<SessionId> {
@@ -292,7 +310,7 @@ mod suite {
         s.sessions.create_session(bare.clone()).await.unwrap();
 
         for new in [with_client, bare] {
-            let session = s.sessions.session(new.id, T0 + 5).await.unwrap().unwrap();
+            let session = s.sessions.session(owner.id, new.id, T0 + 5).await.unwrap().unwrap();
             assert_eq!(
                 session,
                 Session {
@@ -309,16 +327,19 @@ mod suite {
                 }
             );
         }
-        assert_eq!(s.sessions.session(SessionId::random(), T0).await.unwrap(), None);
+        assert_eq!(
+            s.sessions.session(owner.id, SessionId::random(), T0).await.unwrap(),
+            None
+        );
     }
 
     pub async fn session_of_unknown_user_is_unknown_user(s: &Stores) {
         user(s).await;
         let orphan = new_session(UserId::random(), T0);
-        let id = orphan.id;
+        let (nobody, id) = (orphan.user_id, orphan.id);
         let err = s.sessions.create_session(orphan).await.unwrap_err();
         assert!(matches!(err, StoreError::Conflict(Conflict::UnknownUser)), "{err:?}");
-        assert!(!is_live(s, id, T0).await);
+        assert!(!is_live(s, nobody, id, T0).await);
     }
 
     pub async fn duplicate_session_id_is_id_taken(s: &Stores) {
@@ -328,7 +349,7 @@ mod suite {
         again.id = id;
         let err = s.sessions.create_session(again).await.unwrap_err();
         assert!(matches!(err, StoreError::Conflict(Conflict::IdTaken)), "{err:?}");
-        assert_eq!(s.sessions.session(id, T0).await.unwrap().unwrap().current, first);
+        assert_eq!(s.sessions.session(owner, id, T0).await.unwrap().unwrap().current, first);
     }
 
     pub async fn expired_sessions_are_invisible(s: &Stores) {
@@ -336,12 +357,12 @@ mod suite {
         let (id, first) = login(s, owner, T0).await;
         let end = first.expires_at;
 
-        assert!(is_live(s, id, end - 1).await);
+        assert!(is_live(s, owner, id, end - 1).await);
         assert_eq!(ids(&s.sessions.list_sessions(owner, end - 1).await.unwrap()), vec![id]);
         // `expires_at` is the first second it is dead.
-        assert!(!is_live(s, id, end).await);
+        assert!(!is_live(s, owner, id, end).await);
         assert!(s.sessions.list_sessions(owner, end).await.unwrap().is_empty());
-        assert!(!is_live(s, id, end + 3600).await);
+        assert!(!is_live(s, owner, id, end + 3600).await);
     }
 
     pub async fn sessions_are_listed_most_recently_used_first(s: &Stores) {
@@ -357,7 +378,7 @@ mod suite {
         assert!(listed.iter().all(|session| session.user_id == owner));
 
         // A refresh counts as use.
-        let next = refresh_ok(s, middle, &middle_token, T0 + 50).await;
+        let next = refresh_ok(s, owner, middle, &middle_token, T0 + 50).await;
         let listed = s.sessions.list_sessions(owner, T0 + 60).await.unwrap();
         assert_eq!(ids(&listed), vec![middle, newest, oldest]);
         assert_eq!(listed[0].current, next);
@@ -374,13 +395,16 @@ mod suite {
 
         // Someone else's session: refused and untouched.
         assert!(!s.sessions.revoke_session(stranger, id).await.unwrap());
-        assert_eq!(s.sessions.session(id, T0 + 1).await.unwrap().unwrap().current, token);
+        assert_eq!(
+            s.sessions.session(owner, id, T0 + 1).await.unwrap().unwrap().current,
+            token
+        );
         assert!(!s.sessions.revoke_session(owner, SessionId::random()).await.unwrap());
 
         assert!(s.sessions.revoke_session(owner, id).await.unwrap());
-        assert!(!is_live(s, id, T0 + 1).await);
+        assert!(!is_live(s, owner, id, T0 + 1).await);
         assert!(!s.sessions.revoke_session(owner, id).await.unwrap());
-        assert!(is_live(s, stranger_session, T0 + 1).await);
+        assert!(is_live(s, stranger, stranger_session, T0 + 1).await);
     }
 
     pub async fn revoke_other_sessions_keeps_the_named_one(s: &Stores) {
@@ -393,9 +417,9 @@ mod suite {
 
         assert_eq!(s.sessions.revoke_other_sessions(owner, keep).await.unwrap(), 2);
         assert_eq!(ids(&s.sessions.list_sessions(owner, T0 + 3).await.unwrap()), vec![keep]);
-        assert!(!is_live(s, other_a, T0 + 3).await);
-        assert!(!is_live(s, other_b, T0 + 3).await);
-        assert!(is_live(s, stranger_session, T0 + 3).await);
+        assert!(!is_live(s, owner, other_a, T0 + 3).await);
+        assert!(!is_live(s, owner, other_b, T0 + 3).await);
+        assert!(is_live(s, stranger, stranger_session, T0 + 3).await);
         assert_eq!(s.sessions.revoke_other_sessions(owner, keep).await.unwrap(), 0);
     }
 
@@ -408,7 +432,7 @@ mod suite {
 
         assert_eq!(s.sessions.revoke_all_sessions(owner).await.unwrap(), 2);
         assert!(s.sessions.list_sessions(owner, T0 + 2).await.unwrap().is_empty());
-        assert!(is_live(s, stranger_session, T0 + 2).await);
+        assert!(is_live(s, stranger, stranger_session, T0 + 2).await);
         assert_eq!(s.sessions.revoke_all_sessions(owner).await.unwrap(), 0);
     }
 
@@ -425,9 +449,9 @@ mod suite {
         assert_eq!(s.sessions.purge_expired(T0 + 50 + REFRESH_TTL).await.unwrap(), 0);
 
         // Deleted, not only hidden: even an earlier "now" does not find them.
-        assert!(!is_live(s, old, T0 + 1).await);
-        assert!(!is_live(s, boundary, T0 + 51).await);
-        assert!(is_live(s, young, T0 + 101).await);
+        assert!(!is_live(s, owner, old, T0 + 1).await);
+        assert!(!is_live(s, owner, boundary, T0 + 51).await);
+        assert!(is_live(s, owner, young, T0 + 101).await);
     }
 
     // ---- rotation ----
@@ -435,9 +459,9 @@ mod suite {
     pub async fn current_token_rotates(s: &Stores) {
         let owner = user(s).await;
         let (id, first) = login(s, owner, T0).await;
-        let before = s.sessions.session(id, T0).await.unwrap().unwrap();
+        let before = s.sessions.session(owner, id, T0).await.unwrap().unwrap();
 
-        let rot = rotation(id, &first, T0 + 600, GRACE);
+        let rot = rotation(owner, id, &first, T0 + 600, GRACE);
         let RotationOutcome::Rotated(rotated) = s.sessions.rotate(rot).await.unwrap() else {
             panic!("expected Rotated");
         };
@@ -450,23 +474,31 @@ mod suite {
                 ..before
             }
         );
-        assert_eq!(s.sessions.session(id, T0 + 601).await.unwrap(), Some(rotated));
+        assert_eq!(s.sessions.session(owner, id, T0 + 601).await.unwrap(), Some(rotated));
 
         // The new token rotates in turn.
-        let third = refresh_ok(s, id, &rot.next, T0 + 1200).await;
-        assert_eq!(s.sessions.session(id, T0 + 1201).await.unwrap().unwrap().current, third);
+        let third = refresh_ok(s, owner, id, &rot.next, T0 + 1200).await;
+        assert_eq!(
+            s.sessions.session(owner, id, T0 + 1201).await.unwrap().unwrap().current,
+            third
+        );
     }
 
     pub async fn parent_within_grace_gets_the_unchanged_current_pair(s: &Stores) {
         let owner = user(s).await;
         let (id, first) = login(s, owner, T0).await;
-        let second = refresh_ok(s, id, &first, T0 + 100).await;
-        let after_rotation = s.sessions.session(id, T0 + 100).await.unwrap().unwrap();
+        let second = refresh_ok(s, owner, id, &first, T0 + 100).await;
+        let after_rotation = s.sessions.session(owner, id, T0 + 100).await.unwrap().unwrap();
 
         // A second tab presents the token the first tab just rotated away,
         // right up to the end of the window.
         for now in [T0 + 100, T0 + 105, T0 + 100 + GRACE] {
-            match s.sessions.rotate(rotation(id, &first, now, GRACE)).await.unwrap() {
+            match s
+                .sessions
+                .rotate(rotation(owner, id, &first, now, GRACE))
+                .await
+                .unwrap()
+            {
                 RotationOutcome::Grace(session) => {
                     assert_eq!(session.current, second);
                     assert_eq!(session, after_rotation);
@@ -475,44 +507,64 @@ mod suite {
             }
         }
         // Nothing changed: not the pair, not `last_used_at`.
-        assert_eq!(s.sessions.session(id, T0 + 111).await.unwrap(), Some(after_rotation));
+        assert_eq!(
+            s.sessions.session(owner, id, T0 + 111).await.unwrap(),
+            Some(after_rotation)
+        );
         // And the current token still rotates.
-        refresh_ok(s, id, &second, T0 + 111).await;
+        refresh_ok(s, owner, id, &second, T0 + 111).await;
     }
 
     pub async fn grace_is_counted_from_the_rotation_not_from_the_last_retry(s: &Stores) {
         let owner = user(s).await;
         let (id, first) = login(s, owner, T0).await;
-        refresh_ok(s, id, &first, T0 + 100).await;
+        refresh_ok(s, owner, id, &first, T0 + 100).await;
 
         for now in [T0 + 104, T0 + 108, T0 + 110] {
-            let outcome = s.sessions.rotate(rotation(id, &first, now, GRACE)).await.unwrap();
+            let outcome = s
+                .sessions
+                .rotate(rotation(owner, id, &first, now, GRACE))
+                .await
+                .unwrap();
             assert!(matches!(outcome, RotationOutcome::Grace(_)), "{outcome:?}");
         }
-        let outcome = s.sessions.rotate(rotation(id, &first, T0 + 111, GRACE)).await.unwrap();
+        let outcome = s
+            .sessions
+            .rotate(rotation(owner, id, &first, T0 + 111, GRACE))
+            .await
+            .unwrap();
         assert_eq!(outcome, RotationOutcome::Reused);
-        assert!(!is_live(s, id, T0 + 111).await);
+        assert!(!is_live(s, owner, id, T0 + 111).await);
     }
 
     pub async fn parent_after_grace_is_reused_and_revokes(s: &Stores) {
         let owner = user(s).await;
         let (id, first) = login(s, owner, T0).await;
         let (other, other_token) = login(s, owner, T0).await;
-        let second = refresh_ok(s, id, &first, T0 + 100).await;
+        let second = refresh_ok(s, owner, id, &first, T0 + 100).await;
 
         let outcome = s
             .sessions
-            .rotate(rotation(id, &first, T0 + 100 + GRACE + 1, GRACE))
+            .rotate(rotation(owner, id, &first, T0 + 100 + GRACE + 1, GRACE))
             .await
             .unwrap();
         assert_eq!(outcome, RotationOutcome::Reused);
-        assert!(!is_live(s, id, T0 + 200).await);
+        assert!(!is_live(s, owner, id, T0 + 200).await);
         // The session is gone for its current token too...
-        let outcome = s.sessions.rotate(rotation(id, &second, T0 + 200, GRACE)).await.unwrap();
+        let outcome = s
+            .sessions
+            .rotate(rotation(owner, id, &second, T0 + 200, GRACE))
+            .await
+            .unwrap();
         assert_eq!(outcome, RotationOutcome::Unknown);
         // ...and only that session.
         assert_eq!(
-            s.sessions.session(other, T0 + 200).await.unwrap().unwrap().current,
+            s.sessions
+                .session(owner, other, T0 + 200)
+                .await
+                .unwrap()
+                .unwrap()
+                .current,
             other_token
         );
     }
@@ -520,30 +572,42 @@ mod suite {
     pub async fn parent_with_grace_off_is_reused_and_revokes(s: &Stores) {
         let owner = user(s).await;
         let (id, first) = login(s, owner, T0).await;
-        let rot = rotation(id, &first, T0 + 100, 0);
+        let rot = rotation(owner, id, &first, T0 + 100, 0);
         assert!(matches!(
             s.sessions.rotate(rot).await.unwrap(),
             RotationOutcome::Rotated(_)
         ));
 
         // Even in the same second.
-        let outcome = s.sessions.rotate(rotation(id, &first, T0 + 100, 0)).await.unwrap();
+        let outcome = s
+            .sessions
+            .rotate(rotation(owner, id, &first, T0 + 100, 0))
+            .await
+            .unwrap();
         assert_eq!(outcome, RotationOutcome::Reused);
-        assert!(!is_live(s, id, T0 + 100).await);
+        assert!(!is_live(s, owner, id, T0 + 100).await);
     }
 
     pub async fn grandparent_is_reused_and_revokes(s: &Stores) {
         let owner = user(s).await;
         let (id, first) = login(s, owner, T0).await;
-        let second = refresh_ok(s, id, &first, T0 + 100).await;
-        let third = refresh_ok(s, id, &second, T0 + 101).await;
+        let second = refresh_ok(s, owner, id, &first, T0 + 100).await;
+        let third = refresh_ok(s, owner, id, &second, T0 + 101).await;
 
         // Within the grace window of the last rotation, but not its parent.
-        let outcome = s.sessions.rotate(rotation(id, &first, T0 + 102, GRACE)).await.unwrap();
+        let outcome = s
+            .sessions
+            .rotate(rotation(owner, id, &first, T0 + 102, GRACE))
+            .await
+            .unwrap();
         assert_eq!(outcome, RotationOutcome::Reused);
-        assert!(!is_live(s, id, T0 + 102).await);
+        assert!(!is_live(s, owner, id, T0 + 102).await);
         assert!(s.sessions.list_sessions(owner, T0 + 102).await.unwrap().is_empty());
-        let outcome = s.sessions.rotate(rotation(id, &third, T0 + 103, GRACE)).await.unwrap();
+        let outcome = s
+            .sessions
+            .rotate(rotation(owner, id, &third, T0 + 103, GRACE))
+            .await
+            .unwrap();
         assert_eq!(outcome, RotationOutcome::Unknown);
     }
 
@@ -552,11 +616,11 @@ mod suite {
         let (id, _) = login(s, owner, T0).await;
         let outcome = s
             .sessions
-            .rotate(rotation(id, &refresh(T0), T0 + 1, GRACE))
+            .rotate(rotation(owner, id, &refresh(T0), T0 + 1, GRACE))
             .await
             .unwrap();
         assert_eq!(outcome, RotationOutcome::Reused);
-        assert!(!is_live(s, id, T0 + 1).await);
+        assert!(!is_live(s, owner, id, T0 + 1).await);
     }
 
     pub async fn missing_revoked_or_expired_session_is_unknown(s: &Stores) {
@@ -564,7 +628,7 @@ mod suite {
 
         let outcome = s
             .sessions
-            .rotate(rotation(SessionId::random(), &refresh(T0), T0, GRACE))
+            .rotate(rotation(owner, SessionId::random(), &refresh(T0), T0, GRACE))
             .await
             .unwrap();
         assert_eq!(outcome, RotationOutcome::Unknown);
@@ -573,7 +637,7 @@ mod suite {
         assert!(s.sessions.revoke_session(owner, revoked).await.unwrap());
         let outcome = s
             .sessions
-            .rotate(rotation(revoked, &revoked_token, T0 + 1, GRACE))
+            .rotate(rotation(owner, revoked, &revoked_token, T0 + 1, GRACE))
             .await
             .unwrap();
         assert_eq!(outcome, RotationOutcome::Unknown);
@@ -581,19 +645,23 @@ mod suite {
         // Expired: its current token no longer rotates, nor does the parent
         // get grace, and nothing is resurrected.
         let (expired, first) = login(s, owner, T0).await;
-        let second = refresh_ok(s, expired, &first, T0 + 10).await;
+        let second = refresh_ok(s, owner, expired, &first, T0 + 10).await;
         let end = second.expires_at;
-        let outcome = s.sessions.rotate(rotation(expired, &second, end, GRACE)).await.unwrap();
-        assert_eq!(outcome, RotationOutcome::Unknown);
         let outcome = s
             .sessions
-            .rotate(rotation(expired, &first, end + 1, i64::MAX))
+            .rotate(rotation(owner, expired, &second, end, GRACE))
             .await
             .unwrap();
         assert_eq!(outcome, RotationOutcome::Unknown);
-        assert!(!is_live(s, expired, end).await);
+        let outcome = s
+            .sessions
+            .rotate(rotation(owner, expired, &first, end + 1, i64::MAX))
+            .await
+            .unwrap();
+        assert_eq!(outcome, RotationOutcome::Unknown);
+        assert!(!is_live(s, owner, expired, end).await);
         assert!(
-            is_live(s, expired, end - 1).await,
+            is_live(s, owner, expired, end - 1).await,
             "an expired session is not revoked, only dead"
         );
     }
@@ -603,6 +671,7 @@ mod suite {
     /// `RACERS` refreshes presenting the same token at the same instant.
     async fn race(
         s: &Stores,
+        user: UserId,
         id: SessionId,
         presented: &RefreshState,
         now: i64,
@@ -613,7 +682,7 @@ mod suite {
             .map(|_| {
                 let sessions = Arc::clone(&s.sessions);
                 let start = Arc::clone(&start);
-                let rot = rotation(id, presented, now, grace);
+                let rot = rotation(user, id, presented, now, grace);
                 tokio::spawn(async move {
                     start.wait().await;
                     (rot.next, sessions.rotate(rot).await.unwrap())
@@ -649,7 +718,7 @@ mod suite {
     pub async fn concurrent_refreshes_rotate_once_and_the_rest_get_grace(s: &Stores) {
         let owner = user(s).await;
         let (id, first) = login(s, owner, T0).await;
-        let outcomes = race(s, id, &first, T0 + 60, GRACE).await;
+        let outcomes = race(s, owner, id, &first, T0 + 60, GRACE).await;
 
         let winner = the_one_rotated(&outcomes);
         for (_, outcome) in &outcomes {
@@ -660,13 +729,16 @@ mod suite {
                 other => panic!("expected Grace, got {other:?}"),
             }
         }
-        assert_eq!(s.sessions.session(id, T0 + 61).await.unwrap().unwrap().current, winner);
+        assert_eq!(
+            s.sessions.session(owner, id, T0 + 61).await.unwrap().unwrap().current,
+            winner
+        );
     }
 
     pub async fn concurrent_refreshes_without_grace_rotate_once_and_revoke(s: &Stores) {
         let owner = user(s).await;
         let (id, first) = login(s, owner, T0).await;
-        let outcomes = race(s, id, &first, T0 + 60, 0).await;
+        let outcomes = race(s, owner, id, &first, T0 + 60, 0).await;
 
         let winner = the_one_rotated(&outcomes);
         let mut reused = 0;
@@ -680,14 +752,114 @@ mod suite {
             }
         }
         assert!(reused >= 1, "the first loser sees the replay");
-        assert!(!is_live(s, id, T0 + 61).await);
-        let outcome = s.sessions.rotate(rotation(id, &winner, T0 + 62, 0)).await.unwrap();
+        assert!(!is_live(s, owner, id, T0 + 61).await);
+        let outcome = s
+            .sessions
+            .rotate(rotation(owner, id, &winner, T0 + 62, 0))
+            .await
+            .unwrap();
         assert_eq!(outcome, RotationOutcome::Unknown);
+    }
+
+    // ---- ownership ----
+
+    pub async fn sessions_of_another_user_are_invisible_and_do_not_rotate(s: &Stores) {
+        let owner = user(s).await;
+        let stranger = user(s).await;
+        let (id, first) = login(s, owner, T0).await;
+        login(s, stranger, T0).await;
+
+        assert_eq!(s.sessions.session(stranger, id, T0 + 1).await.unwrap(), None);
+        assert_eq!(s.sessions.session(UserId::random(), id, T0 + 1).await.unwrap(), None);
+        // Under someone else's id the session does not exist: not even its
+        // current token rotates, and a wrong token does not revoke it.
+        for (who, presented) in [(stranger, first), (stranger, refresh(T0)), (UserId::random(), first)] {
+            let outcome = s
+                .sessions
+                .rotate(rotation(who, id, &presented, T0 + 2, GRACE))
+                .await
+                .unwrap();
+            assert_eq!(outcome, RotationOutcome::Unknown);
+        }
+        let untouched = s.sessions.session(owner, id, T0 + 3).await.unwrap().unwrap();
+        assert_eq!(untouched.current, first);
+        assert_eq!(untouched.last_used_at, T0);
+
+        // Nor does the parent get grace under another id.
+        let second = refresh_ok(s, owner, id, &first, T0 + 10).await;
+        let outcome = s
+            .sessions
+            .rotate(rotation(stranger, id, &first, T0 + 11, GRACE))
+            .await
+            .unwrap();
+        assert_eq!(outcome, RotationOutcome::Unknown);
+        assert_eq!(
+            s.sessions.session(owner, id, T0 + 12).await.unwrap().unwrap().current,
+            second
+        );
+        assert!(!ids(&s.sessions.list_sessions(stranger, T0 + 12).await.unwrap()).contains(&id));
+    }
+
+    // ---- default secrets ----
+
+    /// A sealed pair that differs per `tag`, with bytes of every value
+    /// (NUL included) in it.
+    fn sealed(tag: u8) -> SealedSecrets {
+        SealedSecrets {
+            master_key_id: format!("master-{tag}"),
+            access: (0..=255u8).map(|b| b ^ tag).collect(),
+            refresh: vec![tag, 0, 0xff, tag],
+            created_at: T0 + i64::from(tag),
+        }
+    }
+
+    pub async fn first_default_secrets_insert_wins(s: &Stores) {
+        let first = sealed(1);
+        assert_eq!(s.secrets.default_secrets_or_insert(first.clone()).await.unwrap(), first);
+        // Later candidates are discarded; the stored pair is never replaced.
+        assert_eq!(s.secrets.default_secrets_or_insert(sealed(2)).await.unwrap(), first);
+        assert_eq!(s.secrets.default_secrets_or_insert(first.clone()).await.unwrap(), first);
+    }
+
+    pub async fn concurrent_default_secrets_inserts_all_get_the_same_pair(s: &Stores) {
+        const INSTANCES: u8 = 20;
+        let start = Arc::new(Barrier::new(usize::from(INSTANCES)));
+        let tasks: Vec<_> = (0..INSTANCES)
+            .map(|tag| {
+                let secrets = Arc::clone(&s.secrets);
+                let start = Arc::clone(&start);
+                tokio::spawn(async move {
+                    start.wait().await;
+                    secrets.default_secrets_or_insert(sealed(tag)).await.unwrap()
+                })
+            })
+            .collect();
+        let mut got = Vec::new();
+        for task in tasks {
+            got.push(task.await.unwrap());
+        }
+        let winner = got[0].clone();
+        assert!(got.iter().all(|pair| *pair == winner), "instances disagree: {got:?}");
+        assert!((0..INSTANCES).any(|tag| sealed(tag) == winner), "{winner:?}");
+        assert_eq!(s.secrets.default_secrets_or_insert(sealed(99)).await.unwrap(), winner);
+    }
+
+    pub async fn default_secrets_survive_a_reopen(s: &Stores) {
+        let first = sealed(7);
+        assert_eq!(s.secrets.default_secrets_or_insert(first.clone()).await.unwrap(), first);
+        let restarted = (s.reopen)().await;
+        assert_eq!(
+            restarted.secrets.default_secrets_or_insert(sealed(8)).await.unwrap(),
+            first
+        );
     }
 }
 
 #[cfg(test)]
 mod sqlite_backend {
+    use std::future::Future;
+    use std::path::PathBuf;
+    use std::pin::Pin;
     use std::sync::Arc;
 
     use tessera_store::SqliteStore;
@@ -697,15 +869,24 @@ mod sqlite_backend {
     /// A fresh, migrated database file in its own temporary directory.
     pub async fn sqlite_stores() -> Stores {
         let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::connect(dir.path().join("tessera.db").to_str().unwrap())
-            .await
-            .unwrap();
-        store.migrate().await.unwrap();
-        Stores {
-            users: Arc::new(store.clone()),
-            sessions: Arc::new(store),
-            _keep: Box::new(dir),
-        }
+        let mut stores = open(dir.path().join("tessera.db")).await;
+        stores._keep = Box::new(dir);
+        stores
+    }
+
+    /// The database at `path`, opened and migrated.
+    fn open(path: PathBuf) -> Pin<Box<dyn Future<Output = Stores> + Send>> {
+        Box::pin(async move {
+            let store = SqliteStore::connect(path.to_str().unwrap()).await.unwrap();
+            store.migrate().await.unwrap();
+            Stores {
+                users: Arc::new(store.clone()),
+                sessions: Arc::new(store.clone()),
+                secrets: Arc::new(store),
+                reopen: Box::new(move || open(path.clone())),
+                _keep: Box::new(()),
+            }
+        })
     }
 
     store_suite!(sqlite, super::sqlite_stores);
@@ -790,8 +971,8 @@ mod sqlite_only {
         // Migrating an up-to-date database is a no-op.
         let store = open(&path).await;
         store.migrate().await.unwrap();
+        assert!(store.session(user.id, session_id, T0).await.unwrap().is_some());
         assert_eq!(store.find_user(user.id).await.unwrap(), Some(user));
-        assert!(store.session(session_id, T0).await.unwrap().is_some());
     }
 
     #[tokio::test]
@@ -921,7 +1102,7 @@ mod sqlite_only {
             .execute(store.pool())
             .await
             .unwrap();
-        assert_eq!(store.session(id, T0).await.unwrap(), None);
+        assert_eq!(store.session(user.id, id, T0).await.unwrap(), None);
         let (left,): (i64,) = sqlx::query_as("SELECT count(*) FROM sessions")
             .fetch_one(store.pool())
             .await
@@ -1023,5 +1204,107 @@ mod sqlite_only {
         let debug = format!("{record:?}");
         assert!(!debug.contains("secret-hash"), "{debug}");
         assert!(debug.contains("[redacted]"), "{debug}");
+
+        let sealed = tessera_store::SealedSecrets {
+            master_key_id: "master-2024".to_owned(),
+            access: vec![0xab; 60],
+            refresh: vec![0xcd; 61],
+            created_at: T0,
+        };
+        let debug = format!("{sealed:?}");
+        assert!(
+            debug.contains("master-2024") && debug.contains("60") && debug.contains("61"),
+            "{debug}"
+        );
+        assert!(
+            !debug.contains("171") && !debug.contains("ab") && !debug.contains("205"),
+            "{debug}"
+        );
     }
 }
+
+#[cfg(test)]
+#[path = "support/redis.rs"]
+mod redis_support;
+
+/// Redis keeps sessions only: its stores pair a [`tessera_store::RedisSessionStore`]
+/// with a fresh SQLite file for users and secrets. Every check gets a key
+/// prefix of its own, so checks running at once never meet. An unreachable
+/// Redis fails the checks with directions; they never skip.
+#[cfg(test)]
+mod redis_backend {
+    use std::future::Future;
+    use std::path::PathBuf;
+    use std::pin::Pin;
+    use std::sync::Arc;
+
+    use tessera_store::{RedisSessionStore, SqliteStore, UserStore};
+
+    use crate::redis_support::{self, Cleanup};
+    use crate::Stores;
+
+    /// Where the sessions go.
+    #[derive(Clone)]
+    enum Redis {
+        /// The shared Redis (`TESSERA_TEST_REDIS_URL`).
+        Shared,
+        /// The seed nodes of this binary's private Redis Cluster.
+        Cluster(&'static [String]),
+    }
+
+    /// Sessions in the shared Redis.
+    pub async fn redis_stores() -> Stores {
+        let url = redis_support::url();
+        let prefix = redis_support::unique_prefix();
+        let dir = tempfile::tempdir().unwrap();
+        let mut stores = open(dir.path().join("tessera.db"), Redis::Shared, prefix.clone()).await;
+        stores._keep = Box::new((Cleanup { url, prefix }, dir));
+        stores
+    }
+
+    /// Sessions in a private three-master Redis Cluster, through the
+    /// cluster-aware client: a script touching keys of two slots, or a key
+    /// its node does not own, fails there.
+    pub async fn redis_cluster_stores() -> Stores {
+        let nodes = tokio::task::spawn_blocking(redis_support::cluster).await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let mut stores = open(
+            dir.path().join("tessera.db"),
+            Redis::Cluster(nodes),
+            redis_support::unique_prefix(),
+        )
+        .await;
+        stores._keep = Box::new(dir);
+        stores
+    }
+
+    fn open(path: PathBuf, redis: Redis, prefix: String) -> Pin<Box<dyn Future<Output = Stores> + Send>> {
+        Box::pin(async move {
+            let sql = SqliteStore::connect(path.to_str().unwrap()).await.unwrap();
+            sql.migrate().await.unwrap();
+            let users: Arc<dyn UserStore> = Arc::new(sql.clone());
+            let sessions = match &redis {
+                Redis::Shared => redis_support::connect_shared(Arc::clone(&users), &prefix).await,
+                Redis::Cluster(nodes) => {
+                    let nodes: Vec<&str> = nodes.iter().map(String::as_str).collect();
+                    RedisSessionStore::connect_cluster(&nodes, Arc::clone(&users), redis_support::options(&prefix))
+                        .await
+                        .unwrap()
+                }
+            };
+            Stores {
+                users,
+                sessions: Arc::new(sessions),
+                secrets: Arc::new(sql),
+                reopen: Box::new(move || open(path.clone(), redis.clone(), prefix.clone())),
+                _keep: Box::new(()),
+            }
+        })
+    }
+
+    store_suite!(redis, super::redis_stores);
+    store_suite!(redis_cluster, super::redis_cluster_stores);
+}
+
+#[cfg(test)]
+mod postgres_backend;

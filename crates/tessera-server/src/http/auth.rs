@@ -178,6 +178,7 @@ async fn refresh(State(state): State<AppState>, JsonObject(body): JsonObject) ->
     let outcome = state
         .sessions
         .rotate(Rotation {
+            user,
             session,
             presented_jti: presented,
             next: state.tokens.next_refresh_state(now),
@@ -262,7 +263,7 @@ async fn logout(State(state): State<AppState>, req: Request) -> ApiResult<Status
     } else if let Some(token) = refresh_token.as_deref() {
         let claims = state.tokens.verify_refresh(token, now, &mut buf)?;
         let (user, session) = (UserId::from_uuid(claims.sub), SessionId::from_uuid(claims.sid));
-        match state.sessions.session(session, now).await? {
+        match state.sessions.session(user, session, now).await? {
             Some(live) if live.user_id == user && live.current.jti == claims.jti => {}
             Some(_) => {
                 // An old refresh token of a live session is a replay, here as on /refresh.

@@ -281,7 +281,7 @@ pub async fn session_caller(state: &crate::state::AppState, headers: &HeaderMap)
     let caller = token_caller(state, headers)?;
     match state
         .sessions
-        .session(caller.session, crate::tokens::unix_now())
+        .session(caller.user, caller.session, crate::tokens::unix_now())
         .await?
     {
         Some(session) if session.user_id == caller.user => Ok(caller),

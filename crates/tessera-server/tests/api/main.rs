@@ -14,5 +14,6 @@ mod openapi;
 mod process;
 mod refresh;
 mod register_login;
+mod scale;
 mod sessions;
 mod verify;

@@ -25,13 +25,13 @@ fn command(data_dir: &Path, env: &[(&str, &str)]) -> Command {
     cmd
 }
 
-struct Server {
+pub(crate) struct Server {
     child: Child,
     base: String,
     log: Arc<Mutex<String>>,
 }
 
-fn start(data_dir: &Path, env: &[(&str, &str)]) -> Server {
+pub(crate) fn start(data_dir: &Path, env: &[(&str, &str)]) -> Server {
     let mut child = command(data_dir, env)
         .arg("serve")
         .stdout(Stdio::null())
@@ -71,11 +71,11 @@ fn start(data_dir: &Path, env: &[(&str, &str)]) -> Server {
 }
 
 impl Server {
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }
 
-    fn terminate(mut self) -> (ExitStatus, String) {
+    pub(crate) fn terminate(mut self) -> (ExitStatus, String) {
         let status = Command::new("kill")
             .arg("-TERM")
             .arg(self.child.id().to_string())
@@ -133,7 +133,7 @@ fn keygen_prints_a_pair_the_server_accepts() {
     let pairs: Vec<(&str, &str)> = text.lines().map(|l| l.split_once('=').unwrap()).collect();
     assert_eq!(
         pairs.iter().map(|p| p.0).collect::<Vec<_>>(),
-        ["JWT_SECRET", "REFRESH_TOKEN_SECRET"]
+        ["JWT_SECRET", "REFRESH_TOKEN_SECRET", "TESSERA_MASTER_KEY"]
     );
     let server = start(dir.path(), &pairs);
     let (status, _) = server.terminate();
@@ -148,6 +148,7 @@ fn keygen_prints_a_pair_the_server_accepts() {
 fn weak_or_half_configured_settings_stop_startup_naming_the_variable() {
     let strong = tessera_server::secrets::generate_secret();
     let strong2 = tessera_server::secrets::generate_secret();
+    let pg = "postgres://postgres@127.0.0.1:5432/test";
     let cases: Vec<(Vec<(&str, &str)>, &str)> = vec![
         (
             vec![("JWT_SECRET", "secret"), ("REFRESH_TOKEN_SECRET", &strong)],
@@ -176,17 +177,26 @@ fn weak_or_half_configured_settings_stop_startup_naming_the_variable() {
         (vec![("TESSERA_LEEWAY", "31s")], "TESSERA_LEEWAY"),
         (vec![("TESSERA_ACCESS_TTL", "fifteen minutes")], "TESSERA_ACCESS_TTL"),
         (
-            vec![("TESSERA_REDIS_URL", "redis://127.0.0.1:6379")],
+            vec![("TESSERA_REDIS_URL", "http://127.0.0.1:6379")],
             "TESSERA_REDIS_URL",
         ),
         (vec![("TESSERA_DATABASE_URL", "mysql://x")], "TESSERA_DATABASE_URL"),
+        (vec![("TESSERA_DATABASE_URL", pg)], "TESSERA_MASTER_KEY"),
+        (
+            vec![("TESSERA_DATABASE_URL", pg), ("TESSERA_MASTER_KEY", "c2hvcnQ=")],
+            "TESSERA_MASTER_KEY",
+        ),
+        (vec![("TESSERA_BIND", "notanaddr")], "TESSERA_BIND"),
+        (vec![("TESSERA_LOG_FORMAT", "xml")], "TESSERA_LOG_FORMAT"),
+        (vec![("TESSERA_HASH_QUEUE", "-1")], "TESSERA_HASH_QUEUE"),
+        (vec![("TESSERA_ARGON2_ITERATIONS", "1")], "TESSERA_ARGON2_ITERATIONS"),
         (
             vec![
                 ("TESSERA_ARGON2_MEMORY_KIB", "1024"),
                 ("JWT_SECRET", &strong),
                 ("REFRESH_TOKEN_SECRET", &strong2),
             ],
-            "OWASP",
+            "TESSERA_ARGON2_MEMORY_KIB",
         ),
     ];
     for (env, var) in cases {

@@ -1,0 +1,839 @@
+//! The PostgreSQL backend held to the suite, and what only PostgreSQL has.
+//!
+//! Needs a running PostgreSQL: `TESSERA_TEST_POSTGRES_URL`, by default
+//! `postgres://postgres@127.0.0.1:5432/test` (a role that may `CREATE
+//! DATABASE`, on a database that exists). Every test gets a database of its
+//! own, `tessera_test_<uuid>`, dropped when the test ends, so tests run in
+//! parallel without seeing each other. An unreachable server fails the tests
+//! with a message saying how to start it; nothing is skipped.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgConnection};
+use sqlx::{Connection, Executor};
+use tessera_store::PostgresStore;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpListener, TcpStream};
+use uuid::Uuid;
+
+use crate::Stores;
+
+const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+/// The server the tests use, as a URL to a database that exists.
+fn admin_url() -> String {
+    std::env::var("TESSERA_TEST_POSTGRES_URL").unwrap_or_else(|_| DEFAULT_URL.to_owned())
+}
+
+/// `base` with its database replaced, and its `host:port` too if given.
+fn url_for(base: &str, host_port: Option<&str>, database: &str) -> String {
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    let (scheme, rest) = base.split_at(scheme_end);
+    let (rest, query) = match rest.find('?') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    let authority = rest.split('/').next().unwrap_or_default();
+    let (userinfo, server) = match authority.rfind('@') {
+        Some(at) => authority.split_at(at + 1),
+        None => ("", authority),
+    };
+    format!("{scheme}{userinfo}{}/{database}{query}", host_port.unwrap_or(server))
+}
+
+/// The URL without its user and password, for messages.
+fn shown(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => format!("{}{}", &url[..scheme + 3], &url[at + 1..]),
+        _ => url.to_owned(),
+    }
+}
+
+/// Where the server listens, to put a proxy in front of it.
+fn server_addr() -> SocketAddr {
+    let options = PgConnectOptions::from_str(&admin_url()).unwrap();
+    let host = match options.get_host() {
+        "localhost" => "127.0.0.1",
+        host => host,
+    };
+    format!("{host}:{}", options.get_port()).parse().unwrap()
+}
+
+/// A connection to the tests' server, or a failed test saying how to get one.
+pub async fn admin_connection() -> PgConnection {
+    let url = admin_url();
+    let failure = match tokio::time::timeout(Duration::from_secs(10), PgConnection::connect(&url)).await {
+        Ok(Ok(conn)) => return conn,
+        Ok(Err(err)) => err.to_string(),
+        Err(_) => "no answer within 10 s".to_owned(),
+    };
+    panic!(
+        "the PostgreSQL tests need a PostgreSQL server, and {} is not reachable: {failure}. \
+         Start the local one with `pg_ctlcluster --skip-systemctl-redirect 15 main start`, \
+         or point TESSERA_TEST_POSTGRES_URL at a server where this role may CREATE DATABASE.",
+        shown(&url)
+    );
+}
+
+/// A database of its own for one test, dropped (connections and all) when
+/// this is dropped, even when the test failed.
+pub struct TempDatabase {
+    pub name: String,
+    pub url: String,
+}
+
+impl TempDatabase {
+    pub async fn create() -> Self {
+        let mut admin = admin_connection().await;
+        let name = format!("tessera_test_{}", Uuid::new_v4().simple());
+        admin.execute(format!("CREATE DATABASE {name}").as_str()).await.unwrap();
+        admin.close().await.unwrap();
+        let url = url_for(&admin_url(), None, &name);
+        Self { name, url }
+    }
+
+    /// The database's URL, reached through `host_port` instead.
+    pub fn url_via(&self, host_port: &str) -> String {
+        url_for(&admin_url(), Some(host_port), &self.name)
+    }
+
+    /// A connection of its own to the database, outside any store.
+    pub async fn connect(&self) -> PgConnection {
+        PgConnection::connect(&self.url).await.unwrap()
+    }
+}
+
+impl Drop for TempDatabase {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        // Drop runs outside async; a runtime of its own on a thread of its
+        // own does the async work without blocking on the test's runtime.
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let mut admin = PgConnection::connect(&admin_url()).await?;
+                admin
+                    .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
+                    .await?;
+                admin.close().await
+            })
+        })
+        .join();
+        // A database left behind is harmless (its name is unique): report it,
+        // without a panic that would abort a test already unwinding.
+        match dropped {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => eprintln!("could not drop the test database {}: {err}", self.name),
+            Err(_) => eprintln!("could not drop the test database {}", self.name),
+        }
+    }
+}
+
+/// A fresh, migrated database of its own.
+pub async fn postgres_stores() -> Stores {
+    let database = TempDatabase::create().await;
+    let mut stores = open(database.url.clone()).await;
+    stores._keep = Box::new(database);
+    stores
+}
+
+/// The database at `url`, connected and migrated.
+fn open(url: String) -> Pin<Box<dyn Future<Output = Stores> + Send>> {
+    Box::pin(async move {
+        let store = PostgresStore::connect(&url).await.unwrap();
+        store.migrate().await.unwrap();
+        Stores {
+            users: Arc::new(store.clone()),
+            sessions: Arc::new(store.clone()),
+            secrets: Arc::new(store),
+            reopen: Box::new(move || open(url.clone())),
+            _keep: Box::new(()),
+        }
+    })
+}
+
+store_suite!(postgres, super::postgres_stores);
+
+/// A TCP proxy to the server that can stop forwarding, holding every byte
+/// (and every connection) as a network partition or a frozen host would.
+pub struct FreezableProxy {
+    pub addr: SocketAddr,
+    state: Arc<ProxyState>,
+}
+
+#[derive(Default)]
+struct ProxyState {
+    frozen: AtomicBool,
+    /// Freeze as soon as the client sends bytes containing this.
+    freeze_on: Mutex<Option<Vec<u8>>>,
+}
+
+impl ProxyState {
+    /// Whether to hold `sent` (bytes from the client), freezing if they are
+    /// what [`FreezableProxy::freeze_on`] waits for.
+    fn holds(&self, sent: &[u8]) -> bool {
+        let mut freeze_on = self.freeze_on.lock().unwrap();
+        let matched = freeze_on
+            .as_deref()
+            .is_some_and(|marker| sent.windows(marker.len()).any(|w| w == marker));
+        if matched {
+            *freeze_on = None;
+            self.frozen.store(true, Ordering::SeqCst);
+        }
+        self.frozen.load(Ordering::SeqCst)
+    }
+}
+
+impl FreezableProxy {
+    pub async fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let state = Arc::new(ProxyState::default());
+        let upstream = server_addr();
+        let pumps = Arc::clone(&state);
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(server) = TcpStream::connect(upstream).await else {
+                    continue;
+                };
+                let (client_read, client_write) = client.into_split();
+                let (server_read, server_write) = server.into_split();
+                tokio::spawn(pump(client_read, server_write, Arc::clone(&pumps), true));
+                tokio::spawn(pump(server_read, client_write, Arc::clone(&pumps), false));
+            }
+        });
+        Self { addr, state }
+    }
+
+    /// Stops (or resumes) forwarding, in both directions, on every connection.
+    pub fn freeze(&self, frozen: bool) {
+        self.state.frozen.store(frozen, Ordering::SeqCst);
+    }
+
+    /// Freezes the moment a client sends `marker`, which is then held too:
+    /// the network dies right after the client sent its query.
+    pub fn freeze_on(&self, marker: &[u8]) {
+        *self.state.freeze_on.lock().unwrap() = Some(marker.to_vec());
+    }
+}
+
+async fn pump(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, state: Arc<ProxyState>, from_client: bool) {
+    let mut buf = vec![0; 16 * 1024];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        while if from_client {
+            state.holds(&buf[..n])
+        } else {
+            state.frozen.load(Ordering::SeqCst)
+        } {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if to.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
+    }
+}
+
+mod postgres_only {
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    use std::str::FromStr;
+
+    use sqlx::postgres::PgConnectOptions;
+    use sqlx::{Connection, Executor};
+    use tessera_core::{Email, PersonName, Role, SessionId, UserId};
+    use tessera_store::{
+        Health, NewSession, NewUser, PostgresOptions, PostgresStore, RefreshState, Rotation, RotationOutcome,
+        SessionStore, StoreError, UserStore,
+    };
+    use tokio::net::TcpListener;
+    use tokio::sync::Barrier;
+    use uuid::Uuid;
+
+    use super::{FreezableProxy, TempDatabase};
+
+    const T0: i64 = 1_700_000_000;
+
+    fn new_user(email: &str) -> NewUser {
+        NewUser {
+            id: UserId::random(),
+            email: Email::parse(email).unwrap(),
+            password_hash: "$argon2id$v=19$secret-hash".to_owned(),
+            first_name: PersonName::parse("Ada").unwrap(),
+            last_name: PersonName::parse("Lovelace").unwrap(),
+            role: Role::user(),
+            created_at: T0,
+        }
+    }
+
+    fn refresh(at: i64) -> RefreshState {
+        RefreshState {
+            jti: Uuid::new_v4(),
+            access_jti: Uuid::new_v4(),
+            issued_at: at,
+            expires_at: at + 3600,
+        }
+    }
+
+    fn new_session(user: UserId) -> NewSession {
+        NewSession {
+            id: SessionId::random(),
+            user_id: user,
+            created_at: T0,
+            user_agent: None,
+            ip: None,
+            refresh: refresh(T0),
+        }
+    }
+
+    /// Short timeouts, so the fault tests are quick.
+    fn quick() -> PostgresOptions {
+        PostgresOptions {
+            max_connections: 4,
+            acquire_timeout: Duration::from_secs(1),
+            statement_timeout: Duration::from_secs(1),
+        }
+    }
+
+    async fn open(db: &TempDatabase, options: PostgresOptions) -> PostgresStore {
+        let store = PostgresStore::connect_with(&db.url, options).await.unwrap();
+        store.migrate().await.unwrap();
+        store
+    }
+
+    fn assert_unavailable(result: Result<impl std::fmt::Debug, StoreError>) -> String {
+        match result {
+            Err(StoreError::Unavailable(source)) => source.to_string(),
+            other => panic!("expected Unavailable, got {other:?}"),
+        }
+    }
+
+    // ---- schema ----
+
+    #[tokio::test]
+    async fn migrations_are_idempotent_and_safe_from_instances_starting_together() {
+        let db = TempDatabase::create().await;
+        // Four instances start at once on an empty database.
+        let mut starting = Vec::new();
+        for _ in 0..4 {
+            let url = db.url.clone();
+            starting.push(tokio::spawn(async move {
+                let store = PostgresStore::connect(&url).await.unwrap();
+                store.migrate().await.unwrap();
+                store
+            }));
+        }
+        let mut stores = Vec::new();
+        for task in starting {
+            stores.push(task.await.unwrap());
+        }
+        // And again, on an up-to-date schema.
+        for store in &stores {
+            store.migrate().await.unwrap();
+        }
+        let (applied, failed): (i64, i64) =
+            sqlx::query_as("SELECT count(*), count(*) FILTER (WHERE NOT success) FROM _sqlx_migrations")
+                .fetch_one(stores[0].pool())
+                .await
+                .unwrap();
+        assert_eq!((applied, failed), (2, 0));
+
+        let user = stores[1].create_user(new_user("ada@example.com")).await.unwrap();
+        assert_eq!(stores[2].find_user(user.id).await.unwrap(), Some(user));
+    }
+
+    #[tokio::test]
+    async fn schema_names_its_constraints_and_uses_native_types() {
+        let db = TempDatabase::create().await;
+        let store = open(&db, PostgresOptions::default()).await;
+
+        let constraints: Vec<(String,)> = sqlx::query_as(
+            "SELECT conname::text FROM pg_constraint \
+             WHERE conrelid IN ('users'::regclass, 'sessions'::regclass, 'default_secrets'::regclass)",
+        )
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+        let constraints: Vec<String> = constraints.into_iter().map(|(name,)| name).collect();
+        for name in [
+            "users_pkey",
+            "users_email_key",
+            "sessions_pkey",
+            "sessions_user_id_fkey",
+            "sessions_rotation_check",
+            "default_secrets_pkey",
+            "default_secrets_single_row_check",
+        ] {
+            assert!(
+                constraints.iter().any(|c| c == name),
+                "{name} missing from {constraints:?}"
+            );
+        }
+        let (on_delete,): (String,) =
+            sqlx::query_as("SELECT confdeltype::text FROM pg_constraint WHERE conname = 'sessions_user_id_fkey'")
+                .fetch_one(store.pool())
+                .await
+                .unwrap();
+        assert_eq!(on_delete, "c", "ON DELETE CASCADE");
+        let indexes: Vec<(String,)> =
+            sqlx::query_as("SELECT indexname::text FROM pg_indexes WHERE tablename = 'sessions'")
+                .fetch_all(store.pool())
+                .await
+                .unwrap();
+        for name in ["sessions_user_id_idx", "sessions_expires_at_idx"] {
+            assert!(indexes.iter().any(|(i,)| i == name), "{name} missing from {indexes:?}");
+        }
+
+        let columns: Vec<(String, String, String)> = sqlx::query_as(
+            "SELECT table_name::text, column_name::text, data_type::text FROM information_schema.columns \
+             WHERE table_schema = current_schema() AND table_name IN ('users', 'sessions', 'default_secrets')",
+        )
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+        let type_of = |table: &str, column: &str| {
+            columns
+                .iter()
+                .find(|(t, c, _)| t == table && c == column)
+                .map(|(_, _, ty)| ty.clone())
+                .unwrap_or_else(|| panic!("{table}.{column} missing"))
+        };
+        assert_eq!(type_of("users", "id"), "uuid");
+        assert_eq!(type_of("users", "email_verified"), "boolean");
+        assert_eq!(type_of("users", "created_at"), "bigint");
+        assert_eq!(type_of("sessions", "user_id"), "uuid");
+        assert_eq!(type_of("sessions", "previous_jti"), "uuid");
+        assert_eq!(type_of("sessions", "expires_at"), "bigint");
+        assert_eq!(type_of("default_secrets", "access"), "bytea");
+
+        // The secrets table holds one row at most, whatever writes to it.
+        let err = sqlx::query(
+            "INSERT INTO default_secrets (id, master_key_id, access, refresh, created_at) \
+             VALUES (2, 'k', '\\x00', '\\x00', 0)",
+        )
+        .execute(store.pool())
+        .await
+        .unwrap_err();
+        assert_eq!(
+            err.as_database_error().and_then(|e| e.constraint()),
+            Some("default_secrets_single_row_check")
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unmigrated_database_is_corrupt_not_unavailable() {
+        let db = TempDatabase::create().await;
+        let store = PostgresStore::connect(&db.url).await.unwrap();
+        store.ping().await.unwrap();
+        let err = store.find_user(UserId::random()).await.unwrap_err();
+        assert!(
+            matches!(&err, StoreError::Corrupt(why) if why.contains("42P01")),
+            "{err:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn undecodable_rows_are_corrupt_and_not_quoted() {
+        let db = TempDatabase::create().await;
+        let store = open(&db, PostgresOptions::default()).await;
+        let user = store.create_user(new_user("ada@example.com")).await.unwrap();
+        sqlx::query("UPDATE users SET email = 'Not An Email', role = 'Admin!' WHERE id = $1")
+            .bind(user.id.as_uuid())
+            .execute(store.pool())
+            .await
+            .unwrap();
+        let err = store.find_user(user.id).await.unwrap_err();
+        assert!(matches!(err, StoreError::Corrupt(_)), "{err:?}");
+        assert!(!err.to_string().contains("Not An Email"), "{err}");
+
+        let user = store.create_user(new_user("grace@example.com")).await.unwrap();
+        let session = new_session(user.id);
+        let id = session.id;
+        store.create_session(session).await.unwrap();
+        sqlx::query("UPDATE users SET role = '' WHERE id = $1")
+            .bind(user.id.as_uuid())
+            .execute(store.pool())
+            .await
+            .unwrap();
+        let err = store.session(user.id, id, T0).await.unwrap_err();
+        assert!(matches!(err, StoreError::Corrupt(_)), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn deleting_a_user_deletes_their_sessions() {
+        let db = TempDatabase::create().await;
+        let store = open(&db, PostgresOptions::default()).await;
+        let user = store.create_user(new_user("ada@example.com")).await.unwrap();
+        let session = new_session(user.id);
+        let id = session.id;
+        store.create_session(session).await.unwrap();
+
+        sqlx::query("DELETE FROM users WHERE id = $1")
+            .bind(user.id.as_uuid())
+            .execute(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(store.session(user.id, id, T0).await.unwrap(), None);
+        let (left,): (i64,) = sqlx::query_as("SELECT count(*) FROM sessions")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(left, 0);
+    }
+
+    #[tokio::test]
+    async fn a_large_backlog_is_purged_in_batches() {
+        let db = TempDatabase::create().await;
+        let store = open(&db, PostgresOptions::default()).await;
+        let user = store.create_user(new_user("ada@example.com")).await.unwrap();
+        let live = new_session(user.id);
+        let live_id = live.id;
+        store.create_session(live).await.unwrap();
+        let backlog = 2 * PostgresStore::PURGE_BATCH + 500;
+        sqlx::query(
+            "INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, \
+             current_jti, current_access_jti, current_issued_at) \
+             SELECT gen_random_uuid(), $1, 0, 0, 100 + n, gen_random_uuid(), gen_random_uuid(), 0 \
+             FROM generate_series(1, $2) AS n",
+        )
+        .bind(user.id.as_uuid())
+        .bind(backlog)
+        .execute(store.pool())
+        .await
+        .unwrap();
+
+        assert_eq!(store.purge_expired(T0).await.unwrap(), backlog.unsigned_abs());
+        assert_eq!(store.purge_expired(T0).await.unwrap(), 0);
+        assert!(store.session(user.id, live_id, T0).await.unwrap().is_some());
+    }
+
+    // ---- concurrency ----
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn fifty_refreshes_on_two_instances_rotate_exactly_once_per_round() {
+        const RACERS: usize = 50;
+        let db = TempDatabase::create().await;
+        // Enough connections that every racer reaches the row at once,
+        // through two instances.
+        let wide = PostgresOptions {
+            max_connections: 25,
+            ..PostgresOptions::default()
+        };
+        let instances: [Arc<dyn SessionStore>; 2] =
+            [Arc::new(open(&db, wide.clone()).await), Arc::new(open(&db, wide).await)];
+        let store = open(&db, PostgresOptions::default()).await;
+        let user = store.create_user(new_user("ada@example.com")).await.unwrap();
+        let session = new_session(user.id);
+        let id = session.id;
+        let mut current = session.refresh;
+        store.create_session(session).await.unwrap();
+
+        for round in 0..5 {
+            let now = T0 + 100 * (round + 1);
+            let start = Arc::new(Barrier::new(RACERS));
+            let tasks: Vec<_> = (0..RACERS)
+                .map(|i| {
+                    let sessions = Arc::clone(&instances[i % 2]);
+                    let start = Arc::clone(&start);
+                    let rotation = Rotation {
+                        user: user.id,
+                        session: id,
+                        presented_jti: current.jti,
+                        next: refresh(now),
+                        now,
+                        grace_secs: 10,
+                    };
+                    tokio::spawn(async move {
+                        start.wait().await;
+                        sessions.rotate(rotation).await.unwrap()
+                    })
+                })
+                .collect();
+            let mut rotated = Vec::new();
+            for task in tasks {
+                match task.await.unwrap() {
+                    RotationOutcome::Rotated(session) => rotated.push(session.current),
+                    RotationOutcome::Grace(_) => {}
+                    other => panic!("round {round}: expected Rotated or Grace, got {other:?}"),
+                }
+            }
+            assert_eq!(rotated.len(), 1, "round {round}: {} rotated", rotated.len());
+            current = rotated[0];
+            let stored = store.session(user.id, id, now).await.unwrap().unwrap();
+            assert_eq!(stored.current, current);
+        }
+    }
+
+    // ---- faults ----
+
+    #[tokio::test]
+    async fn a_closed_port_is_unavailable_within_the_acquire_timeout() {
+        let port = {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            listener.local_addr().unwrap().port()
+        };
+        let started = Instant::now();
+        let result = PostgresStore::connect(&format!("postgres://postgres@127.0.0.1:{port}/test")).await;
+        let why = assert_unavailable(result);
+        let took = started.elapsed();
+        assert!(
+            took < PostgresOptions::DEFAULT_ACQUIRE_TIMEOUT + Duration::from_secs(2),
+            "{took:?}"
+        );
+        assert!(why.contains("PostgreSQL"), "{why}");
+    }
+
+    #[tokio::test]
+    async fn a_server_that_never_answers_is_unavailable_not_a_hang() {
+        // Accepts connections and never says a word.
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let silent = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                held.push(socket);
+            }
+        });
+        let started = Instant::now();
+        let result = PostgresStore::connect(&format!("postgres://postgres@{addr}/test")).await;
+        assert_unavailable(result);
+        let took = started.elapsed();
+        assert!(
+            took < PostgresOptions::DEFAULT_ACQUIRE_TIMEOUT + Duration::from_secs(2),
+            "{took:?}"
+        );
+        silent.abort();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_connection_that_stops_answering_is_given_up_at_the_deadline() {
+        let db = TempDatabase::create().await;
+        let proxy = FreezableProxy::start().await;
+        let options = quick();
+        let store = PostgresStore::connect_with(&db.url_via(&proxy.addr.to_string()), options.clone())
+            .await
+            .unwrap();
+        store.migrate().await.unwrap();
+        let user = store.create_user(new_user("ada@example.com")).await.unwrap();
+
+        // The network goes silent mid-call, after the pool checked the
+        // connection: the server never even sees the query, so its statement
+        // timeout cannot help.
+        proxy.freeze_on(b"FROM users WHERE id = $1");
+        let started = Instant::now();
+        let why = assert_unavailable(store.find_user(user.id).await);
+        let took = started.elapsed();
+        let deadline = options.statement_timeout + PostgresStore::DEADLINE_MARGIN;
+        assert!(took >= deadline / 2, "{took:?}");
+        assert!(took < deadline + Duration::from_secs(2), "{took:?}");
+        assert!(why.contains("did not answer"), "{why}");
+        // Meanwhile nothing else gets through either (the pool's check of an
+        // idle connection, or opening a new one, runs into the acquire
+        // timeout), and nothing hangs.
+        let started = Instant::now();
+        assert_unavailable(store.ping().await);
+        assert!(started.elapsed() < deadline + Duration::from_secs(2));
+
+        // Once the network is back, so is the store.
+        proxy.freeze(false);
+        assert_eq!(store.find_user(user.id).await.unwrap(), Some(user));
+    }
+
+    /// A connection of its own holding the row lock of `user` in an open
+    /// transaction, as a stuck writer would.
+    async fn lock_user_row(db: &TempDatabase, user: UserId) -> sqlx::PgConnection {
+        let mut locker = db.connect().await;
+        locker.execute("BEGIN").await.unwrap();
+        sqlx::query("SELECT 1 FROM users WHERE id = $1 FOR UPDATE")
+            .bind(user.as_uuid())
+            .execute(&mut locker)
+            .await
+            .unwrap();
+        locker
+    }
+
+    #[tokio::test]
+    async fn a_statement_stuck_past_the_statement_timeout_is_unavailable() {
+        let db = TempDatabase::create().await;
+        let options = quick();
+        let store = open(&db, options.clone()).await;
+        let user = store.create_user(new_user("ada@example.com")).await.unwrap();
+        let mut locker = lock_user_row(&db, user.id).await;
+
+        let started = Instant::now();
+        let why = assert_unavailable(store.set_password_hash(user.id, "$argon2id$new").await);
+        let took = started.elapsed();
+        // PostgreSQL cancelled it, before the client-side deadline.
+        assert!(why.contains("statement timeout"), "{why}");
+        assert!(took >= options.statement_timeout, "{took:?}");
+        assert!(
+            took < options.statement_timeout + PostgresStore::DEADLINE_MARGIN,
+            "{took:?}"
+        );
+
+        locker.execute("ROLLBACK").await.unwrap();
+        store.set_password_hash(user.id, "$argon2id$new").await.unwrap();
+        locker.close().await.unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_terminated_connection_is_unavailable_and_the_pool_recovers() {
+        let db = TempDatabase::create().await;
+        let store = open(&db, PostgresOptions::default()).await;
+        let user = store.create_user(new_user("ada@example.com")).await.unwrap();
+        let mut locker = lock_user_row(&db, user.id).await;
+
+        // A write waits on the lock; an operator (or a failover) ends its
+        // backend meanwhile.
+        let waiting = {
+            let store = store.clone();
+            tokio::spawn(async move { store.set_password_hash(user.id, "$argon2id$new").await })
+        };
+        let mut admin = super::admin_connection().await;
+        let mut terminated = false;
+        for _ in 0..100 {
+            let (count,): (i64,) = sqlx::query_as(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+                 WHERE datname = $1 AND application_name = 'tessera' AND wait_event_type = 'Lock'",
+            )
+            .bind(&db.name)
+            .fetch_one(&mut admin)
+            .await
+            .unwrap();
+            if count > 0 {
+                terminated = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(terminated, "the store's write never waited on the lock");
+        let why = assert_unavailable(waiting.await.unwrap());
+        assert!(why.contains("administrator command"), "{why}");
+
+        locker.execute("ROLLBACK").await.unwrap();
+        store.set_password_hash(user.id, "$argon2id$new").await.unwrap();
+        store.ping().await.unwrap();
+        locker.close().await.unwrap();
+        admin.close().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn an_exhausted_pool_is_unavailable() {
+        let db = TempDatabase::create().await;
+        let options = quick();
+        let store = open(&db, options.clone()).await;
+        let mut held = Vec::new();
+        for _ in 0..options.max_connections {
+            held.push(store.pool().acquire().await.unwrap());
+        }
+        let started = Instant::now();
+        assert_unavailable(store.find_user(UserId::random()).await);
+        assert!(started.elapsed() < options.acquire_timeout + Duration::from_secs(1));
+        drop(held);
+        store.find_user(UserId::random()).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn ping_answers_until_the_pool_closes() {
+        let db = TempDatabase::create().await;
+        let store = open(&db, PostgresOptions::default()).await;
+        store.ping().await.unwrap();
+        store.pool().close().await;
+        assert_unavailable(store.ping().await);
+    }
+
+    #[tokio::test]
+    async fn bad_options_urls_and_databases_are_refused() {
+        let db = TempDatabase::create().await;
+        for options in [
+            PostgresOptions {
+                max_connections: 0,
+                ..PostgresOptions::default()
+            },
+            PostgresOptions {
+                statement_timeout: Duration::ZERO,
+                ..PostgresOptions::default()
+            },
+            PostgresOptions {
+                acquire_timeout: Duration::ZERO,
+                ..PostgresOptions::default()
+            },
+        ] {
+            assert_unavailable(PostgresStore::connect_with(&db.url, options).await);
+        }
+        for url in [
+            "postgres://postgres@127.0.0.1:notaport/test".to_owned(),
+            super::url_for(&super::admin_url(), None, "tessera_no_such_database"),
+        ] {
+            let started = Instant::now();
+            assert_unavailable(PostgresStore::connect(&url).await);
+            assert!(started.elapsed() < Duration::from_secs(5), "{url}");
+        }
+    }
+
+    #[tokio::test]
+    async fn the_statement_timeout_is_set_on_every_connection() {
+        let db = TempDatabase::create().await;
+        let store = open(&db, quick()).await;
+        let mut conns = Vec::new();
+        for _ in 0..quick().max_connections {
+            conns.push(store.pool().acquire().await.unwrap());
+        }
+        for conn in &mut conns {
+            let (timeout,): (String,) = sqlx::query_as("SHOW statement_timeout")
+                .fetch_one(&mut **conn)
+                .await
+                .unwrap();
+            assert_eq!(timeout, "1s");
+            let (name,): (String,) = sqlx::query_as("SHOW application_name")
+                .fetch_one(&mut **conn)
+                .await
+                .unwrap();
+            assert_eq!(name, "tessera");
+        }
+    }
+
+    #[tokio::test]
+    async fn debug_output_never_shows_the_password() {
+        let db = TempDatabase::create().await;
+        let user = PgConnectOptions::from_str(&db.url).unwrap().get_username().to_owned();
+        let userinfo = db
+            .url
+            .split_once("://")
+            .and_then(|(_, rest)| rest.rsplit_once('@'))
+            .map(|(u, _)| u);
+        // A URL without a password reaches a server that does not ask for
+        // one, which then ignores one that is given.
+        let (url, password) = match userinfo.and_then(|u| u.split_once(':')) {
+            Some((_, password)) => (db.url.clone(), password.to_owned()),
+            None => {
+                let with = db
+                    .url
+                    .replacen(&format!("://{user}@"), &format!("://{user}:hunter2-secret@"), 1);
+                (with, "hunter2-secret".to_owned())
+            }
+        };
+        assert!(
+            url.contains(&password),
+            "the test URL names no user to add a password to"
+        );
+        let store = PostgresStore::connect(&url).await.unwrap();
+        let debug = format!("{store:?}");
+        assert!(!debug.contains(&password), "{debug}");
+        assert!(debug.contains(&db.name), "{debug}");
+    }
+}
