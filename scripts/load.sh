@@ -4,11 +4,16 @@
 # plus the server's RSS at idle, during and after. Prints a Markdown summary.
 #
 #   scripts/load.sh [seconds per run, default 10]
+#   MODE=scaled scripts/load.sh 10    # users in PostgreSQL, sessions in Redis
 #
+# MODE=scaled uses the local PostgreSQL (a fresh database, dropped at the
+# end) and Redis (a fresh key prefix, deleted at the end); override with
+# TESSERA_TEST_POSTGRES_URL / TESSERA_TEST_REDIS_URL.
 # Needs wrk (apt-get install wrk). Stops everything it started on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION="${1:-10}"
+MODE="${MODE:-embedded}"
 THREADS="${WRK_THREADS:-1}"
 CONNS="${WRK_CONNECTIONS:-64}"
 command -v wrk >/dev/null || { echo "wrk is not installed: apt-get install wrk" >&2; exit 2; }
@@ -19,8 +24,17 @@ BIN="$CARGO_TARGET_DIR/release/tessera"
 
 WORK=$(mktemp -d)
 LOG="$WORK/server.log"
+PG_ADMIN="${TESSERA_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}"
+REDIS="${TESSERA_TEST_REDIS_URL:-redis://127.0.0.1:6379}"
+DBNAME="tessera_load_$$"
+PREFIX="tessera-load-$$"
 cleanup() {
   [ -n "${PID:-}" ] && kill "$PID" 2>/dev/null
+  if [ "$MODE" = scaled ]; then
+    sleep 0.5
+    psql -q "$PG_ADMIN" -c "DROP DATABASE IF EXISTS $DBNAME WITH (FORCE)" >/dev/null 2>&1 || true
+    redis-cli -u "$REDIS" --scan --pattern "$PREFIX*" | xargs -r redis-cli -u "$REDIS" DEL >/dev/null 2>&1 || true
+  fi
   [ -n "${NODE_PID:-}" ] && kill "$NODE_PID" 2>/dev/null
   wait 2>/dev/null
   rm -rf "$WORK"
@@ -31,6 +45,12 @@ PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); pr
 URL="http://127.0.0.1:$PORT"
 JWT_SECRET_VALUE=$("$BIN" keygen | sed -n 's/^JWT_SECRET=//p')
 REFRESH_SECRET_VALUE=$("$BIN" keygen | sed -n 's/^REFRESH_TOKEN_SECRET=//p')
+if [ "$MODE" = scaled ]; then
+  psql -q "$PG_ADMIN" -c "CREATE DATABASE $DBNAME" >/dev/null
+  export TESSERA_DATABASE_URL="${PG_ADMIN%/*}/$DBNAME" TESSERA_REDIS_URL="$REDIS" TESSERA_REDIS_KEY_PREFIX="$PREFIX"
+  TESSERA_MASTER_KEY=$("$BIN" keygen | sed -n 's/^TESSERA_MASTER_KEY=//p')
+  export TESSERA_MASTER_KEY
+fi
 JWT_SECRET="$JWT_SECRET_VALUE" REFRESH_TOKEN_SECRET="$REFRESH_SECRET_VALUE" TESSERA_PUBLIC_URL="http://tessera.test" \
   TESSERA_DATA_DIR="$WORK/data" TESSERA_BIND="127.0.0.1:$PORT" TESSERA_LOG=warn "$BIN" serve 2>"$LOG" &
 PID=$!
@@ -71,6 +91,10 @@ wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --latency -s scripts/refresh.lua \
 REFRESH=$(summarize "POST /api/auth/refresh" "$WORK/refresh.txt")
 REFRESH_FAILURES=$(awk '/refresh failures/ {print $3}' "$WORK/refresh.txt")
 
+# Logins are Argon2id-bound (19 MiB, t=2 per attempt) by design.
+wrk -t"$THREADS" -c16 -d"${DURATION}s" --latency -s scripts/login.lua "$URL/api/auth/login" >"$WORK/login.txt"
+LOGIN=$(summarize "POST /api/auth/login (16 connections)" "$WORK/login.txt")
+
 # Baseline in the same run: the design notes' Express + jsonwebtoken check of
 # the same token (skipped when node/npm are missing or the install fails).
 BASELINE=""
@@ -94,12 +118,13 @@ fi
 
 sleep 2
 echo "date: $(date -u +%Y-%m-%dT%H:%MZ); machine: $(nproc) cores, $(awk -F: '/model name/ {print $2; exit}' /proc/cpuinfo | xargs)"
-echo "command: scripts/load.sh $DURATION (wrk -t$THREADS -c$CONNS -d${DURATION}s, same machine as the server)"
+echo "command: MODE=$MODE scripts/load.sh $DURATION (wrk -t$THREADS -c$CONNS -d${DURATION}s, same machine as the server)"
 echo
 echo "| route | requests/s | p50 | p99 | non-2xx | server RSS after run |"
 echo "| --- | --- | --- | --- | --- | --- |"
 echo "$VERIFY"
 echo "$REFRESH"
+echo "$LOGIN"
 [ -n "$BASELINE" ] && echo "$BASELINE"
 echo
 echo "refresh chains broken (non-200 refreshes): ${REFRESH_FAILURES:-unknown}"

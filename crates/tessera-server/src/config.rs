@@ -165,11 +165,12 @@ impl Config {
             tessera_core::MasterKey::from_base64(key.expose())
                 .map_err(|e| ConfigError::new("TESSERA_MASTER_KEY", e.to_string()))?;
         }
-        if let Some(url) = &self.redis_url {
-            if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+        if let Some(urls) = &self.redis_url {
+            if !urls.split(',').map(str::trim).all(|u| u.starts_with("redis://")) {
                 return Err(ConfigError::new(
                     "TESSERA_REDIS_URL",
-                    "must start with redis:// or rediss://".to_owned(),
+                    "must be redis://host:port, or several comma-separated for a Redis Cluster (TLS is not supported yet)"
+                        .to_owned(),
                 ));
             }
         }

@@ -143,12 +143,7 @@ pub struct Stores {
 pub async fn open_stores(config: &Config) -> anyhow::Result<Stores> {
     let url = config.database_url();
     let shown = redact_url(&url);
-    let (users, sessions, health, shared_secrets): (
-        Arc<dyn UserStore>,
-        Arc<dyn SessionStore>,
-        Arc<dyn Health>,
-        Option<Arc<dyn SecretStore>>,
-    ) = if config.uses_postgres() {
+    let mut stores = if config.uses_postgres() {
         let options = PostgresOptions {
             max_connections: config.database_max_connections,
             ..PostgresOptions::default()
@@ -160,7 +155,12 @@ pub async fn open_stores(config: &Config) -> anyhow::Result<Stores> {
             store.migrate().await.context("cannot apply database migrations")?;
         }
         let store = Arc::new(store);
-        (store.clone(), store.clone(), store.clone(), Some(store))
+        Stores {
+            users: store.clone(),
+            sessions: store.clone(),
+            health: vec![store.clone()],
+            shared_secrets: Some(store),
+        }
     } else {
         let store = SqliteStore::connect(&url).await.with_context(|| {
             format!("cannot open the database {shown} (check TESSERA_DATA_DIR / TESSERA_DATABASE_URL)")
@@ -169,35 +169,45 @@ pub async fn open_stores(config: &Config) -> anyhow::Result<Stores> {
             store.migrate().await.context("cannot apply database migrations")?;
         }
         let store = Arc::new(store);
-        (store.clone(), store.clone(), store, None)
-    };
-    let mut health = vec![health];
-    let sessions = match &config.redis_url {
-        Some(redis_url) => {
-            let options = RedisOptions {
-                key_prefix: config.redis_key_prefix.clone(),
-                ..RedisOptions::default()
-            };
-            let redis = RedisSessionStore::connect_with(redis_url, users.clone(), options)
-                .await
-                .with_context(|| {
-                    format!(
-                        "cannot connect to Redis at {} (check TESSERA_REDIS_URL)",
-                        redact_url(redis_url)
-                    )
-                })?;
-            let redis = Arc::new(redis);
-            health.push(redis.clone());
-            redis as Arc<dyn SessionStore>
+        Stores {
+            users: store.clone(),
+            sessions: store.clone(),
+            health: vec![store],
+            shared_secrets: None,
         }
-        None => sessions,
     };
-    Ok(Stores {
-        users,
-        sessions,
-        health,
-        shared_secrets,
-    })
+    if let Some(redis_url) = &config.redis_url {
+        let options = RedisOptions {
+            key_prefix: config.redis_key_prefix.clone(),
+            ..RedisOptions::default()
+        };
+        // Several comma-separated URLs name the nodes of a Redis Cluster.
+        let nodes: Vec<&str> = redis_url.split(',').map(str::trim).filter(|n| !n.is_empty()).collect();
+        let redis = if nodes.len() > 1 {
+            RedisSessionStore::connect_cluster(&nodes, stores.users.clone(), options).await
+        } else {
+            RedisSessionStore::connect_with(redis_url, stores.users.clone(), options).await
+        }
+        .with_context(|| {
+            format!(
+                "cannot connect to Redis at {} (check TESSERA_REDIS_URL)",
+                redact_url(redis_url)
+            )
+        })?;
+        if let Ok(Some(policy)) = redis.eviction_policy().await {
+            if policy != "noeviction" {
+                tracing::warn!(
+                    policy = %policy,
+                    "Redis may evict keys under memory pressure (maxmemory-policy is not noeviction): \
+                     an evicted session index would let a logged-out device keep refreshing"
+                );
+            }
+        }
+        let redis = Arc::new(redis);
+        stores.health.push(redis.clone());
+        stores.sessions = redis;
+    }
+    Ok(stores)
 }
 
 /// A URL fit for a log line or an error message: no password.

@@ -49,7 +49,7 @@ async fn three_instances_share_users_sessions_and_keys() {
     let db = TestDatabase::create().await;
     let prefix = format!("tessera-it-{}", uuid::Uuid::new_v4().simple());
     let master = MasterKey::generate_base64();
-    let env = vec![
+    let env = [
         ("TESSERA_DATABASE_URL", db.url.clone()),
         ("TESSERA_REDIS_URL", redis_url()),
         ("TESSERA_REDIS_KEY_PREFIX", prefix.clone()),
@@ -348,4 +348,141 @@ async fn a_postgres_outage_is_503_and_verify_stays_up_then_recovers() {
     assert_eq!(app.login(&user.email, &user.password).await.status(), StatusCode::OK);
     drop(app);
     db.drop_now().await;
+}
+
+/// A private three-master Redis Cluster, shut down on drop.
+struct PrivateCluster {
+    nodes: Vec<Child>,
+    ports: Vec<u16>,
+    _dir: tempfile::TempDir,
+}
+
+impl PrivateCluster {
+    async fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+        let mut nodes = Vec::new();
+        for port in &ports {
+            let p = port.to_string();
+            nodes.push(
+                Command::new("redis-server")
+                    .current_dir(dir.path())
+                    .args(["--port", &p, "--bind", "127.0.0.1", "--cluster-enabled", "yes"])
+                    .args([
+                        "--cluster-config-file",
+                        &format!("nodes-{p}.conf"),
+                        "--save",
+                        "",
+                        "--appendonly",
+                        "no",
+                    ])
+                    .stdout(Stdio::null())
+                    .spawn()
+                    .unwrap(),
+            );
+        }
+        for port in &ports {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while tokio::net::TcpStream::connect(("127.0.0.1", *port)).await.is_err() {
+                assert!(Instant::now() < deadline, "a cluster node did not start");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        let addrs: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+        let out = Command::new("redis-cli")
+            .args(["--cluster", "create"])
+            .args(&addrs)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "cluster create failed: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let info = Command::new("redis-cli")
+                .args(["-p", &ports[0].to_string(), "CLUSTER", "INFO"])
+                .output()
+                .unwrap();
+            if String::from_utf8_lossy(&info.stdout).contains("cluster_state:ok") {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the cluster did not become ready");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Self {
+            nodes,
+            ports,
+            _dir: dir,
+        }
+    }
+
+    fn url(&self) -> String {
+        self.ports
+            .iter()
+            .map(|p| format!("redis://127.0.0.1:{p}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+}
+
+impl Drop for PrivateCluster {
+    fn drop(&mut self) {
+        for node in &mut self.nodes {
+            let _ = node.kill();
+            let _ = node.wait();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_work_on_a_redis_cluster() {
+    let cluster = PrivateCluster::start().await;
+    let url = cluster.url();
+    let app = spawn_app_with(|c| c.redis_url = Some(url)).await;
+    let mut users = Vec::new();
+    for _ in 0..6 {
+        users.push(app.new_user().await);
+    }
+    for user in &users {
+        let res = app.refresh(&user.refresh).await;
+        assert_eq!(res.status(), StatusCode::OK);
+        let (_, second) = app.new_session(user).await;
+        let res = app.get_auth("/api/auth/sessions", &user.access).await;
+        assert_eq!(
+            res.json::<Value>().await.unwrap()["sessions"].as_array().unwrap().len(),
+            2
+        );
+        let res = app
+            .client
+            .post(app.url("/api/auth/logout"))
+            .bearer_auth(&user.access)
+            .json(&json!({"scope": "others"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::NO_CONTENT);
+        assert_error(app.refresh(&second).await, StatusCode::UNAUTHORIZED, "invalid_token").await;
+    }
+    // The users' session keys are spread over the masters, each user's in one slot.
+    let mut populated = 0;
+    for port in &cluster.ports {
+        let keys = Command::new("redis-cli")
+            .args(["-p", &port.to_string(), "DBSIZE"])
+            .output()
+            .unwrap();
+        if String::from_utf8_lossy(&keys.stdout).trim() != "0" {
+            populated += 1;
+        }
+    }
+    assert!(
+        populated >= 2,
+        "sessions of 6 users should land on more than one master"
+    );
+    assert_eq!(
+        app.client.get(app.url("/readyz")).send().await.unwrap().status(),
+        StatusCode::OK
+    );
 }
