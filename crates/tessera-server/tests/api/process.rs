@@ -415,3 +415,19 @@ fn migrate_creates_the_database_and_is_idempotent() {
     }
     assert!(dir.path().join("tessera.db").exists());
 }
+
+#[tokio::test]
+async fn migrate_on_postgres_is_idempotent_and_needs_no_master_key() {
+    let db = TestDatabase::create().await;
+    let dir = tempfile::tempdir().unwrap();
+    for _ in 0..2 {
+        let out = run(dir.path(), &[("TESSERA_DATABASE_URL", &db.url)], &["migrate"]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(String::from_utf8_lossy(&out.stdout).contains("up to date"));
+    }
+    assert!(
+        !dir.path().join("tessera.db").exists(),
+        "nothing is written to the data directory"
+    );
+    db.drop_now().await;
+}

@@ -265,7 +265,57 @@ async fn a_redis_outage_is_503_and_verify_stays_up_then_recovers() {
     let port = redis.port;
     let app = spawn_app_with(|c| c.redis_url = Some(format!("redis://127.0.0.1:{port}"))).await;
     let user = app.new_user().await;
+
+    // Traffic that keeps going while Redis dies underneath it: no answer may
+    // be a 5xx other than 503, and verify must never fail.
+    let stop_traffic = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let traffic = {
+        let (client, base, access, refresh, stop) = (
+            app.client.clone(),
+            app.base.clone(),
+            user.access.clone(),
+            user.refresh.clone(),
+            stop_traffic.clone(),
+        );
+        tokio::spawn(async move {
+            let mut seen = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                let verify = client
+                    .get(format!("{base}/api/auth/verify"))
+                    .bearer_auth(&access)
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(verify.status(), StatusCode::OK, "verify needs no store");
+                let res = client
+                    .post(format!("{base}/api/auth/refresh"))
+                    .json(&json!({"refreshToken": refresh}))
+                    .send()
+                    .await
+                    .unwrap();
+                seen.push(res.status());
+            }
+            seen
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
     let port = redis.stop();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    stop_traffic.store(true, std::sync::atomic::Ordering::SeqCst);
+    let seen = traffic.await.unwrap();
+    assert!(
+        seen.contains(&StatusCode::SERVICE_UNAVAILABLE),
+        "the outage was seen: {seen:?}"
+    );
+    assert!(
+        seen.iter().all(|s| [
+            StatusCode::OK,
+            StatusCode::UNAUTHORIZED,
+            StatusCode::SERVICE_UNAVAILABLE
+        ]
+        .contains(s)),
+        "only 200 (grace), 401 or 503 during the outage: {seen:?}"
+    );
 
     let started = Instant::now();
     let res = app.refresh(&user.refresh).await;
