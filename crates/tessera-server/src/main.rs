@@ -170,7 +170,11 @@ fn run(format: LogFormat, filter: &str, job: impl std::future::Future<Output = a
     match runtime.block_on(job) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            let code = if err.downcast_ref::<ConfigError>().is_some() {
+            let sealed_by_another_key = matches!(
+                err.downcast_ref::<secrets::SecretsError>(),
+                Some(secrets::SecretsError::Sealed(_))
+            );
+            let code = if err.downcast_ref::<ConfigError>().is_some() || sealed_by_another_key {
                 2
             } else {
                 1
@@ -183,14 +187,87 @@ fn run(format: LogFormat, filter: &str, job: impl std::future::Future<Output = a
 
 /// `TESSERA_MASTER_KEY`, or the contents of the file `TESSERA_MASTER_KEY_FILE` names.
 fn master_key_from_env() -> Result<Option<SecretValue>, ConfigError> {
-    if let Ok(value) = std::env::var("TESSERA_MASTER_KEY") {
-        return Ok(Some(SecretValue::new(value)));
+    use std::os::unix::fs::PermissionsExt as _;
+    let direct = std::env::var("TESSERA_MASTER_KEY").ok();
+    let Ok(path) = std::env::var("TESSERA_MASTER_KEY_FILE") else {
+        return Ok(direct.map(SecretValue::new));
+    };
+    if direct.is_some() {
+        return Err(ConfigError::new(
+            "TESSERA_MASTER_KEY_FILE",
+            "is set together with TESSERA_MASTER_KEY; set one of them, so it is clear which key seals the data"
+                .to_owned(),
+        ));
     }
-    match std::env::var("TESSERA_MASTER_KEY_FILE") {
-        Ok(path) => std::fs::read_to_string(&path)
-            .map(|contents| Some(SecretValue::new(contents.trim().to_owned())))
-            .map_err(|e| ConfigError::new("TESSERA_MASTER_KEY_FILE", format!("cannot read {path}: {e}"))),
-        Err(_) => Ok(None),
+    let unreadable =
+        |e: std::io::Error| ConfigError::new("TESSERA_MASTER_KEY_FILE", format!("cannot read {path}: {e}"));
+    let mode = std::fs::metadata(&path).map_err(unreadable)?.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(ConfigError::new(
+            "TESSERA_MASTER_KEY_FILE",
+            format!("{path} is readable by other users (mode {mode:o}); run `chmod 600 {path}`"),
+        ));
+    }
+    let contents = std::fs::read_to_string(&path).map_err(unreadable)?;
+    Ok(Some(SecretValue::new(contents.trim().to_owned())))
+}
+
+/// Every variable tessera reads; anything else starting with `TESSERA_` is
+/// probably a typo, and a typo must not silently change what runs.
+const KNOWN_VARIABLES: &[&str] = &[
+    "TESSERA_BIND",
+    "TESSERA_DATA_DIR",
+    "TESSERA_DATABASE_URL",
+    "TESSERA_DATABASE_MAX_CONNECTIONS",
+    "TESSERA_REDIS_URL",
+    "TESSERA_REDIS_KEY_PREFIX",
+    "TESSERA_MASTER_KEY",
+    "TESSERA_MASTER_KEY_FILE",
+    "TESSERA_ACCESS_TTL",
+    "TESSERA_REFRESH_TTL",
+    "TESSERA_REFRESH_REUSE_GRACE",
+    "TESSERA_LEEWAY",
+    "TESSERA_ISSUER",
+    "TESSERA_PUBLIC_URL",
+    "TESSERA_AUDIENCE",
+    "TESSERA_LOG",
+    "TESSERA_LOG_FORMAT",
+    "TESSERA_HASH_CONCURRENCY",
+    "TESSERA_HASH_QUEUE",
+    "TESSERA_ARGON2_MEMORY_KIB",
+    "TESSERA_ARGON2_ITERATIONS",
+    "TESSERA_REQUEST_TIMEOUT",
+    "TESSERA_HEADER_TIMEOUT",
+    "TESSERA_MAX_CONNECTIONS",
+    "TESSERA_SKIP_MIGRATIONS",
+];
+
+/// Settings the contract names for features this version does not have yet.
+const FUTURE_VARIABLES: &[&str] = &[
+    "TESSERA_RATE_LIMITS",
+    "TESSERA_REVOCATION_CHECK",
+    "TESSERA_SMTP_URL",
+    "TESSERA_SIGNING_ALG",
+    "TESSERA_TRUSTED_PROXIES",
+];
+
+fn warn_about_unknown_variables() {
+    for (name, _) in std::env::vars_os() {
+        let Some(name) = name.to_str() else { continue };
+        if !name.starts_with("TESSERA_") || KNOWN_VARIABLES.contains(&name) {
+            continue;
+        }
+        if FUTURE_VARIABLES.contains(&name) {
+            tracing::warn!(
+                variable = name,
+                "this version of tessera does not support this setting yet; it has no effect"
+            );
+        } else {
+            tracing::warn!(
+                variable = name,
+                "unknown setting, ignored (a typo? see docs/configuration.md)"
+            );
+        }
     }
 }
 
@@ -231,6 +308,7 @@ fn config_from(args: ServeArgs) -> anyhow::Result<Config> {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    warn_about_unknown_variables();
     let config = config_from(args)?;
     let app = Application::build(config).await?;
     // In-flight requests get this long to finish after SIGTERM.

@@ -38,11 +38,12 @@ impl Application {
         let secrets = match (&config.secrets, &stores.shared_secrets, &config.master_key) {
             (SecretsSource::Generated, Some(shared), Some(master)) => {
                 let master = MasterKey::from_base64(master.expose())?;
+                let pair = shared_default_secrets(&master, shared.as_ref(), unix_now()).await?;
                 tracing::info!(
                     master_key = master.id(),
                     "using the signing keys shared through the database"
                 );
-                shared_default_secrets(&master, shared.as_ref(), unix_now()).await?
+                pair
             }
             _ => config.secrets.resolve(&config.data_dir)?,
         };
@@ -151,9 +152,11 @@ pub async fn open_stores(config: &Config) -> anyhow::Result<Stores> {
         let store = PostgresStore::connect_with(&url, options)
             .await
             .with_context(|| format!("cannot connect to PostgreSQL at {shown} (check TESSERA_DATABASE_URL)"))?;
-        if config.migrate {
-            store.migrate().await.context("cannot apply database migrations")?;
-        }
+        let pending = store
+            .pending_migrations()
+            .await
+            .context("cannot read the database's schema version")?;
+        prepare_schema(config, pending, store.migrate()).await?;
         let store = Arc::new(store);
         Stores {
             users: store.clone(),
@@ -165,9 +168,11 @@ pub async fn open_stores(config: &Config) -> anyhow::Result<Stores> {
         let store = SqliteStore::connect(&url).await.with_context(|| {
             format!("cannot open the database {shown} (check TESSERA_DATA_DIR / TESSERA_DATABASE_URL)")
         })?;
-        if config.migrate {
-            store.migrate().await.context("cannot apply database migrations")?;
-        }
+        let pending = store
+            .pending_migrations()
+            .await
+            .context("cannot read the database's schema version")?;
+        prepare_schema(config, pending, store.migrate()).await?;
         let store = Arc::new(store);
         Stores {
             users: store.clone(),
@@ -208,6 +213,31 @@ pub async fn open_stores(config: &Config) -> anyhow::Result<Stores> {
         stores.sessions = redis;
     }
     Ok(stores)
+}
+
+/// Applies the `pending` migrations, or, when told not to migrate, refuses a
+/// schema this build cannot work with (every query would fail later).
+async fn prepare_schema(
+    config: &Config,
+    pending: usize,
+    migrate: impl std::future::Future<Output = Result<(), tessera_store::StoreError>>,
+) -> anyhow::Result<()> {
+    if pending == 0 {
+        return Ok(());
+    }
+    if !config.migrate {
+        return Err(crate::config::ConfigError::new(
+            "TESSERA_SKIP_MIGRATIONS",
+            format!(
+                "the database schema is {pending} migration(s) behind this build; \
+                 run `tessera migrate` first, or unset TESSERA_SKIP_MIGRATIONS"
+            ),
+        )
+        .into());
+    }
+    migrate.await.context("cannot apply database migrations")?;
+    tracing::info!(applied = pending, "database migrations applied");
+    Ok(())
 }
 
 /// A URL fit for a log line or an error message: no password.

@@ -83,6 +83,11 @@ pub trait UserStore: Send + Sync + 'static {
     /// Replaces the user's password hash. Doing this for an id that does not
     /// exist changes nothing and is not an error.
     async fn set_password_hash(&self, id: UserId, hash: &str) -> Result<(), StoreError>;
+
+    /// Deletes the user (and, in the same database, their sessions); false
+    /// if there was none. Registration uses it to undo an account whose first
+    /// session could not be stored elsewhere (Redis), so a retry can succeed.
+    async fn delete_user(&self, id: UserId) -> Result<bool, StoreError>;
 }
 
 /// Where login sessions and their refresh-token state live.

@@ -204,6 +204,24 @@ impl PostgresStore {
     /// Runs on a connection of its own, outside the pool and without the
     /// pool's statement timeout, so that waiting for another instance's
     /// migration, or a migration that rewrites a large table, is not cancelled.
+    /// How many of this build's migrations the database has not applied
+    /// (all of them for an empty database).
+    pub async fn pending_migrations(&self) -> Result<usize, StoreError> {
+        let applied: Vec<(i64,)> = match sqlx::query_as("SELECT version FROM _sqlx_migrations WHERE success")
+            .fetch_all(&self.pool)
+            .await
+        {
+            Ok(rows) => rows,
+            // 42P01: no such table, nothing has ever been migrated.
+            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P01") => Vec::new(),
+            Err(e) => return Err(map_err(e)),
+        };
+        Ok(MIGRATOR
+            .iter()
+            .filter(|m| !applied.iter().any(|(v,)| *v == m.version))
+            .count())
+    }
+
     pub async fn migrate(&self) -> Result<(), StoreError> {
         let mut conn = tokio::time::timeout(
             self.options.acquire_timeout,
@@ -562,6 +580,17 @@ impl UserStore for PostgresStore {
                 .map_err(map_err)
         })?;
         Ok(())
+    }
+
+    async fn delete_user(&self, id: UserId) -> Result<bool, StoreError> {
+        let done = bounded!(self, |conn| {
+            sqlx::query("DELETE FROM users WHERE id = $1")
+                .bind(id.as_uuid())
+                .execute(&mut *conn)
+                .await
+                .map_err(map_err)
+        })?;
+        Ok(done.rows_affected() > 0)
     }
 }
 

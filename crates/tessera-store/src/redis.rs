@@ -129,6 +129,43 @@ pub struct RedisSessionStore {
     users: Arc<dyn UserStore>,
     prefix: Arc<str>,
     command_timeout: Duration,
+    _keepalive: Arc<KeepAlive>,
+}
+
+/// Pings Redis every second for as long as any clone of the store lives.
+///
+/// The connection manager reconnects only after a command has failed on the
+/// old connection. Without this, the first request after a Redis restart or
+/// failover (however long afterwards) would fail; with it, the ping is what
+/// fails and the requests that follow find the new connection.
+struct KeepAlive(tokio::task::JoinHandle<()>);
+
+impl Drop for KeepAlive {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl KeepAlive {
+    const EVERY: Duration = Duration::from_secs(1);
+
+    fn start(conn: Connection, limit: Duration) -> Self {
+        Self(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Self::EVERY);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let mut conn = conn.clone();
+                // Failures are the point (they trigger the reconnect); they
+                // are reported by the requests and `/readyz`, not here.
+                let _ = within(
+                    limit,
+                    async move { ::redis::cmd("PING").query_async::<()>(&mut conn).await },
+                )
+                .await;
+            }
+        }))
+    }
 }
 
 impl std::fmt::Debug for RedisSessionStore {
@@ -247,6 +284,7 @@ impl RedisSessionStore {
         command_timeout: Duration,
     ) -> Result<Self, StoreError> {
         let store = Self {
+            _keepalive: Arc::new(KeepAlive::start(conn.clone(), command_timeout)),
             conn,
             users,
             prefix,
@@ -254,6 +292,16 @@ impl RedisSessionStore {
         };
         store.ping().await?;
         Ok(store)
+    }
+
+    /// How old a rotation may be when Redis gets to run it. Past this the
+    /// instance has answered 503 long ago and the client will retry with the
+    /// same token: applying the rotation then would make that retry look
+    /// like a stolen token. The margin covers ordinary clock differences.
+    fn stale_after_ms(&self) -> u64 {
+        u64::try_from(self.command_timeout.as_millis())
+            .unwrap_or(u64::MAX)
+            .saturating_add(3_000)
     }
 
     /// The key of one session's hash.
@@ -334,6 +382,14 @@ impl RedisSessionStore {
         })
         .await
     }
+}
+
+/// Milliseconds since the Unix epoch on this machine's clock.
+fn wall_clock_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
 }
 
 /// Runs `call` within `limit`; running out of time is `Unavailable`.
@@ -539,7 +595,9 @@ impl SessionStore for RedisSessionStore {
             .arg(next.issued_at)
             .arg(next.expires_at)
             .arg(ttl(next.expires_at, rotation.now))
-            .arg(rotation.session.to_string());
+            .arg(rotation.session.to_string())
+            .arg(wall_clock_ms())
+            .arg(self.stale_after_ms());
         let mut conn = self.conn.clone();
         let reply: Vec<String> = self
             .run(async move { invocation.invoke_async(&mut conn).await })
@@ -550,6 +608,11 @@ impl SessionStore for RedisSessionStore {
             Some((outcome, pairs)) if outcome == "grace" => Ok(RotationOutcome::Grace(session(pairs)?)),
             Some((outcome, _)) if outcome == "reused" => Ok(RotationOutcome::Reused),
             Some((outcome, _)) if outcome == "unknown" => Ok(RotationOutcome::Unknown),
+            Some((outcome, _)) if outcome == "stale" => Err(StoreError::unavailable(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "Redis ran the rotation after this instance had given up waiting for it (a stall, or clocks \
+                 more than a few seconds apart); nothing changed",
+            ))),
             _ => Err(StoreError::Corrupt(
                 "redis: the rotation script answered no known outcome".to_owned(),
             )),

@@ -89,6 +89,23 @@ impl SqliteStore {
             .map_err(|e| from_migrate(e, database_error))
     }
 
+    /// How many of this build's migrations the database has not applied
+    /// (all of them for an empty database).
+    pub async fn pending_migrations(&self) -> Result<usize, StoreError> {
+        let applied: Vec<(i64,)> = match sqlx::query_as("SELECT version FROM _sqlx_migrations WHERE success")
+            .fetch_all(&self.pool)
+            .await
+        {
+            Ok(rows) => rows,
+            Err(sqlx::Error::Database(e)) if e.message().contains("no such table") => Vec::new(),
+            Err(e) => return Err(map_err(e)),
+        };
+        Ok(MIGRATOR
+            .iter()
+            .filter(|m| !applied.iter().any(|(v,)| *v == m.version))
+            .count())
+    }
+
     /// The pool, for tests and tooling. Application code goes through the
     /// traits.
     pub fn pool(&self) -> &SqlitePool {
@@ -397,6 +414,15 @@ impl UserStore for SqliteStore {
             .await
             .map_err(map_err)?;
         Ok(())
+    }
+
+    async fn delete_user(&self, id: UserId) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM users WHERE id = ?1")
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(done.rows_affected() > 0)
     }
 }
 

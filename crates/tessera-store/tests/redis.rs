@@ -734,3 +734,62 @@ async fn one_users_keys_share_a_slot_and_users_spread_over_the_nodes() {
         assert!(matches!(err.kind(), redis::ErrorKind::CrossSlot), "{err:?}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_restart_the_first_request_already_works() {
+    let mut redis = PrivateRedis::start();
+    let users = Users::new().await;
+    let store = private(&users, &redis).await;
+    store.ping().await.unwrap();
+    redis.restart();
+    // No request in between: the keepalive, not a user's request, finds the
+    // broken connection and replaces it.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    store.create_session(new_session(users.user, T0, HOUR)).await.unwrap();
+}
+
+fn signal(pid: u32, sig: &str) {
+    let status = std::process::Command::new("kill")
+        .arg(sig)
+        .arg(pid.to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotation_redis_runs_after_the_caller_gave_up_changes_nothing() {
+    let redis = PrivateRedis::start();
+    let users = Users::new().await;
+    let store = private(&users, &redis).await;
+    let new = new_session(users.user, T0, HOUR);
+    let (id, first) = (new.id, new.refresh);
+    store.create_session(new).await.unwrap();
+
+    // Redis stalls with the rotation in its input buffer; the caller gives
+    // up (503 to the client), and Redis wakes up well after that.
+    signal(redis.pid(), "-STOP");
+    let stalled = timed(
+        Duration::from_secs(5),
+        store.rotate(rotation(users.user, id, &first, T0 + 1, HOUR)),
+    )
+    .await;
+    assert_unavailable(stalled, "rotate during a stall");
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    signal(redis.pid(), "-CONT");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while store.ping().await.is_err() {
+        assert!(Instant::now() < deadline, "Redis did not come back");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // The late rotation changed nothing, so the client's retry with the same
+    // token is an ordinary rotation, not a replay.
+    let session = store.session(users.user, id, T0 + 2).await.unwrap().unwrap();
+    assert_eq!(session.current, first);
+    let outcome = store
+        .rotate(rotation(users.user, id, &first, T0 + 2, HOUR))
+        .await
+        .unwrap();
+    assert!(matches!(outcome, RotationOutcome::Rotated(_)), "{outcome:?}");
+}

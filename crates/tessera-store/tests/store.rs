@@ -52,6 +52,7 @@ macro_rules! store_suite {
             duplicate_user_id_is_id_taken,
             set_password_hash_changes_only_that_user,
             set_password_hash_of_missing_user_changes_nothing,
+            deleted_user_frees_the_email,
             created_session_reads_back,
             session_of_unknown_user_is_unknown_user,
             duplicate_session_id_is_id_taken,
@@ -293,6 +294,20 @@ mod suite {
         assert!(s.users.find_user(a.id).await.unwrap().is_some());
         let record = s.users.find_user_by_email(&a.email).await.unwrap().unwrap();
         assert_eq!(record.password_hash, HASH);
+    }
+
+    pub async fn deleted_user_frees_the_email(s: &Stores) {
+        let email = unique_email();
+        let a = s.users.create_user(new_user(email.clone())).await.unwrap();
+        let b = s.users.create_user(new_user(unique_email())).await.unwrap();
+        assert!(s.users.delete_user(a.id).await.unwrap());
+        assert!(
+            !s.users.delete_user(a.id).await.unwrap(),
+            "deleting twice finds nothing the second time"
+        );
+        assert_eq!(s.users.find_user(a.id).await.unwrap(), None);
+        assert!(s.users.find_user(b.id).await.unwrap().is_some(), "other users stay");
+        s.users.create_user(new_user(email)).await.unwrap();
     }
 
     // ---- sessions ----

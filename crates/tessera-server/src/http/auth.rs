@@ -103,8 +103,21 @@ async fn register(
             created_at: unix_now(),
         })
         .await?;
-    tracing::info!(user = %user.id, "user registered");
-    open_session(&state, &user, client, StatusCode::CREATED).await
+    match open_session(&state, &user, client, StatusCode::CREATED).await {
+        Ok(response) => {
+            tracing::info!(user = %user.id, "user registered");
+            Ok(response)
+        }
+        Err(err) => {
+            // The account exists but its first session does not (sessions
+            // may live in another store, Redis): undo the account, so the
+            // client's retry registers it instead of meeting `email_taken`.
+            if let Err(undo) = state.users.delete_user(user.id).await {
+                tracing::error!(user = %user.id, error = %undo, "could not undo a registration whose session failed");
+            }
+            Err(err)
+        }
+    }
 }
 
 /// Log in with email and password; opens a new session (one per device).

@@ -431,3 +431,100 @@ async fn migrate_on_postgres_is_idempotent_and_needs_no_master_key() {
     );
     db.drop_now().await;
 }
+
+#[tokio::test]
+async fn skipping_migrations_on_an_unmigrated_database_refuses_to_start() {
+    let db = TestDatabase::create().await;
+    let dir = tempfile::tempdir().unwrap();
+    let master = tessera_core::MasterKey::generate_base64();
+    let env = [
+        ("TESSERA_DATABASE_URL", db.url.as_str()),
+        ("TESSERA_MASTER_KEY", master.as_str()),
+        ("TESSERA_SKIP_MIGRATIONS", "true"),
+    ];
+    let out = run(dir.path(), &env, &["serve"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("tessera migrate") && stderr.contains("TESSERA_SKIP_MIGRATIONS"),
+        "{stderr}"
+    );
+    // After `tessera migrate`, the same settings start.
+    assert!(run(dir.path(), &env[..2], &["migrate"]).status.success());
+    let server = start(dir.path(), &env);
+    let (status, _) = tokio::task::spawn_blocking(move || server.terminate()).await.unwrap();
+    assert!(status.success());
+    db.drop_now().await;
+}
+
+#[tokio::test]
+async fn master_key_mix_ups_stop_startup() {
+    let db = TestDatabase::create().await;
+    let dir = tempfile::tempdir().unwrap();
+    let first = tessera_core::MasterKey::generate_base64();
+    let url = db.url.clone();
+    let env = [
+        ("TESSERA_DATABASE_URL", url.as_str()),
+        ("TESSERA_MASTER_KEY", first.as_str()),
+    ];
+    let server = start(dir.path(), &env);
+    let (status, _) = tokio::task::spawn_blocking(move || server.terminate()).await.unwrap();
+    assert!(status.success());
+
+    // Another master key cannot open the keys the first one sealed.
+    let other = tessera_core::MasterKey::generate_base64();
+    let out = run(
+        dir.path(),
+        &[("TESSERA_DATABASE_URL", &url), ("TESSERA_MASTER_KEY", &other)],
+        &["serve"],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("TESSERA_MASTER_KEY") && stderr.contains("sealed with master key"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains(&other) && !stderr.contains(&first),
+        "keys are never printed"
+    );
+
+    // A key file readable by others, or a file and a variable at once, are refused.
+    let file = dir.path().join("master.key");
+    std::fs::write(&file, &first).unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let file_env = [
+        ("TESSERA_DATABASE_URL", url.as_str()),
+        ("TESSERA_MASTER_KEY_FILE", file.to_str().unwrap()),
+    ];
+    let out = run(dir.path(), &file_env, &["serve"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("chmod 600"));
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let both = [file_env[0], file_env[1], ("TESSERA_MASTER_KEY", first.as_str())];
+    let out = run(dir.path(), &both, &["serve"]);
+    assert_eq!(out.status.code(), Some(2));
+    // The private file alone works.
+    let server = start(dir.path(), &file_env);
+    let (status, log) = tokio::task::spawn_blocking(move || server.terminate()).await.unwrap();
+    assert!(status.success(), "{log}");
+    db.drop_now().await;
+}
+
+#[test]
+fn settings_of_features_not_built_yet_and_typos_are_warned_about() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(
+        dir.path(),
+        &[("TESSERA_RATE_LIMITS", "on"), ("TESSERA_REDIS_ULR", "redis://x")],
+    );
+    let (_, log) = server.terminate();
+    assert!(
+        log.contains("TESSERA_RATE_LIMITS") && log.contains("does not support this setting yet"),
+        "{log}"
+    );
+    assert!(
+        log.contains("TESSERA_REDIS_ULR") && log.contains("unknown setting"),
+        "{log}"
+    );
+}

@@ -323,6 +323,9 @@ async fn a_redis_outage_is_503_and_verify_stays_up_then_recovers() {
     let res = app.login(&user.email, &user.password).await;
     let body = assert_error(res, StatusCode::SERVICE_UNAVAILABLE, "unavailable").await;
     assert!(body.get("accessToken").is_none(), "a store failure never mints a token");
+    let newcomer = unique_email();
+    let res = app.register(&newcomer, PASSWORD).await;
+    assert_error(res, StatusCode::SERVICE_UNAVAILABLE, "unavailable").await;
     assert!(
         started.elapsed() < Duration::from_secs(10),
         "store faults answer in bounded time: {:?}",
@@ -346,6 +349,9 @@ async fn a_redis_outage_is_503_and_verify_stays_up_then_recovers() {
     .await;
     let (_, refresh) = app.new_session(&user).await;
     assert_eq!(app.refresh(&refresh).await.status(), StatusCode::OK);
+    // The registration refused during the outage left no account behind: the
+    // retry the 503 asked for succeeds.
+    assert_eq!(app.register(&newcomer, PASSWORD).await.status(), StatusCode::CREATED);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -12,12 +12,21 @@
 -- ARGV[7]  next expires_at
 -- ARGV[8]  the key's new time to live in seconds (next expires_at - now, at least 1)
 -- ARGV[9]  the session id (the index member)
+-- ARGV[10] when the instance sent this, milliseconds since the epoch (its clock)
+-- ARGV[11] how old the request may be when it runs, in milliseconds
 --
 -- Returns {outcome, field, value, field, value, ...}: outcome is 'rotated'
 -- (with the hash after the rotation), 'grace' (with the unchanged hash),
--- 'reused' (the session was deleted) or 'unknown' (no live session; nothing
--- changed). Times are compared as numbers but written back only as the
+-- 'reused' (the session was deleted), 'unknown' (no live session; nothing
+-- changed) or 'stale' (the request waited too long to run: the instance has
+-- given up on it and answered 503, so it must change nothing). Times are compared as numbers but written back only as the
 -- strings the caller passed, never as Lua numbers.
+local clock = redis.call('TIME')
+local redis_ms = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+if redis_ms - tonumber(ARGV[10]) > tonumber(ARGV[11]) then
+  return {'stale'}
+end
+
 local session = KEYS[1]
 local state = redis.call('HMGET', session, 'expires_at', 'jti', 'previous_jti', 'rotated_at')
 local expires_at, current, previous, rotated_at = state[1], state[2], state[3], state[4]
