@@ -45,6 +45,9 @@ use crate::{
 /// The schema, embedded at compile time.
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 
+/// Pooled connections idle for longer than this are pinged before use.
+const IDLE_BEFORE_PING: Duration = Duration::from_secs(5);
+
 /// How a [`PostgresStore`] uses the database. `Default` is what a production
 /// instance should start from; the server may override `max_connections`
 /// from its configuration.
@@ -166,6 +169,21 @@ impl PostgresStore {
         let pool = PgPoolOptions::new()
             .max_connections(options.max_connections)
             .acquire_timeout(options.acquire_timeout)
+            // sqlx pings every connection before lending it out: a second
+            // round trip per store call, the largest cost of a refresh under
+            // load. A connection in steady use has just proven itself; one
+            // that sat idle may have been cut by a restart or a failover, so
+            // only those are pinged (a failed ping replaces the connection
+            // instead of failing the request).
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for > IDLE_BEFORE_PING {
+                        conn.ping().await?;
+                    }
+                    Ok(true)
+                })
+            })
             // A `SET` rather than `options=-c statement_timeout=...` in the
             // startup packet, which PgBouncer refuses by default.
             .after_connect(move |conn, _meta| {

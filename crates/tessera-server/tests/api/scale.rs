@@ -542,3 +542,29 @@ async fn sessions_work_on_a_redis_cluster() {
         StatusCode::OK
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_cut_while_idle_are_replaced_before_a_request_needs_them() {
+    let db = TestDatabase::create().await;
+    let proxy = CuttableProxy::start("127.0.0.1:5432".parse().unwrap()).await;
+    let proxied = db.url.replace("127.0.0.1:5432", &proxy.addr.to_string());
+    let app = spawn_app_with(|c| {
+        c.database_url = Some(proxied);
+        c.master_key = Some(SecretValue::new(MasterKey::generate_base64()));
+    })
+    .await;
+    let user = app.new_user().await;
+    // A restart or failover while nobody is asking: every pooled connection dies.
+    proxy.cut();
+    proxy.restore();
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    // The first requests afterwards find fresh connections, none fails.
+    assert_eq!(app.login(&user.email, &user.password).await.status(), StatusCode::OK);
+    assert_eq!(app.refresh(&user.refresh).await.status(), StatusCode::OK);
+    assert_eq!(
+        app.get_auth("/api/auth/me", &user.access).await.status(),
+        StatusCode::OK
+    );
+    drop(app);
+    db.drop_now().await;
+}
