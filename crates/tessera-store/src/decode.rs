@@ -7,6 +7,18 @@ use uuid::Uuid;
 
 use crate::{Rotation, Session, StoreError};
 
+/// The `sessions` columns both SQL backends select (the user's email and role
+/// come from a join or subquery). Shared, so the backends cannot drift apart
+/// on what a session row is.
+macro_rules! session_columns {
+    () => {
+        "sessions.id, sessions.user_id, sessions.created_at, sessions.last_used_at, \
+         sessions.expires_at, sessions.user_agent, sessions.ip, sessions.current_jti, \
+         sessions.current_access_jti, sessions.current_issued_at, sessions.previous_jti, \
+         sessions.rotated_at"
+    };
+}
+
 /// A session with the rotation bookkeeping that [`Session`] does not show.
 pub(crate) struct StoredSession {
     pub(crate) session: Session,

@@ -47,6 +47,7 @@
 //! # }
 //! ```
 
+#[macro_use]
 mod decode;
 mod error;
 mod model;

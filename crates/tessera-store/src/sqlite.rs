@@ -293,16 +293,6 @@ impl TryFrom<SessionRow> for StoredSession {
     }
 }
 
-/// The `sessions` columns of a [`SessionRow`] (its user columns come from a join or subquery).
-macro_rules! session_columns {
-    () => {
-        "sessions.id, sessions.user_id, sessions.created_at, sessions.last_used_at, \
-         sessions.expires_at, sessions.user_agent, sessions.ip, sessions.current_jti, \
-         sessions.current_access_jti, sessions.current_issued_at, sessions.previous_jti, \
-         sessions.rotated_at"
-    };
-}
-
 const SELECT_LIVE_SESSION: &str = concat!(
     "SELECT ",
     session_columns!(),

@@ -284,8 +284,9 @@ pub async fn session_caller(state: &crate::state::AppState, headers: &HeaderMap)
         .session(caller.user, caller.session, crate::tokens::unix_now())
         .await?
     {
-        Some(session) if session.user_id == caller.user => Ok(caller),
-        _ => Err(ApiError::InvalidToken("the session of this token has ended")),
+        // `session` only returns a session of this user.
+        Some(_) => Ok(caller),
+        None => Err(ApiError::InvalidToken("the session of this token has ended")),
     }
 }
 

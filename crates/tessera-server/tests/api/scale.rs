@@ -354,16 +354,31 @@ async fn a_redis_outage_is_503_and_verify_stays_up_then_recovers() {
     assert_eq!(app.register(&newcomer, PASSWORD).await.status(), StatusCode::CREATED);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_postgres_outage_is_503_and_verify_stays_up_then_recovers() {
+/// A server whose PostgreSQL (a database of its own) is reached through a
+/// proxy the test can cut.
+async fn app_behind_a_cuttable_postgres() -> (TestDatabase, CuttableProxy, TestApp) {
     let db = TestDatabase::create().await;
-    let proxy = CuttableProxy::start("127.0.0.1:5432".parse().unwrap()).await;
-    let proxied = db.url.replace("127.0.0.1:5432", &proxy.addr.to_string());
+    let authority = db
+        .url
+        .split('@')
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .unwrap()
+        .to_owned();
+    let target = tokio::net::lookup_host(&authority).await.unwrap().next().unwrap();
+    let proxy = CuttableProxy::start(target).await;
+    let proxied = db.url.replace(&authority, &proxy.addr.to_string());
     let app = spawn_app_with(|c| {
         c.database_url = Some(proxied);
         c.master_key = Some(SecretValue::new(MasterKey::generate_base64()));
     })
     .await;
+    (db, proxy, app)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgres_outage_is_503_and_verify_stays_up_then_recovers() {
+    let (db, proxy, app) = app_behind_a_cuttable_postgres().await;
     let user = app.new_user().await;
     proxy.cut();
 
@@ -545,14 +560,7 @@ async fn sessions_work_on_a_redis_cluster() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_cut_while_idle_are_replaced_before_a_request_needs_them() {
-    let db = TestDatabase::create().await;
-    let proxy = CuttableProxy::start("127.0.0.1:5432".parse().unwrap()).await;
-    let proxied = db.url.replace("127.0.0.1:5432", &proxy.addr.to_string());
-    let app = spawn_app_with(|c| {
-        c.database_url = Some(proxied);
-        c.master_key = Some(SecretValue::new(MasterKey::generate_base64()));
-    })
-    .await;
+    let (db, proxy, app) = app_behind_a_cuttable_postgres().await;
     let user = app.new_user().await;
     // A restart or failover while nobody is asking: every pooled connection dies.
     proxy.cut();
