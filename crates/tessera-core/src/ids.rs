@@ -58,6 +58,21 @@ uuid_id!(
     /// A session's id (one per login, per device), the `sid` of its tokens.
     SessionId
 );
+uuid_id!(
+    /// A tenant's id, the `tid` of its tokens. The default tenant's is the
+    /// nil uuid ([`TenantId::DEFAULT`]).
+    TenantId
+);
+
+impl TenantId {
+    /// The tenant that `/api/auth/...` serves, whose keys come from
+    /// `JWT_SECRET` / `REFRESH_TOKEN_SECRET` or the generated pair.
+    pub const DEFAULT: Self = Self(Uuid::nil());
+
+    pub fn is_default(&self) -> bool {
+        *self == Self::DEFAULT
+    }
+}
 
 #[cfg(test)]
 mod tests {

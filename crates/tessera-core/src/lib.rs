@@ -16,12 +16,14 @@ mod ids;
 mod names;
 mod password;
 mod seal;
+mod tenant;
 
 pub use email::{Email, EmailError};
-pub use ids::{SessionId, UserId};
+pub use ids::{SessionId, TenantId, UserId};
 pub use names::{NameError, PersonName, Role, RoleError};
 pub use password::{
     HashError, HashMemory, HashParams, Password, PasswordError, PasswordHasher, PasswordVerdict, MAX_PASSWORD_CHARS,
     MIN_PASSWORD_CHARS,
 };
 pub use seal::{MasterKey, SealError};
+pub use tenant::{SlugError, TenantName, TenantSlug};

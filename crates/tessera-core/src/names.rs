@@ -76,9 +76,20 @@ pub struct RoleError;
 
 impl Role {
     pub const USER: &'static str = "user";
+    /// The first user of a tenant, made at signup: may rotate the tenant's
+    /// keys and read its audit log.
+    pub const OWNER: &'static str = "owner";
 
     pub fn user() -> Self {
         Self(Self::USER.to_owned())
+    }
+
+    pub fn owner() -> Self {
+        Self(Self::OWNER.to_owned())
+    }
+
+    pub fn is_owner(&self) -> bool {
+        self.0 == Self::OWNER
     }
 
     pub fn parse(raw: &str) -> Result<Self, RoleError> {
