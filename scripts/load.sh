@@ -5,6 +5,7 @@
 #
 #   scripts/load.sh [seconds per run, default 10]
 #   MODE=scaled scripts/load.sh 10    # users in PostgreSQL, sessions in Redis
+#   TENANTS=0 scripts/load.sh         # skip the run over many tenants' tokens (default 1000 tenants)
 #
 # MODE=scaled uses the local PostgreSQL (a fresh database, dropped at the
 # end) and Redis (a fresh key prefix, deleted at the end); override with
@@ -16,6 +17,7 @@ DURATION="${1:-10}"
 MODE="${MODE:-embedded}"
 THREADS="${WRK_THREADS:-1}"
 CONNS="${WRK_CONNECTIONS:-64}"
+TENANTS="${TENANTS:-1000}"
 command -v wrk >/dev/null || { echo "wrk is not installed: apt-get install wrk" >&2; exit 2; }
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}"
@@ -91,6 +93,24 @@ wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --latency -s scripts/refresh.lua \
 REFRESH=$(summarize "POST /api/auth/refresh" "$WORK/refresh.txt")
 REFRESH_FAILURES=$(awk '/refresh failures/ {print $3}' "$WORK/refresh.txt")
 
+# Tokens spread over many tenants: one owner per tenant (signup), then
+# verify round-robin over their tokens; the same script over copies of one
+# default-tenant token is the comparison with the same client-side cost.
+SPREAD=""
+if [ "$TENANTS" -gt 0 ]; then
+  seq 1 "$TENANTS" | xargs -P 8 -I{} curl -sf -w '\n' "$URL/api/auth/signup" -H 'content-type: application/json' \
+    -d '{"email":"owner{}@example.com","password":"correct horse battery","firstName":"Owner","lastName":"","tenantName":"Load Tenant {}"}' \
+    | python3 -c 'import json,sys; [print(json.loads(l)["accessToken"]) for l in sys.stdin if l.strip()]' >"$WORK/tenant-tokens"
+  for _ in $(seq 1 "$(wc -l <"$WORK/tenant-tokens")"); do echo "$ACCESS"; done >"$WORK/default-tokens"
+  AFTER_TENANTS_RSS=$(rss)
+  wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --latency -s scripts/verify-spread.lua \
+    "$URL" -- "$WORK/default-tokens" >"$WORK/spread-default.txt"
+  SPREAD_DEFAULT=$(summarize "GET /api/auth/verify, one default-tenant token (via verify-spread.lua)" "$WORK/spread-default.txt")
+  wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --latency -s scripts/verify-spread.lua \
+    "$URL" -- "$WORK/tenant-tokens" >"$WORK/spread.txt"
+  SPREAD=$(summarize "GET /api/auth/verify, tokens of $(wc -l <"$WORK/tenant-tokens") tenants round robin" "$WORK/spread.txt")
+fi
+
 # Logins are Argon2id-bound (19 MiB, t=2 per attempt) by design.
 wrk -t"$THREADS" -c16 -d"${DURATION}s" --latency -s scripts/login.lua "$URL/api/auth/login" >"$WORK/login.txt"
 LOGIN=$(summarize "POST /api/auth/login (16 connections)" "$WORK/login.txt")
@@ -125,7 +145,8 @@ echo "| --- | --- | --- | --- | --- | --- |"
 echo "$VERIFY"
 echo "$REFRESH"
 echo "$LOGIN"
+[ -n "$SPREAD" ] && echo "$SPREAD_DEFAULT" && echo "$SPREAD"
 [ -n "$BASELINE" ] && echo "$BASELINE"
 echo
 echo "refresh chains broken (non-200 refreshes): ${REFRESH_FAILURES:-unknown}"
-echo "server RSS: idle after start ${IDLE_RSS} MB; after $CONNS logins ${AFTER_LOGIN_RSS} MB; after load $(rss) MB; peak $(hwm) MB"
+echo "server RSS: idle after start ${IDLE_RSS} MB; after $CONNS logins ${AFTER_LOGIN_RSS} MB;${AFTER_TENANTS_RSS:+ after $TENANTS signups ${AFTER_TENANTS_RSS} MB;} after load $(rss) MB; peak $(hwm) MB"

@@ -21,8 +21,16 @@ pub struct Config {
     pub redis_url: Option<String>,
     /// Prefix of every Redis key tessera writes (several deployments can share one Redis).
     pub redis_key_prefix: String,
-    /// Seals secrets stored in a shared database (`TESSERA_MASTER_KEY`).
+    /// Seals every stored signing key (`TESSERA_MASTER_KEY`); `None` on the
+    /// embedded default generates one into the data directory.
     pub master_key: Option<SecretValue>,
+    /// Keys that still open what they sealed, during a master-key rotation
+    /// (`TESSERA_MASTER_KEY_PREVIOUS`).
+    pub previous_master_keys: Vec<SecretValue>,
+    /// How long audit events are kept (`TESSERA_AUDIT_RETENTION`).
+    pub audit_retention: Duration,
+    /// Whether `POST /api/auth/signup` creates tenants (`TESSERA_SIGNUP`).
+    pub signup: bool,
     pub secrets: SecretsSource,
     pub access_ttl: Duration,
     pub refresh_ttl: Duration,
@@ -59,6 +67,9 @@ impl Config {
             redis_url: None,
             redis_key_prefix: "tessera".to_owned(),
             master_key: None,
+            previous_master_keys: Vec::new(),
+            audit_retention: Duration::from_secs(90 * 24 * 3600),
+            signup: true,
             secrets: SecretsSource::Generated,
             access_ttl: Duration::from_secs(15 * 60),
             refresh_ttl: Duration::from_secs(7 * 24 * 3600),
@@ -164,6 +175,22 @@ impl Config {
         if let Some(key) = &self.master_key {
             tessera_core::MasterKey::from_base64(key.expose())
                 .map_err(|e| ConfigError::new("TESSERA_MASTER_KEY", e.to_string()))?;
+        }
+        if !self.previous_master_keys.is_empty() && self.master_key.is_none() {
+            return Err(ConfigError::new(
+                "TESSERA_MASTER_KEY_PREVIOUS",
+                "is set without TESSERA_MASTER_KEY; previous keys only open, the current one must seal".to_owned(),
+            ));
+        }
+        for key in &self.previous_master_keys {
+            tessera_core::MasterKey::from_base64(key.expose())
+                .map_err(|e| ConfigError::new("TESSERA_MASTER_KEY_PREVIOUS", e.to_string()))?;
+        }
+        if self.audit_retention < Duration::from_secs(3600) {
+            return Err(ConfigError::new(
+                "TESSERA_AUDIT_RETENTION",
+                "must be at least 1h".to_owned(),
+            ));
         }
         if let Some(urls) = &self.redis_url {
             if !urls.split(',').map(str::trim).all(|u| u.starts_with("redis://")) {

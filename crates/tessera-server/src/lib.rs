@@ -4,14 +4,19 @@
 //! `tessera-core` (accounts), `tessera-token` (JWTs) and `tessera-store`
 //! (persistence), and their errors into the contract's error body.
 
+pub mod audit;
 pub mod config;
 pub mod hashing;
 pub mod http;
+pub mod keys;
+pub mod master;
+pub mod ops;
 pub mod secrets;
 pub mod serve;
 pub mod startup;
 pub mod state;
 pub mod telemetry;
+pub mod tenants;
 pub mod tokens;
 
 pub use config::Config;

@@ -10,9 +10,11 @@ use std::process::ExitCode;
 use std::time::Duration;
 use tessera_core::HashParams;
 use tessera_server::config::{parse_duration, Config, ConfigError};
+use tessera_server::ops::Operator;
 use tessera_server::secrets::{self, SecretValue, SecretsSource};
 use tessera_server::telemetry::{self, LogFormat};
 use tessera_server::Application;
+use tessera_store::RotationMode;
 
 /// Self-hosted authentication: accounts, sessions and JSON Web Tokens.
 #[derive(Parser)]
@@ -30,6 +32,104 @@ enum Command {
     Keygen,
     /// Apply database migrations and exit.
     Migrate(StoreArgs),
+    /// Tenants: create, list, show, rotate their keys.
+    Tenant {
+        #[command(subcommand)]
+        command: TenantCommand,
+    },
+    /// A tenant's audit log, newest first.
+    Audit(Box<AuditArgs>),
+    /// The master key that seals every stored signing key.
+    MasterKey {
+        #[command(subcommand)]
+        command: MasterKeyCommand,
+    },
+}
+
+/// What operator commands need: the stores, the master key, and the token
+/// lifetimes (a rotation keeps old keys verifying for exactly that long), as
+/// the servers are configured.
+#[derive(Args)]
+struct OpsArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Redis holding sessions, if the servers use it (a revoking rotation ends them there).
+    #[arg(long, env = "TESSERA_REDIS_URL", hide_env_values = true)]
+    redis_url: Option<String>,
+    #[arg(long, env = "TESSERA_REDIS_KEY_PREFIX", default_value = "tessera")]
+    redis_key_prefix: String,
+    #[arg(long, env = "TESSERA_ACCESS_TTL", value_parser = |s: &str| duration_setting("TESSERA_ACCESS_TTL", s), default_value = "15m")]
+    access_ttl: Duration,
+    #[arg(long, env = "TESSERA_REFRESH_TTL", value_parser = |s: &str| duration_setting("TESSERA_REFRESH_TTL", s), default_value = "7d")]
+    refresh_ttl: Duration,
+    #[arg(long, env = "TESSERA_LEEWAY", value_parser = |s: &str| duration_setting("TESSERA_LEEWAY", s), default_value = "5s")]
+    leeway: Duration,
+}
+
+#[derive(Subcommand)]
+enum TenantCommand {
+    /// Create a tenant with fresh keys; prints its API key once.
+    Create {
+        /// Display name.
+        name: String,
+        /// URL name (default: made from the name).
+        #[arg(long)]
+        slug: Option<String>,
+        #[command(flatten)]
+        ops: Box<OpsArgs>,
+    },
+    /// List tenants by slug.
+    List {
+        /// Start after this slug (paging).
+        #[arg(long)]
+        after: Option<String>,
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        limit: u32,
+        #[command(flatten)]
+        ops: Box<OpsArgs>,
+    },
+    /// A tenant and its keys (ids and states, never key material).
+    Show {
+        slug: String,
+        #[command(flatten)]
+        ops: Box<OpsArgs>,
+    },
+    /// Rotate a tenant's signing keys (`default` for the default tenant).
+    RotateKeys {
+        slug: String,
+        /// graceful: old keys verify until their tokens expire; revoke: every token and session ends now.
+        #[arg(long, value_parser = ["graceful", "revoke"], default_value = "graceful")]
+        mode: String,
+        #[command(flatten)]
+        ops: Box<OpsArgs>,
+    },
+}
+
+#[derive(Args)]
+struct AuditArgs {
+    /// The tenant's slug.
+    #[arg(long, default_value = "default")]
+    tenant: String,
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=500))]
+    limit: u32,
+    /// Cursor: the `next` a previous page printed.
+    #[arg(long)]
+    before: Option<i64>,
+    /// One JSON object per line.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    ops: OpsArgs,
+}
+
+#[derive(Subcommand)]
+enum MasterKeyCommand {
+    /// Re-seal every stored key under the current master key. With
+    /// TESSERA_MASTER_KEY: run after every instance has the new key in
+    /// TESSERA_MASTER_KEY and the old one in TESSERA_MASTER_KEY_PREVIOUS.
+    /// Embedded default: generates the new key into the data directory
+    /// (stop the server first).
+    Rotate(Box<OpsArgs>),
 }
 
 #[derive(Args)]
@@ -109,6 +209,20 @@ struct ServeArgs {
     /// Skip applying database migrations at start (run `tessera migrate` yourself).
     #[arg(long, env = "TESSERA_SKIP_MIGRATIONS")]
     skip_migrations: bool,
+    /// How long audit events are kept.
+    #[arg(long, env = "TESSERA_AUDIT_RETENTION", value_parser = |s: &str| duration_setting("TESSERA_AUDIT_RETENTION", s), default_value = "90d")]
+    audit_retention: Duration,
+    /// Whether POST /api/auth/signup creates tenants (on/off).
+    #[arg(long, env = "TESSERA_SIGNUP", value_parser = on_off("TESSERA_SIGNUP"), default_value = "on")]
+    signup: bool,
+}
+
+fn on_off(var: &'static str) -> impl Fn(&str) -> Result<bool, String> + Clone + Send + Sync + 'static {
+    move |raw: &str| match raw.trim().to_ascii_lowercase().as_str() {
+        "on" | "true" | "1" | "yes" => Ok(true),
+        "off" | "false" | "0" | "no" => Ok(false),
+        _ => Err(format!("{raw:?} is not on or off (from --flag or {var})")),
+    }
 }
 
 /// Parses a duration setting; the message names the variable, because that is
@@ -152,7 +266,222 @@ fn main() -> ExitCode {
             };
             run(args.log_format, &args.log, migrate(config))
         }
+        Command::Tenant { command } => match command {
+            TenantCommand::Create { name, slug, ops } => {
+                let (format, filter) = (ops.store.log_format, ops.store.log.clone());
+                run(
+                    format,
+                    &filter,
+                    operate(*ops, |op| async move {
+                        let (tenant, api_key) = op.create_tenant(&name, slug.as_deref()).await?;
+                        println!("created tenant {}", tenant.slug);
+                        println!("  id       {}", tenant.id);
+                        println!("  name     {}", tenant.name);
+                        println!("  api key  {api_key}");
+                        println!("The API key is shown this once (tessera keeps only its hash); store it now.");
+                        Ok(())
+                    }),
+                )
+            }
+            TenantCommand::List { after, limit, ops } => {
+                let (format, filter) = (ops.store.log_format, ops.store.log.clone());
+                run(
+                    format,
+                    &filter,
+                    operate(*ops, |op| async move {
+                        let tenants = op.list_tenants(after.as_deref(), limit).await?;
+                        println!("{:<40} {:<36} {:>7}  {:<20}  NAME", "SLUG", "ID", "USERS", "CREATED");
+                        for (t, users) in &tenants {
+                            println!(
+                                "{:<40} {:<36} {:>7}  {:<20}  {}",
+                                t.slug.as_str(),
+                                t.id.to_string(),
+                                users,
+                                when(t.created_at),
+                                t.name
+                            );
+                        }
+                        if tenants.len() == limit as usize {
+                            if let Some((last, _)) = tenants.last() {
+                                println!("more: --after {}", last.slug);
+                            }
+                        }
+                        Ok(())
+                    }),
+                )
+            }
+            TenantCommand::Show { slug, ops } => {
+                let (format, filter) = (ops.store.log_format, ops.store.log.clone());
+                run(
+                    format,
+                    &filter,
+                    operate(*ops, |op| async move {
+                        let report = op.show_tenant(&slug).await?;
+                        let t = &report.record.tenant;
+                        println!("slug     {}", t.slug);
+                        println!("id       {}", t.id);
+                        println!("name     {}", t.name);
+                        println!("created  {}", when(t.created_at));
+                        println!("users    {}", report.users);
+                        println!(
+                            "api key  {}",
+                            if report.record.api_key_hash.is_some() {
+                                "set (hash only)"
+                            } else {
+                                "none"
+                            }
+                        );
+                        println!();
+                        println!(
+                            "{:<24} {:<8} {:<8} {:<20}  {:<20}  {:<20}  MASTER KEY",
+                            "KID", "KIND", "STATE", "CREATED", "ACTIVATED", "VERIFIES UNTIL"
+                        );
+                        for k in &report.keys {
+                            println!(
+                                "{:<24} {:<8} {:<8} {:<20}  {:<20}  {:<20}  {}",
+                                k.kid,
+                                k.kind.as_str(),
+                                k.state.as_str(),
+                                when(k.created_at),
+                                k.activated_at.map(when).unwrap_or_default(),
+                                k.verify_until.map(when).unwrap_or_default(),
+                                k.master_key_id
+                            );
+                        }
+                        Ok(())
+                    }),
+                )
+            }
+            TenantCommand::RotateKeys { slug, mode, ops } => {
+                let (format, filter) = (ops.store.log_format, ops.store.log.clone());
+                let mode = if mode == "revoke" {
+                    RotationMode::Revoke
+                } else {
+                    RotationMode::Graceful
+                };
+                run(
+                    format,
+                    &filter,
+                    operate(*ops, |op| async move {
+                        let rotated = op.rotate_keys(&slug, mode).await?;
+                        println!("rotated the keys of {slug}");
+                        println!("  access kid   {}", rotated.access_kid);
+                        println!("  refresh kid  {}", rotated.refresh_kid);
+                        Ok(())
+                    }),
+                )
+            }
+        },
+        Command::Audit(args) => {
+            let args = *args;
+            let (format, filter) = (args.ops.store.log_format, args.ops.store.log.clone());
+            let (tenant, limit, before, json) = (args.tenant, args.limit, args.before, args.json);
+            run(
+                format,
+                &filter,
+                operate(args.ops, |op| async move {
+                    let events = op.audit(&tenant, before, limit).await?;
+                    for e in &events {
+                        if json {
+                            println!("{}", audit_json(e));
+                        } else {
+                            println!(
+                                "{:>8}  {}  {:<16} user={} session={} ip={} detail={}",
+                                e.id,
+                                when(e.at),
+                                e.kind,
+                                e.user.map(|u| u.to_string()).unwrap_or_else(|| "-".to_owned()),
+                                e.session.map(|s| s.to_string()).unwrap_or_else(|| "-".to_owned()),
+                                e.ip.as_deref().unwrap_or("-"),
+                                e.detail.as_deref().unwrap_or("-"),
+                            );
+                        }
+                    }
+                    if events.len() == limit as usize {
+                        if let Some(last) = events.last() {
+                            eprintln!("more: --before {}", last.id);
+                        }
+                    }
+                    Ok(())
+                }),
+            )
+        }
+        Command::MasterKey {
+            command: MasterKeyCommand::Rotate(ops),
+        } => {
+            let (format, filter) = (ops.store.log_format, ops.store.log.clone());
+            run(
+                format,
+                &filter,
+                operate(*ops, |op| async move {
+                    let (resealed, stuck, current) = op.rotate_master_key().await?;
+                    println!("re-sealed {resealed} key(s) under master key {current}");
+                    if stuck > 0 {
+                        anyhow::bail!(
+                            "{stuck} key(s) are sealed by a master key that is not configured; \
+                         add it to TESSERA_MASTER_KEY_PREVIOUS and run this again"
+                        );
+                    }
+                    println!("every stored key opens with the current master key; previous keys can be dropped");
+                    Ok(())
+                }),
+            )
+        }
     }
+}
+
+fn ops_config(args: OpsArgs) -> anyhow::Result<Config> {
+    let secrets = SecretsSource::from_env_values(
+        std::env::var(secrets::ACCESS_VAR).ok(),
+        std::env::var(secrets::REFRESH_VAR).ok(),
+    )?;
+    Ok(Config {
+        database_url: args.store.database_url,
+        database_max_connections: args.store.database_max_connections,
+        redis_url: args.redis_url,
+        redis_key_prefix: args.redis_key_prefix,
+        master_key: master_key_from_env()?,
+        previous_master_keys: previous_master_keys_from_env()?,
+        secrets,
+        access_ttl: args.access_ttl,
+        refresh_ttl: args.refresh_ttl,
+        leeway: args.leeway,
+        ..Config::embedded(args.store.data_dir)
+    })
+}
+
+async fn operate<F, Fut>(args: OpsArgs, job: F) -> anyhow::Result<()>
+where
+    F: FnOnce(Operator) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let config = ops_config(args)?;
+    let op = Operator::open(config).await?;
+    job(op).await
+}
+
+fn when(unix: i64) -> String {
+    tessera_server::http::dto::rfc3339(unix)
+}
+
+fn audit_json(e: &tessera_store::AuditEvent) -> String {
+    let dto = tessera_server::http::dto::AuditEventDto::from(e);
+    serde_json::to_string(&dto).unwrap_or_default()
+}
+
+/// `TESSERA_MASTER_KEY_PREVIOUS`: comma-separated keys that still open what
+/// they sealed, during a master-key rotation.
+fn previous_master_keys_from_env() -> Result<Vec<SecretValue>, ConfigError> {
+    Ok(std::env::var("TESSERA_MASTER_KEY_PREVIOUS")
+        .ok()
+        .map(|v| {
+            v.split(',')
+                .map(str::trim)
+                .filter(|k| !k.is_empty())
+                .map(|k| SecretValue::new(k.to_owned()))
+                .collect()
+        })
+        .unwrap_or_default())
 }
 
 fn run(format: LogFormat, filter: &str, job: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCode {
@@ -223,6 +552,9 @@ const KNOWN_VARIABLES: &[&str] = &[
     "TESSERA_REDIS_KEY_PREFIX",
     "TESSERA_MASTER_KEY",
     "TESSERA_MASTER_KEY_FILE",
+    "TESSERA_MASTER_KEY_PREVIOUS",
+    "TESSERA_AUDIT_RETENTION",
+    "TESSERA_SIGNUP",
     "TESSERA_ACCESS_TTL",
     "TESSERA_REFRESH_TTL",
     "TESSERA_REFRESH_REUSE_GRACE",
@@ -284,6 +616,9 @@ fn config_from(args: ServeArgs) -> anyhow::Result<Config> {
         redis_url: args.redis_url,
         redis_key_prefix: args.redis_key_prefix,
         master_key: master_key_from_env()?,
+        previous_master_keys: previous_master_keys_from_env()?,
+        audit_retention: args.audit_retention,
+        signup: args.signup,
         secrets,
         access_ttl: args.access_ttl,
         refresh_ttl: args.refresh_ttl,

@@ -1,24 +1,29 @@
 //! Building and running the server. `Application::build` binds the listener
 //! first, so a test can ask for port 0 and read back the port it got.
 
+use crate::audit::AuditLog;
 use crate::config::Config;
 use crate::hashing::HashPool;
-use crate::secrets::ensure_data_dir;
-use crate::secrets::{shared_default_secrets, SecretsSource};
+use crate::keys::{DefaultKeys, KeyManager};
+use crate::master::MasterKeys;
+use crate::secrets::{
+    ensure_data_dir, legacy_file_path, legacy_shared_secrets, read_legacy_file, SecretPair, SecretsSource,
+};
 use crate::serve::ConnectionLimits;
 use crate::state::{App, AppState};
+use crate::tenants::TenantDirectory;
 use crate::tokens::{unix_now, TokenIssuer};
 use anyhow::Context as _;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tessera_core::{MasterKey, PasswordHasher};
+use tessera_core::{PasswordHasher, TenantId};
 use tessera_store::{
-    Health, PostgresOptions, PostgresStore, RedisOptions, RedisSessionStore, SecretStore, SessionStore, SqliteStore,
-    UserStore,
+    AuditStore, Health, KeyState, PostgresOptions, PostgresStore, RedisOptions, RedisSessionStore, SecretStore,
+    SessionStore, SqliteStore, TenantStore, UserStore,
 };
-use tessera_token::{HmacKey, Keyring, TokenKind, Validation};
+use tessera_token::Validation;
 use tokio::net::TcpListener;
 
 pub struct Application {
@@ -26,27 +31,74 @@ pub struct Application {
     addr: SocketAddr,
     state: AppState,
     limits: ConnectionLimits,
+    audit_retention: Duration,
+    /// Held while serving the embedded default, so operator commands that
+    /// must not run beside a server (a master-key rotation) can tell.
+    _data_dir_lock: Option<std::fs::File>,
 }
 
 impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         config.validate()?;
-        if !config.uses_postgres() {
+        let data_dir_lock = if config.uses_postgres() {
+            None
+        } else {
             ensure_data_dir(&config.data_dir)?;
-        }
-        let stores = open_stores(&config).await?;
-        let secrets = match (&config.secrets, &stores.shared_secrets, &config.master_key) {
-            (SecretsSource::Generated, Some(shared), Some(master)) => {
-                let master = MasterKey::from_base64(master.expose())?;
-                let pair = shared_default_secrets(&master, shared.as_ref(), unix_now()).await?;
-                tracing::info!(
-                    master_key = master.id(),
-                    "using the signing keys shared through the database"
-                );
-                pair
-            }
-            _ => config.secrets.resolve(&config.data_dir)?,
+            Some(lock_data_dir(&config.data_dir, false)?)
         };
+        let stores = open_stores(&config).await?;
+        let master = master_keys(&config)?;
+        let now = unix_now();
+        let mut adopted_file = None;
+        let default = match &config.secrets {
+            SecretsSource::Env { access, refresh } => DefaultKeys::Env(SecretPair {
+                access: access.clone(),
+                refresh: refresh.clone(),
+            }),
+            SecretsSource::Generated => {
+                let has_keys = stores
+                    .tenants
+                    .tenant_keys(TenantId::DEFAULT)
+                    .await
+                    .context("cannot read the default tenant's keys")?
+                    .iter()
+                    .any(|k| k.state == KeyState::Active);
+                let legacy = if has_keys {
+                    None
+                } else if let Some(shared) = &stores.shared_secrets {
+                    legacy_shared_secrets(&master, shared.as_ref()).await?
+                } else {
+                    let found = read_legacy_file(&config.data_dir)?;
+                    if found.is_some() {
+                        adopted_file = Some(legacy_file_path(&config.data_dir));
+                    }
+                    found
+                };
+                DefaultKeys::Stored { legacy }
+            }
+        };
+        let keys = KeyManager::start(
+            master,
+            stores.tenants.clone(),
+            default,
+            secs(config.access_ttl),
+            secs(config.refresh_ttl),
+            secs(config.leeway),
+            now,
+        )
+        .await?;
+        if let Some(path) = adopted_file {
+            // The keys are sealed in the database now; a plaintext copy
+            // beside it would only be one more thing to leak.
+            match std::fs::remove_file(&path) {
+                Ok(()) => {
+                    tracing::info!(path = %path.display(), "removed the plaintext key file; its keys are sealed in the database now")
+                }
+                Err(err) => {
+                    tracing::warn!(path = %path.display(), error = %err, "could not remove the plaintext key file; delete it by hand")
+                }
+            }
+        }
 
         let listener = TcpListener::bind(config.bind).await.with_context(|| {
             format!(
@@ -68,16 +120,12 @@ impl Application {
                  set TESSERA_PUBLIC_URL (or TESSERA_ISSUER) in production so restarts and instances agree"
             );
         }
-        let keyring = Keyring::new(
-            HmacKey::from_secret(TokenKind::Access, secrets.access.expose().as_bytes())?,
-            HmacKey::from_secret(TokenKind::Refresh, secrets.refresh.expose().as_bytes())?,
-        )?;
         let validation = Validation {
             issuer,
             audience: config.audience.clone(),
             leeway_secs: config.leeway.as_secs(),
         };
-        let tokens = TokenIssuer::new(keyring, validation, secs(config.access_ttl), secs(config.refresh_ttl));
+        let tokens = TokenIssuer::new(keys, validation, secs(config.access_ttl), secs(config.refresh_ttl));
         let hasher = HashPool::new(
             PasswordHasher::new(config.hash_params)?,
             config.hash_concurrency,
@@ -87,10 +135,15 @@ impl Application {
             tokens,
             users: stores.users,
             sessions: stores.sessions,
+            tenants: TenantDirectory::new(stores.tenants.clone()),
+            tenant_store: stores.tenants,
+            audit: AuditLog::start(stores.audit.clone()),
+            audit_store: stores.audit,
             health: stores.health,
             hasher,
             refresh_grace_secs: secs(config.refresh_reuse_grace),
             request_timeout: config.request_timeout,
+            signup_open: config.signup,
         });
         let limits = ConnectionLimits {
             header_timeout: config.header_timeout,
@@ -101,6 +154,8 @@ impl Application {
             addr,
             state,
             limits,
+            audit_retention: config.audit_retention,
+            _data_dir_lock: data_dir_lock,
         })
     }
 
@@ -119,11 +174,24 @@ impl Application {
     /// Serves until `shutdown` resolves, then stops accepting connections and
     /// lets in-flight requests finish.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-        let purge = tokio::spawn(purge_expired_sessions(self.state.sessions.clone()));
+        let background = [
+            tokio::spawn(purge_expired_sessions(self.state.sessions.clone())),
+            tokio::spawn(crate::keys::follow_key_changes(self.state.tokens.keys().clone())),
+            tokio::spawn(crate::keys::prune_keys(self.state.tenant_store.clone())),
+            tokio::spawn(crate::audit::prune_audit(
+                self.state.audit_store.clone(),
+                self.audit_retention,
+            )),
+        ];
         tracing::info!(address = %self.addr, issuer = self.state.tokens.issuer(), "tessera is listening");
+        let audit = self.state.audit.clone();
         let app = crate::http::router(self.state);
         let served = crate::serve::serve(self.listener, app, self.limits, shutdown).await;
-        purge.abort();
+        // Requests have finished: write what they recorded before exiting.
+        audit.flush().await;
+        for task in background {
+            task.abort();
+        }
         served
     }
 }
@@ -134,8 +202,11 @@ pub struct Stores {
     pub sessions: Arc<dyn SessionStore>,
     /// Everything `/readyz` must reach.
     pub health: Vec<Arc<dyn Health>>,
-    /// Where generated signing secrets are shared between instances
-    /// (PostgreSQL); `None` keeps them in the data directory.
+    /// Tenants and every tenant's sealed keys (the default tenant's too).
+    pub tenants: Arc<dyn TenantStore>,
+    pub audit: Arc<dyn AuditStore>,
+    /// Where an earlier version shared its generated default secrets
+    /// (PostgreSQL), read once to adopt them; `None` on SQLite.
     pub shared_secrets: Option<Arc<dyn SecretStore>>,
 }
 
@@ -162,6 +233,8 @@ pub async fn open_stores(config: &Config) -> anyhow::Result<Stores> {
             users: store.clone(),
             sessions: store.clone(),
             health: vec![store.clone()],
+            tenants: store.clone(),
+            audit: store.clone(),
             shared_secrets: Some(store),
         }
     } else {
@@ -177,7 +250,9 @@ pub async fn open_stores(config: &Config) -> anyhow::Result<Stores> {
         Stores {
             users: store.clone(),
             sessions: store.clone(),
-            health: vec![store],
+            health: vec![store.clone()],
+            tenants: store.clone(),
+            audit: store,
             shared_secrets: None,
         }
     };
@@ -238,6 +313,47 @@ async fn prepare_schema(
     migrate.await.context("cannot apply database migrations")?;
     tracing::info!(applied = pending, "database migrations applied");
     Ok(())
+}
+
+/// Takes the data directory's lock file: shared by servers (several may
+/// share one data directory), exclusive for operator commands that must run
+/// alone.
+pub fn lock_data_dir(data_dir: &std::path::Path, exclusive: bool) -> anyhow::Result<std::fs::File> {
+    let path = data_dir.join("tessera.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("cannot open the lock file {}", path.display()))?;
+    let locked = if exclusive {
+        file.try_lock()
+    } else {
+        file.try_lock_shared()
+    };
+    match locked {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) if exclusive => anyhow::bail!(
+            "a tessera server is running on {}; stop it first (this command rewrites what it holds in memory)",
+            data_dir.display()
+        ),
+        Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+            "an operator command holds {} (a master-key rotation?); start the server again when it is done",
+            data_dir.display()
+        ),
+        Err(std::fs::TryLockError::Error(err)) => {
+            Err(anyhow::Error::new(err).context(format!("cannot lock {}", path.display())))
+        }
+    }
+}
+
+/// The master keys: from the environment, or (embedded default only)
+/// generated into the data directory.
+pub fn master_keys(config: &Config) -> anyhow::Result<MasterKeys> {
+    match &config.master_key {
+        Some(current) => Ok(MasterKeys::from_config(current, &config.previous_master_keys)?),
+        None => Ok(MasterKeys::load_or_generate(&config.data_dir)?),
+    }
 }
 
 /// A URL fit for a log line or an error message: no password.

@@ -1,9 +1,11 @@
 //! What every handler shares: the token issuer, the stores, the hash pool.
 
+use crate::audit::AuditLog;
 use crate::hashing::HashPool;
+use crate::tenants::TenantDirectory;
 use crate::tokens::TokenIssuer;
 use std::sync::Arc;
-use tessera_store::{Health, SessionStore, UserStore};
+use tessera_store::{AuditStore, Health, SessionStore, TenantStore, UserStore};
 
 pub type AppState = Arc<App>;
 
@@ -11,6 +13,10 @@ pub struct App {
     pub tokens: TokenIssuer,
     pub users: Arc<dyn UserStore>,
     pub sessions: Arc<dyn SessionStore>,
+    pub tenant_store: Arc<dyn TenantStore>,
+    pub audit_store: Arc<dyn AuditStore>,
+    pub tenants: TenantDirectory,
+    pub audit: AuditLog,
     pub health: Vec<Arc<dyn Health>>,
     pub hasher: HashPool,
     /// Seconds during which the parent of the current refresh token still
@@ -18,4 +24,6 @@ pub struct App {
     pub refresh_grace_secs: i64,
     /// Deadline for a whole request (headers, body, handler).
     pub request_timeout: std::time::Duration,
+    /// Whether `POST /api/auth/signup` creates tenants (`TESSERA_SIGNUP`).
+    pub signup_open: bool,
 }

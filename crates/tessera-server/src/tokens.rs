@@ -1,10 +1,12 @@
 //! Minting and checking the token pair of a session, on top of the keyring.
 
 use crate::http::error::ApiError;
+use crate::keys::KeyManager;
 use std::borrow::Cow;
-use tessera_core::{SessionId, UserId};
+use std::sync::Arc;
+use tessera_core::{SessionId, TenantId, UserId};
 use tessera_store::RefreshState;
-use tessera_token::{AccessClaims, Keyring, RefreshClaims, TokenBuf, TokenError, Validation};
+use tessera_token::{AccessClaims, RefreshClaims, TokenBuf, TokenError, Validation};
 use uuid::Uuid;
 
 /// Seconds since the Unix epoch.
@@ -16,7 +18,7 @@ pub fn unix_now() -> i64 {
 }
 
 pub struct TokenIssuer {
-    keyring: Keyring,
+    keys: Arc<KeyManager>,
     validation: Validation,
     access_ttl: i64,
     refresh_ttl: i64,
@@ -32,16 +34,35 @@ pub struct IssuedPair {
 
 /// The user facts an access token carries.
 pub struct Subject<'a> {
+    pub tenant: TenantId,
     pub user: UserId,
     pub session: SessionId,
     pub email: &'a str,
     pub role: &'a str,
 }
 
+/// Whose tokens a route accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// One tenant's only (its routes).
+    Tenant(TenantId),
+    /// Any tenant's (`/api/auth/verify`, which reports `tid`).
+    Any,
+}
+
+impl Scope {
+    fn tenant(self) -> Option<TenantId> {
+        match self {
+            Self::Tenant(t) => Some(t),
+            Self::Any => None,
+        }
+    }
+}
+
 impl TokenIssuer {
-    pub fn new(keyring: Keyring, validation: Validation, access_ttl: i64, refresh_ttl: i64) -> Self {
+    pub fn new(keys: Arc<KeyManager>, validation: Validation, access_ttl: i64, refresh_ttl: i64) -> Self {
         Self {
-            keyring,
+            keys,
             validation,
             access_ttl,
             refresh_ttl,
@@ -50,6 +71,10 @@ impl TokenIssuer {
 
     pub fn issuer(&self) -> &str {
         &self.validation.issuer
+    }
+
+    pub fn keys(&self) -> &Arc<KeyManager> {
+        &self.keys
     }
 
     /// The refresh state of a newly minted pair: fresh ids, a full lifetime.
@@ -62,16 +87,24 @@ impl TokenIssuer {
         }
     }
 
-    /// Signs the pair described by `state`. Signing is deterministic, so the
-    /// same state always yields the same two strings: that is how the refresh
-    /// grace window hands back "the same current pair".
-    pub fn pair(&self, subject: &Subject<'_>, state: &RefreshState, now: i64) -> IssuedPair {
+    /// Signs the pair described by `state` with the tenant's current keys.
+    /// Signing is deterministic, so the same state and keys always yield the
+    /// same two strings: that is how the refresh grace window hands back
+    /// "the same current pair".
+    pub fn pair(&self, subject: &Subject<'_>, state: &RefreshState, now: i64) -> Result<IssuedPair, ApiError> {
+        let signer = self.keys.signer(subject.tenant).ok_or_else(|| {
+            ApiError::internal(anyhow::anyhow!(
+                "tenant {} has no signing keys in memory",
+                subject.tenant
+            ))
+        })?;
         let access_exp = state.issued_at.saturating_add(self.access_ttl).min(state.expires_at);
         let access = AccessClaims {
             iss: Cow::Borrowed(&self.validation.issuer),
             aud: Cow::Borrowed(&self.validation.audience),
             sub: subject.user.as_uuid(),
             sid: subject.session.as_uuid(),
+            tid: subject.tenant.as_uuid(),
             email: Cow::Borrowed(subject.email),
             role: Cow::Borrowed(subject.role),
             iat: state.issued_at,
@@ -83,36 +116,43 @@ impl TokenIssuer {
             iss: Cow::Borrowed(&self.validation.issuer),
             sub: subject.user.as_uuid(),
             sid: subject.session.as_uuid(),
+            tid: subject.tenant.as_uuid(),
             jti: state.jti,
             iat: state.issued_at,
             exp: state.expires_at,
         };
-        IssuedPair {
-            access_token: self.keyring.sign_access(&access),
-            refresh_token: self.keyring.sign_refresh(&refresh),
+        Ok(IssuedPair {
+            access_token: signer.sign_access(&access),
+            refresh_token: signer.sign_refresh(&refresh),
             expires_in: (access_exp - now).max(0),
-        }
+        })
     }
 
-    pub fn verify_access<'b>(
+    /// Verifies an access token from memory alone (the forward-auth path
+    /// never waits for a store unless the kid is new to this instance).
+    pub async fn verify_access<'b>(
         &self,
         token: &str,
+        scope: Scope,
         now: i64,
         buf: &'b mut TokenBuf,
     ) -> Result<AccessClaims<'b>, ApiError> {
-        self.keyring
-            .verify_access(token, &self.validation, now, buf)
+        self.keys
+            .verify_access(token, scope.tenant(), &self.validation, now, buf)
+            .await
             .map_err(access_error)
     }
 
-    pub fn verify_refresh<'b>(
+    pub async fn verify_refresh<'b>(
         &self,
         token: &str,
+        scope: Scope,
         now: i64,
         buf: &'b mut TokenBuf,
     ) -> Result<RefreshClaims<'b>, ApiError> {
-        self.keyring
-            .verify_refresh(token, &self.validation, now, buf)
+        self.keys
+            .verify_refresh(token, scope.tenant(), &self.validation, now, buf)
+            .await
             .map_err(|err| {
                 tracing::debug!(reason = %err, "refresh token rejected");
                 match err {
@@ -141,6 +181,7 @@ fn describe(err: &TokenError) -> &'static str {
             "the token signature is not valid"
         }
         TokenError::WrongKind => "the token is not of the expected type",
+        TokenError::WrongTenant | TokenError::TenantMismatch => "the token belongs to another tenant",
         TokenError::WrongIssuer | TokenError::WrongAudience => "the token was not issued for this service",
         TokenError::NotYetValid | TokenError::IssuedInFuture => "the token is not valid yet",
         TokenError::Expired => "the token has expired",

@@ -2,10 +2,10 @@
 //! against the domain types, and deciding what a refresh that did not rotate
 //! means.
 
-use tessera_core::{Email, Role};
+use tessera_core::{Email, Role, TenantId, TenantSlug};
 use uuid::Uuid;
 
-use crate::{Rotation, Session, StoreError};
+use crate::{KeyKind, KeyState, NewKey, Rotation, Session, StoreError};
 
 /// The `sessions` columns both SQL backends select (the user's email and role
 /// come from a join or subquery). Shared, so the backends cannot drift apart
@@ -16,6 +16,26 @@ macro_rules! session_columns {
          sessions.expires_at, sessions.user_agent, sessions.ip, sessions.current_jti, \
          sessions.current_access_jti, sessions.current_issued_at, sessions.previous_jti, \
          sessions.rotated_at"
+    };
+}
+
+/// The `tenant_keys` columns both SQL backends select, in [`StoredKey`]'s
+/// order.
+///
+/// [`StoredKey`]: crate::StoredKey
+macro_rules! key_columns {
+    () => {
+        "tenant_keys.kid, tenant_keys.tenant_id, tenant_keys.kind, tenant_keys.state, \
+         tenant_keys.master_key_id, tenant_keys.sealed, tenant_keys.created_at, \
+         tenant_keys.activated_at, tenant_keys.retired_at, tenant_keys.verify_until, \
+         tenant_keys.changed_at"
+    };
+}
+
+/// The `audit_events` columns both SQL backends select.
+macro_rules! audit_columns {
+    () => {
+        "id, tenant_id, at, type, user_id, session_id, ip, user_agent, detail"
     };
 }
 
@@ -56,4 +76,49 @@ pub(crate) fn email(raw: &str, column: &str) -> Result<Email, StoreError> {
 
 pub(crate) fn role(raw: &str, column: &str) -> Result<Role, StoreError> {
     Role::parse(raw).map_err(|_| corrupt(column, "a role"))
+}
+
+pub(crate) fn slug(raw: &str, column: &str) -> Result<TenantSlug, StoreError> {
+    TenantSlug::parse(raw).map_err(|_| corrupt(column, "a tenant slug"))
+}
+
+pub(crate) fn key_kind(raw: &str) -> Result<KeyKind, StoreError> {
+    KeyKind::parse(raw).ok_or_else(|| corrupt("tenant_keys.kind", "a key kind"))
+}
+
+pub(crate) fn key_state(raw: &str) -> Result<KeyState, StoreError> {
+    KeyState::parse(raw).ok_or_else(|| corrupt("tenant_keys.state", "a key state"))
+}
+
+/// A refusal of a call the server should never make: a bug, reported as
+/// [`StoreError::Corrupt`] (the server answers 500 and logs it).
+pub(crate) fn bug(why: &str) -> StoreError {
+    StoreError::Corrupt(format!("refused, a bug in the caller: {why}"))
+}
+
+/// Checks keys about to be inserted for `tenant`: theirs, and `Next` or
+/// `Active`.
+pub(crate) fn check_new_keys(tenant: TenantId, keys: &[NewKey]) -> Result<(), StoreError> {
+    if keys.iter().any(|key| key.tenant != tenant) {
+        return Err(bug("a new key belongs to another tenant"));
+    }
+    if keys
+        .iter()
+        .any(|key| !matches!(key.state, KeyState::Next | KeyState::Active))
+    {
+        return Err(bug("a new key must be next or active"));
+    }
+    Ok(())
+}
+
+/// The kids of the active access and refresh keys among `keys`, for
+/// [`crate::RotatedKeys`].
+pub(crate) fn active_kids(keys: &[crate::StoredKey]) -> Result<(String, String), StoreError> {
+    let active = |kind: KeyKind| {
+        keys.iter()
+            .find(|key| key.kind == kind && key.state == KeyState::Active)
+            .map(|key| key.kid.clone())
+            .ok_or_else(|| bug(&format!("the rotation would leave no active {kind} key")))
+    };
+    Ok((active(KeyKind::Access)?, active(KeyKind::Refresh)?))
 }

@@ -30,22 +30,35 @@ pub enum StoreError {
 
 /// Which rule of the data a write broke.
 ///
-/// Non-exhaustive: later features (tenants, usernames) add their own.
+/// Non-exhaustive: later features (usernames) add their own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum Conflict {
-    /// Another user has this email (`users_email_key`).
+    /// Another user of the same tenant has this email
+    /// (`users_tenant_email_key`; before migration 0003, `users_email_key`).
     #[error("the email is already registered")]
     EmailTaken,
-    /// A user or session with this id already exists (`users_pkey`,
-    /// `sessions_pkey`). Ids are random UUIDs, so this is a bug, not a
-    /// client error.
+    /// A user, session, tenant or key with this id already exists
+    /// (`users_pkey`, `sessions_pkey`, `tenants_pkey`, `tenant_keys_pkey`).
+    /// Ids are random, so this is a bug, not a client error.
     #[error("the id is already in use")]
     IdTaken,
     /// A session names a user that does not exist (`sessions_user_id_fkey`),
     /// e.g. deleted while logging in.
     #[error("the user does not exist")]
     UnknownUser,
+    /// Another tenant has this slug (`tenants_slug_key`).
+    #[error("the tenant slug is already taken")]
+    SlugTaken,
+    /// A user, key or audit event names a tenant that does not exist
+    /// (`users_tenant_id_fkey`, `tenant_keys_tenant_id_fkey`,
+    /// `audit_events_tenant_id_fkey`), or a key operation was asked of one.
+    #[error("the tenant does not exist")]
+    UnknownTenant,
+    /// A graceful key rotation found no `next` key to activate for a kind;
+    /// nothing changed.
+    #[error("the tenant has no next key to activate")]
+    NoNextKey,
 }
 
 impl From<Conflict> for StoreError {
@@ -74,9 +87,31 @@ struct UniqueConstraint {
 
 const UNIQUE_CONSTRAINTS: &[UniqueConstraint] = &[
     UniqueConstraint {
+        name: "users_tenant_email_key",
+        sqlite_columns: "users.tenant_id, users.email",
+        conflict: Conflict::EmailTaken,
+    },
+    // Replaced by `users_tenant_email_key` in migration 0003; kept so that a
+    // database between migrations still maps.
+    UniqueConstraint {
         name: "users_email_key",
         sqlite_columns: "users.email",
         conflict: Conflict::EmailTaken,
+    },
+    UniqueConstraint {
+        name: "tenants_slug_key",
+        sqlite_columns: "tenants.slug",
+        conflict: Conflict::SlugTaken,
+    },
+    UniqueConstraint {
+        name: "tenants_pkey",
+        sqlite_columns: "tenants.id",
+        conflict: Conflict::IdTaken,
+    },
+    UniqueConstraint {
+        name: "tenant_keys_pkey",
+        sqlite_columns: "tenant_keys.kid",
+        conflict: Conflict::IdTaken,
     },
     UniqueConstraint {
         name: "users_pkey",
@@ -89,6 +124,21 @@ const UNIQUE_CONSTRAINTS: &[UniqueConstraint] = &[
         conflict: Conflict::IdTaken,
     },
 ];
+
+/// Foreign keys and the conflict each means. PostgreSQL names the one that
+/// failed; SQLite does not, so its backend says per statement which one it
+/// can be ([`is_foreign_key_violation`]).
+const FOREIGN_KEYS: &[(&str, Conflict)] = &[
+    ("sessions_user_id_fkey", Conflict::UnknownUser),
+    ("users_tenant_id_fkey", Conflict::UnknownTenant),
+    ("tenant_keys_tenant_id_fkey", Conflict::UnknownTenant),
+    ("audit_events_tenant_id_fkey", Conflict::UnknownTenant),
+];
+
+/// The partial unique indexes that allow one active and one next key per
+/// tenant and kind. SQLite reports both by their columns.
+const KEY_SLOT_INDEXES: &[&str] = &["tenant_keys_one_active", "tenant_keys_one_next"];
+const KEY_SLOT_SQLITE_COLUMNS: &str = "tenant_keys.tenant_id, tenant_keys.kind";
 
 /// The [`Conflict`] a constraint violation means, if it is one we know.
 ///
@@ -109,11 +159,32 @@ pub(crate) fn conflict_for(db: &dyn DatabaseError) -> Option<Conflict> {
                 })
                 .map(|c| c.conflict)
         }
-        // Every foreign key of the schema (`sessions_user_id_fkey`) references
-        // users, and SQLite does not say which one failed.
-        ErrorKind::ForeignKeyViolation => Some(Conflict::UnknownUser),
+        ErrorKind::ForeignKeyViolation => match db.constraint() {
+            Some(name) => FOREIGN_KEYS.iter().find(|(fk, _)| *fk == name).map(|(_, c)| *c),
+            // SQLite does not say which key failed. Statements that can only
+            // break a tenant key say so through `is_foreign_key_violation`; the
+            // rest (sessions) reference users.
+            None => Some(Conflict::UnknownUser),
+        },
         _ => None,
     }
+}
+
+/// Whether `err` is a foreign-key violation. SQLite does not name the key,
+/// so its backend maps it per statement, where only one key can fail.
+pub(crate) fn is_foreign_key_violation(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(db) if db.kind() == ErrorKind::ForeignKeyViolation)
+}
+
+/// Whether `err` says a tenant already has an active (or next) key of that
+/// kind: another writer got there first.
+pub(crate) fn is_key_slot_taken(err: &sqlx::Error) -> bool {
+    let sqlx::Error::Database(db) = err else {
+        return false;
+    };
+    db.kind() == ErrorKind::UniqueViolation
+        && (db.constraint().is_some_and(|name| KEY_SLOT_INDEXES.contains(&name))
+            || db.message().strip_prefix("UNIQUE constraint failed: ") == Some(KEY_SLOT_SQLITE_COLUMNS))
 }
 
 /// Maps a sqlx error; `database` classifies errors the database itself

@@ -1,31 +1,48 @@
-//! tessera's storage: users, login sessions and the shared default signing
-//! secrets behind backend-neutral traits, and the backends that implement
-//! them.
+//! tessera's storage: tenants, their users, login sessions, sealed signing
+//! keys and audit log behind backend-neutral traits, and the backends that
+//! implement them.
 //!
 //! **Architecture invariant:** this is the only crate that talks to databases.
 //! The server holds `Arc<dyn UserStore>`, `Arc<dyn SessionStore>`,
-//! `Arc<dyn SecretStore>` and `Arc<dyn Health>` and never sees SQL, a pool or
-//! a driver error; every failure arrives as a [`StoreError`].
+//! `Arc<dyn SecretStore>`, `Arc<dyn TenantStore>`, `Arc<dyn AuditStore>` and
+//! `Arc<dyn Health>` and never sees SQL, a pool or a driver error; every
+//! failure arrives as a [`StoreError`].
 //!
 //! What it is not: it knows nothing about HTTP, JSON, JWTs or passwords. It
-//! stores a password *hash* it never interprets, and refresh-token `jti`s it
-//! never verifies; minting and checking tokens is `tessera-token`'s job, and
-//! deciding what a [`RotationOutcome`] means for the client is the server's.
+//! stores a password *hash* it never interprets, refresh-token `jti`s it
+//! never verifies, signing keys only as the server sealed them (it never sees
+//! a plaintext key, and needs none), and audit details as opaque text;
+//! minting and checking tokens is `tessera-token`'s job, and deciding what a
+//! [`RotationOutcome`] means for the client is the server's.
 //!
 //! Times are unix seconds everywhere, and the caller passes "now" in, so the
-//! store has no clock and tests need no sleeps.
+//! store has no clock and tests need no sleeps. The one exception is
+//! [`StoredKey::changed_at_ms`], the database's own clock in milliseconds, so
+//! that instances can ask "what changed since" without trusting each other's
+//! clocks (see [`TenantStore::keys_changed_since`]).
+//!
+//! Tenants. Every user belongs to one tenant ([`User::tenant`]); an email is
+//! unique per tenant, not globally. The default tenant
+//! ([`tessera_core::TenantId::DEFAULT`], slug `default`) is created by the
+//! migrations and owns every user that existed before tenants did. Each
+//! tenant has its own HMAC signing keys ([`StoredKey`]), an access and a
+//! refresh key in each of the states `next`, `active` and `retired`, changed
+//! only by [`TenantStore::rotate_keys`].
 //!
 //! Backends. The contract they meet is the generic suite in `tests/store.rs`,
 //! which each backend runs unchanged.
 //! - [`SqliteStore`]: one file on one host, for the embedded default and a
-//!   single instance. Implements every trait.
+//!   single instance. Implements every trait; it has no key-change
+//!   notifications ([`TenantStore::listen_key_changes`] is `None`), as the
+//!   one instance updates its own memory.
 //! - [`PostgresStore`]: one database shared by any number of instances
 //!   (scale-out). Implements every trait, with the same schema, constraint
 //!   names and behaviour as SQLite; every call is bounded in time (acquire
 //!   timeout, statement timeout, client-side deadline), see
-//!   [`PostgresOptions`].
+//!   [`PostgresOptions`]. Key changes are announced to every instance with
+//!   `NOTIFY tessera_keys`.
 //! - [`RedisSessionStore`]: sessions only, in Redis or Redis Cluster, beside
-//!   users in one of the SQL backends.
+//!   users (and tenants, keys, audit) in one of the SQL backends.
 //!
 //! Both SQL backends embed their migrations (`migrations/sqlite`,
 //! `migrations/postgres`: the same tables, columns and named constraints, in
@@ -58,26 +75,31 @@ mod sqlite;
 pub use self::redis::{RedisOptions, RedisSessionStore};
 pub use error::{Conflict, StoreError};
 pub use model::{
-    NewSession, NewUser, RefreshState, Rotation, RotationOutcome, SealedSecrets, Session, User, UserRecord,
+    AuditEvent, KeyChanges, KeyKind, KeyRotation, KeyState, NewAuditEvent, NewKey, NewSession, NewTenant, NewUser,
+    RefreshState, RotatedKeys, Rotation, RotationMode, RotationOutcome, SealedSecrets, Session, StoredKey, Tenant,
+    TenantRecord, User, UserRecord,
 };
 pub use postgres::{PostgresOptions, PostgresStore};
 pub use sqlite::SqliteStore;
 
-use tessera_core::{Email, SessionId, UserId};
+use tessera_core::{Email, SessionId, TenantId, TenantSlug, UserId};
 
 /// Where accounts live.
 #[async_trait::async_trait]
 pub trait UserStore: Send + Sync + 'static {
-    /// Stores a new user and returns it as stored (`email_verified` false).
+    /// Stores a new user in `user.tenant` and returns it as stored
+    /// (`email_verified` false).
     ///
-    /// An email that is already registered is
+    /// An email that is already registered in that tenant is
     /// `StoreError::Conflict(Conflict::EmailTaken)`, decided by the database's
-    /// unique constraint, so two concurrent registrations cannot both succeed.
+    /// unique constraint, so two concurrent registrations cannot both succeed;
+    /// the same email in another tenant is another account. A tenant that
+    /// does not exist is `Conflict::UnknownTenant`.
     async fn create_user(&self, user: NewUser) -> Result<User, StoreError>;
 
-    /// The user with this (already normalized) email, with the password hash
-    /// to check a login against.
-    async fn find_user_by_email(&self, email: &Email) -> Result<Option<UserRecord>, StoreError>;
+    /// The user of `tenant` with this (already normalized) email, with the
+    /// password hash to check a login against.
+    async fn find_user_by_email(&self, tenant: TenantId, email: &Email) -> Result<Option<UserRecord>, StoreError>;
 
     async fn find_user(&self, id: UserId) -> Result<Option<User>, StoreError>;
 
@@ -89,6 +111,16 @@ pub trait UserStore: Send + Sync + 'static {
     /// if there was none. Registration uses it to undo an account whose first
     /// session could not be stored elsewhere (Redis), so a retry can succeed.
     async fn delete_user(&self, id: UserId) -> Result<bool, StoreError>;
+
+    /// Up to `limit` ids of `tenant`'s users, in ascending id order, after
+    /// `after` when given: pass the last id of a page to get the next one.
+    /// An empty page is the end.
+    async fn user_ids_in_tenant(
+        &self,
+        tenant: TenantId,
+        after: Option<UserId>,
+        limit: u32,
+    ) -> Result<Vec<UserId>, StoreError>;
 }
 
 /// Where login sessions and their refresh-token state live.
@@ -132,6 +164,11 @@ pub trait SessionStore: Send + Sync + 'static {
 
     /// Deletes sessions that expired at or before `now`; returns how many.
     async fn purge_expired(&self, now: i64) -> Result<u64, StoreError>;
+
+    /// Ends every session of every user of `tenant`; returns how many stored
+    /// sessions were removed (expired, not yet purged ones count too).
+    /// Sessions created while this runs may survive it.
+    async fn revoke_tenant_sessions(&self, tenant: TenantId) -> Result<u64, StoreError>;
 }
 
 /// Readiness of a backing store, for `/readyz`.
@@ -151,4 +188,186 @@ pub trait SecretStore: Send + Sync + 'static {
     /// (the first insert wins; the others' candidates are discarded). The
     /// stored pair is never replaced by this call.
     async fn default_secrets_or_insert(&self, candidate: SealedSecrets) -> Result<SealedSecrets, StoreError>;
+
+    /// The stored pair, if there is one; never stores anything. Read once,
+    /// to carry the pair over into the default tenant's keys.
+    async fn default_secrets(&self) -> Result<Option<SealedSecrets>, StoreError>;
+}
+
+/// Tenants and their signing keys.
+///
+/// Keys reach the store sealed by the server (AES-256-GCM under a master
+/// key, named by `master_key_id`); the store never sees, and never needs,
+/// a plaintext key.
+///
+/// Every write that creates or changes keys (`create_tenant` with keys,
+/// `rotate_keys`, `install_keys_if_absent` when it inserts, `reseal_key`)
+/// sets the rows' `changed_at_ms` from the database clock and, on
+/// PostgreSQL, notifies [`TenantStore::listen_key_changes`] listeners at
+/// commit. An instance keeps the live keys of every tenant in memory: it
+/// starts listening, loads [`TenantStore::live_keys`], then on each
+/// notification reloads that tenant ([`TenantStore::tenant_keys`]), and on a
+/// reconnect (or periodically, as a safety net) asks
+/// [`TenantStore::keys_changed_since`] with a lookback window.
+#[async_trait::async_trait]
+pub trait TenantStore: Send + Sync + 'static {
+    /// Stores a tenant, its `keys` and its first user `owner`, all in one
+    /// transaction, and returns the tenant as stored.
+    ///
+    /// A slug that is taken is `Conflict::SlugTaken` and nothing is stored
+    /// (nor is anything when any other part fails). Every key and the owner
+    /// must name the new tenant (`tenant.id`); anything else is refused as a
+    /// bug (`StoreError::Corrupt`), as is a key that is not `Next` or
+    /// `Active`.
+    async fn create_tenant(
+        &self,
+        tenant: NewTenant,
+        keys: Vec<NewKey>,
+        owner: Option<NewUser>,
+    ) -> Result<Tenant, StoreError>;
+
+    async fn tenant_by_slug(&self, slug: &TenantSlug) -> Result<Option<TenantRecord>, StoreError>;
+
+    async fn tenant(&self, id: TenantId) -> Result<Option<TenantRecord>, StoreError>;
+
+    /// Up to `limit` tenants in ascending slug order (bytewise, the same on
+    /// every backend), after `after` when given: pass the last slug of a page
+    /// to get the next one.
+    async fn list_tenants(&self, after: Option<&TenantSlug>, limit: u32) -> Result<Vec<Tenant>, StoreError>;
+
+    /// How many users `tenant` has (0 for a tenant that does not exist).
+    async fn count_users(&self, tenant: TenantId) -> Result<u64, StoreError>;
+
+    /// Replaces (or with `None`, removes) the tenant's API key hash, which
+    /// must be 32 bytes; false if there is no such tenant.
+    async fn set_api_key_hash(&self, tenant: TenantId, hash: Option<Vec<u8>>) -> Result<bool, StoreError>;
+
+    /// Every key of `tenant`, in every state, oldest first (by `created_at`,
+    /// then `kid`).
+    async fn tenant_keys(&self, tenant: TenantId) -> Result<Vec<StoredKey>, StoreError>;
+
+    /// The next, active and retired keys of every tenant: what a starting
+    /// instance loads. Ordered by tenant, then as [`Self::tenant_keys`].
+    async fn live_keys(&self) -> Result<Vec<StoredKey>, StoreError>;
+
+    /// The key `kid`, in any state.
+    async fn key(&self, kid: &str) -> Result<Option<StoredKey>, StoreError>;
+
+    /// Keys (any state) whose `changed_at_ms` is after `since_ms`, and the
+    /// database clock now (read first, so a key changed meanwhile is either
+    /// returned or after `db_now_ms`).
+    ///
+    /// A transaction stamps its rows when it writes them, not when it
+    /// commits, so a row may become visible with a `changed_at_ms` slightly
+    /// in the past: callers ask again from `db_now_ms` minus a lookback
+    /// window longer than a write transaction can take (the statement
+    /// timeout), not from `db_now_ms` itself. Deleted keys
+    /// ([`Self::prune_keys`]) are not reported; they were past their
+    /// `verify_until` (or revoked) anyway.
+    async fn keys_changed_since(&self, since_ms: i64) -> Result<KeyChanges, StoreError>;
+
+    /// Rotates the tenant's keys, atomically and serialized per tenant (a
+    /// concurrent rotation of the same tenant waits, then rotates what this
+    /// one left). See [`RotationMode`]:
+    ///
+    /// - `Graceful`: for each kind, the active key becomes retired
+    ///   (`retired_at = now`, `verify_until` = `access_verify_until` or
+    ///   `refresh_verify_until`), the next key becomes active
+    ///   (`activated_at = now`), and `new_keys` (one `Next` key per kind) are
+    ///   inserted. No next key for a kind is `Conflict::NoNextKey`, and
+    ///   nothing changes.
+    /// - `Revoke`: every next, active and retired key becomes revoked, its
+    ///   sealed secret wiped (`retired_at = now` unless already set), and
+    ///   `new_keys` (an `Active` and a `Next` key per kind) are inserted.
+    ///
+    /// A tenant that does not exist is `Conflict::UnknownTenant`. New keys
+    /// must belong to the tenant and be `Next` or `Active`, and the
+    /// rotation must leave an active key of each kind; otherwise it is
+    /// refused as a bug (`StoreError::Corrupt`) and nothing changes.
+    async fn rotate_keys(&self, rotation: KeyRotation) -> Result<RotatedKeys, StoreError>;
+
+    /// For start-up, with the default tenant: if `tenant` has no active key,
+    /// inserts `keys`; returns the tenant's live keys either way.
+    ///
+    /// Instances starting at once end up with one set: the first to get
+    /// there inserts, the others find its keys and insert nothing. A tenant
+    /// that does not exist is `Conflict::UnknownTenant`.
+    async fn install_keys_if_absent(&self, tenant: TenantId, keys: Vec<NewKey>) -> Result<Vec<StoredKey>, StoreError>;
+
+    /// Deletes retired keys whose `verify_until` is before `now`, and revoked
+    /// keys revoked (`retired_at`) more than [`KEY_REVOKED_RETENTION_SECS`]
+    /// before `now`; returns how many.
+    async fn prune_keys(&self, now: i64) -> Result<u64, StoreError>;
+
+    /// Up to `limit` keys that still have a sealed secret and were sealed
+    /// under a master key other than `master_key_id`, by `kid`: what
+    /// `tessera master-key rotate` has left to reseal.
+    async fn keys_sealed_by_other(&self, master_key_id: &str, limit: u32) -> Result<Vec<StoredKey>, StoreError>;
+
+    /// Replaces the sealed secret of `kid` with `sealed` (under
+    /// `new_master_key_id`) if it is still sealed under
+    /// `expected_master_key_id`; false (and nothing changed) otherwise:
+    /// no such key, revoked meanwhile, or resealed by someone else.
+    async fn reseal_key(
+        &self,
+        kid: &str,
+        expected_master_key_id: &str,
+        new_master_key_id: &str,
+        sealed: Vec<u8>,
+    ) -> Result<bool, StoreError>;
+
+    /// Notifications of key changes made by any instance, or `None` when the
+    /// backend has none (SQLite: a single process, which updates its own
+    /// memory). Start listening before loading the keys, so that no change
+    /// falls between the two.
+    async fn listen_key_changes(&self) -> Result<Option<Box<dyn KeyChangeListener>>, StoreError>;
+}
+
+/// How long [`TenantStore::prune_keys`] keeps a revoked key (7 days), so
+/// that a token signed with it is still recognized as revoked rather than
+/// signed by an unknown key.
+pub const KEY_REVOKED_RETENTION_SECS: i64 = 7 * 24 * 3600;
+
+/// A subscription to key changes, from [`TenantStore::listen_key_changes`].
+#[async_trait::async_trait]
+pub trait KeyChangeListener: Send + 'static {
+    /// Waits for the next change.
+    ///
+    /// - `Ok(Some(tenant))`: `tenant`'s keys changed (reload them).
+    /// - `Ok(None)`: the listener lost its connection and has a new one, so
+    ///   changes may have been missed: reload recent changes
+    ///   ([`TenantStore::keys_changed_since`]).
+    /// - `Err(_)`: it cannot listen right now (the database is unreachable);
+    ///   call again after a pause, and it reconnects (answering `Ok(None)`
+    ///   once it has).
+    ///
+    /// Meant to be awaited in a task of its own; cancelling it midway (at
+    /// shutdown) is safe, but may lose the change being received.
+    async fn next(&mut self) -> Result<Option<TenantId>, StoreError>;
+}
+
+/// Each tenant's audit log: what happened to its accounts, newest first.
+#[async_trait::async_trait]
+pub trait AuditStore: Send + Sync + 'static {
+    /// Stores `events` atomically and in order (ids increase along the
+    /// slice): one multi-row INSERT (SQLite splits more than a thousand
+    /// events into several, in one transaction). An empty slice does
+    /// nothing. An event of a tenant that does not exist is
+    /// `Conflict::UnknownTenant`, and then none of them is stored.
+    async fn append_audit(&self, events: &[NewAuditEvent]) -> Result<(), StoreError>;
+
+    /// Up to `limit` of `tenant`'s events, newest (highest id) first, with
+    /// ids below `before` when given: pass the last id of a page to get the
+    /// next one.
+    async fn audit_events(
+        &self,
+        tenant: TenantId,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<AuditEvent>, StoreError>;
+
+    /// Deletes up to `batch` events (of any tenant) that happened before
+    /// `older_than` (`at < older_than`), oldest first; returns how many.
+    /// Call again while it returns `batch`.
+    async fn prune_audit(&self, older_than: i64, batch: u32) -> Result<u64, StoreError>;
 }

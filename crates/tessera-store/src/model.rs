@@ -1,12 +1,14 @@
 use std::fmt;
 
-use tessera_core::{Email, PersonName, Role, SessionId, UserId};
+use tessera_core::{Email, PersonName, Role, SessionId, TenantId, TenantName, TenantSlug, UserId};
 use uuid::Uuid;
 
 /// An account as the rest of tessera sees it: never with its password hash.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
     pub id: UserId,
+    /// The tenant the account belongs to; emails are unique per tenant.
+    pub tenant: TenantId,
     pub email: Email,
     pub email_verified: bool,
     pub first_name: String,
@@ -40,6 +42,8 @@ impl fmt::Debug for UserRecord {
 #[derive(Clone)]
 pub struct NewUser {
     pub id: UserId,
+    /// Must exist ([`crate::Conflict::UnknownTenant`] otherwise).
+    pub tenant: TenantId,
     pub email: Email,
     pub password_hash: String,
     pub first_name: PersonName,
@@ -53,6 +57,7 @@ impl fmt::Debug for NewUser {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("NewUser")
             .field("id", &self.id)
+            .field("tenant", &self.tenant)
             .field("email", &self.email)
             .field("password_hash", &"[redacted]")
             .field("first_name", &self.first_name)
@@ -112,6 +117,8 @@ pub struct Session {
     pub email: Email,
     /// The user's role now (not at login).
     pub role: Role,
+    /// The owner's tenant.
+    pub tenant: TenantId,
 }
 
 /// A refresh: "session `session` of `user` presents refresh token
@@ -186,4 +193,295 @@ impl fmt::Debug for SealedSecrets {
             .field("created_at", &self.created_at)
             .finish()
     }
+}
+
+/// A customer of tessera, with its own users and signing keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tenant {
+    pub id: TenantId,
+    /// Unique; the tenant's name in URLs.
+    pub slug: TenantSlug,
+    /// The display name.
+    pub name: String,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+/// A tenant with the hash of its API key, to check a presented key against.
+///
+/// `Debug` shows whether there is a hash, never the hash.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TenantRecord {
+    pub tenant: Tenant,
+    /// SHA-256 of the tenant's API key (32 bytes); `None` when it has none.
+    pub api_key_hash: Option<Vec<u8>>,
+}
+
+impl fmt::Debug for TenantRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TenantRecord")
+            .field("tenant", &self.tenant)
+            .field("api_key_hash", &self.api_key_hash.as_ref().map(|_| "[redacted]"))
+            .finish()
+    }
+}
+
+/// What [`crate::TenantStore::create_tenant`] stores.
+///
+/// `Debug` shows whether there is an API key hash, never the hash.
+#[derive(Clone, PartialEq, Eq)]
+pub struct NewTenant {
+    pub id: TenantId,
+    pub slug: TenantSlug,
+    pub name: TenantName,
+    /// SHA-256 of the tenant's API key: exactly 32 bytes (a CHECK refuses
+    /// anything else), or `None`.
+    pub api_key_hash: Option<Vec<u8>>,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+impl fmt::Debug for NewTenant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NewTenant")
+            .field("id", &self.id)
+            .field("slug", &self.slug)
+            .field("name", &self.name)
+            .field("api_key_hash", &self.api_key_hash.as_ref().map(|_| "[redacted]"))
+            .field("created_at", &self.created_at)
+            .finish()
+    }
+}
+
+/// Which tokens a signing key signs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum KeyKind {
+    Access,
+    Refresh,
+}
+
+impl KeyKind {
+    pub const ALL: [Self; 2] = [Self::Access, Self::Refresh];
+
+    /// The text stored in `tenant_keys.kind`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Access => "access",
+            Self::Refresh => "refresh",
+        }
+    }
+
+    /// The inverse of [`Self::as_str`].
+    pub fn parse(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.as_str() == raw)
+    }
+}
+
+impl fmt::Display for KeyKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where a signing key is in its life:
+/// `Next` → `Active` → `Retired` → (pruned), or → `Revoked` from any of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum KeyState {
+    /// Published (so other instances and verifiers know it before it signs),
+    /// not signing yet; the next graceful rotation activates it.
+    Next,
+    /// Signs new tokens. At most one per tenant and kind.
+    Active,
+    /// No longer signs; still verifies until `verify_until`.
+    Retired,
+    /// Neither signs nor verifies; its sealed secret is gone.
+    Revoked,
+}
+
+impl KeyState {
+    pub const ALL: [Self; 4] = [Self::Next, Self::Active, Self::Retired, Self::Revoked];
+
+    /// The text stored in `tenant_keys.state`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Next => "next",
+            Self::Active => "active",
+            Self::Retired => "retired",
+            Self::Revoked => "revoked",
+        }
+    }
+
+    /// The inverse of [`Self::as_str`].
+    pub fn parse(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|state| state.as_str() == raw)
+    }
+
+    /// Next, active and retired keys: the ones an instance keeps in memory.
+    pub const fn is_live(self) -> bool {
+        !matches!(self, Self::Revoked)
+    }
+}
+
+impl fmt::Display for KeyState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A tenant's signing key as stored: its secret sealed by the server under
+/// the master key `master_key_id`.
+///
+/// `Debug` shows the length of the sealed secret only.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StoredKey {
+    /// The key id (`kid` of the tokens it signs); unique across tenants.
+    pub kid: String,
+    pub tenant: TenantId,
+    pub kind: KeyKind,
+    pub state: KeyState,
+    /// Which master key sealed `sealed`.
+    pub master_key_id: String,
+    /// The sealed secret; `None` once revoked (and only then).
+    pub sealed: Option<Vec<u8>>,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// When it became active, unix seconds.
+    pub activated_at: Option<i64>,
+    /// When it was retired or revoked, unix seconds.
+    pub retired_at: Option<i64>,
+    /// A retired key verifies tokens until then, unix seconds.
+    pub verify_until: Option<i64>,
+    /// When the row last changed, unix **milliseconds** on the database's
+    /// clock (see [`crate::TenantStore::keys_changed_since`]).
+    pub changed_at_ms: i64,
+}
+
+impl fmt::Debug for StoredKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoredKey")
+            .field("kid", &self.kid)
+            .field("tenant", &self.tenant)
+            .field("kind", &self.kind)
+            .field("state", &self.state)
+            .field("master_key_id", &self.master_key_id)
+            .field("sealed_len", &self.sealed.as_ref().map(Vec::len))
+            .field("created_at", &self.created_at)
+            .field("activated_at", &self.activated_at)
+            .field("retired_at", &self.retired_at)
+            .field("verify_until", &self.verify_until)
+            .field("changed_at_ms", &self.changed_at_ms)
+            .finish()
+    }
+}
+
+/// A signing key to store, sealed by the server.
+///
+/// `Debug` shows the length of the sealed secret only.
+#[derive(Clone, PartialEq, Eq)]
+pub struct NewKey {
+    pub kid: String,
+    pub tenant: TenantId,
+    pub kind: KeyKind,
+    /// [`KeyState::Next`] or [`KeyState::Active`] (an active key gets
+    /// `activated_at = created_at`); anything else is refused.
+    pub state: KeyState,
+    pub master_key_id: String,
+    pub sealed: Vec<u8>,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+impl fmt::Debug for NewKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NewKey")
+            .field("kid", &self.kid)
+            .field("tenant", &self.tenant)
+            .field("kind", &self.kind)
+            .field("state", &self.state)
+            .field("master_key_id", &self.master_key_id)
+            .field("sealed_len", &self.sealed.len())
+            .field("created_at", &self.created_at)
+            .finish()
+    }
+}
+
+/// How [`crate::TenantStore::rotate_keys`] rotates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RotationMode {
+    /// Per kind: active → retired (still verifying until its
+    /// `verify_until`), next → active, and one new `Next` key per kind.
+    Graceful,
+    /// Every next, active and retired key → revoked (sealed secret wiped),
+    /// and a new `Active` and `Next` key per kind: every token signed so far
+    /// stops verifying.
+    Revoke,
+}
+
+/// A key rotation of one tenant. See [`crate::TenantStore::rotate_keys`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyRotation {
+    pub tenant: TenantId,
+    pub mode: RotationMode,
+    /// Unix seconds.
+    pub now: i64,
+    /// `verify_until` of the access key a graceful rotation retires.
+    pub access_verify_until: i64,
+    /// `verify_until` of the refresh key a graceful rotation retires.
+    pub refresh_verify_until: i64,
+    /// Graceful: one `Next` key per kind. Revoke: an `Active` and a `Next`
+    /// key per kind. All of `tenant`.
+    pub new_keys: Vec<NewKey>,
+}
+
+/// What a rotation left.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RotatedKeys {
+    /// The kid of the active access key now.
+    pub access_kid: String,
+    /// The kid of the active refresh key now.
+    pub refresh_kid: String,
+    /// The tenant's next, active and retired keys after the rotation.
+    pub keys: Vec<StoredKey>,
+}
+
+/// What [`crate::TenantStore::keys_changed_since`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyChanges {
+    /// Keys (any state) whose `changed_at_ms` is after the given time.
+    pub keys: Vec<StoredKey>,
+    /// The database's clock, unix milliseconds, read before the keys were.
+    pub db_now_ms: i64,
+}
+
+/// One entry of a tenant's audit log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEvent {
+    /// Increasing in insertion order; the pagination cursor.
+    pub id: i64,
+    pub tenant: TenantId,
+    /// Unix seconds.
+    pub at: i64,
+    /// The event type, e.g. `login.succeeded` (column `type`).
+    pub kind: String,
+    pub user: Option<UserId>,
+    pub session: Option<SessionId>,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    /// A JSON object as text; the store does not interpret it.
+    pub detail: Option<String>,
+}
+
+/// What [`crate::AuditStore::append_audit`] stores.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewAuditEvent {
+    pub tenant: TenantId,
+    /// Unix seconds.
+    pub at: i64,
+    /// The event type, e.g. `login.succeeded`.
+    pub kind: String,
+    pub user: Option<UserId>,
+    pub session: Option<SessionId>,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub detail: Option<String>,
 }

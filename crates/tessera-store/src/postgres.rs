@@ -1,5 +1,6 @@
-//! The PostgreSQL backend: users, sessions and the shared default secrets in
-//! one database that several tessera instances use at once.
+//! The PostgreSQL backend: tenants, users, sessions, signing keys, the audit
+//! log and the shared default secrets in one database that several tessera
+//! instances use at once.
 //!
 //! Same schema, constraint names and behaviour as the SQLite backend (the
 //! generic suite in `tests/store.rs` holds both to it), with native types:
@@ -21,6 +22,13 @@
 //! Every call holds at most one pooled connection, and never while waiting for
 //! another: a storm of refreshes can exhaust the pool (callers then get
 //! [`StoreError::Unavailable`] after the acquire timeout) but never deadlock it.
+//!
+//! Key changes are announced on the channel `tessera_keys` (`NOTIFY`, with
+//! the tenant id as payload) by the transaction that makes them, so every
+//! instance hears of them at commit. A [`KeyChangeListener`] holds one
+//! connection of its own, outside the pool, and pings it when it has been
+//! quiet for [`PostgresStore::LISTENER_PING_EVERY`], so a connection that
+//! died silently is noticed and replaced.
 
 use std::fmt;
 use std::io;
@@ -29,17 +37,19 @@ use std::time::Duration;
 
 use sqlx::migrate::Migrator;
 use sqlx::pool::PoolConnection;
-use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, Postgres};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgListener, PgPool, PgPoolOptions, Postgres};
 use sqlx::{Connection, Executor, FromRow};
-use tessera_core::{Email, SessionId, UserId};
+use tessera_core::{Email, SessionId, TenantId, TenantSlug, UserId};
 use tokio::time::error::Elapsed;
 use uuid::Uuid;
 
-use crate::decode::{email, role, StoredSession};
-use crate::error::{conflict_for, from_migrate, from_sqlx};
+use crate::decode::{active_kids, bug, check_new_keys, email, key_kind, key_state, role, slug, StoredSession};
+use crate::error::{conflict_for, from_migrate, from_sqlx, is_key_slot_taken};
 use crate::{
-    Health, NewSession, NewUser, RefreshState, Rotation, RotationOutcome, SealedSecrets, SecretStore, Session,
-    SessionStore, StoreError, User, UserRecord, UserStore,
+    AuditEvent, AuditStore, Conflict, Health, KeyChangeListener, KeyChanges, KeyKind, KeyRotation, KeyState,
+    NewAuditEvent, NewKey, NewSession, NewTenant, NewUser, RefreshState, RotatedKeys, Rotation, RotationMode,
+    RotationOutcome, SealedSecrets, SecretStore, Session, SessionStore, StoreError, StoredKey, Tenant, TenantRecord,
+    TenantStore, User, UserRecord, UserStore, KEY_REVOKED_RETENTION_SECS,
 };
 
 /// The schema, embedded at compile time.
@@ -114,8 +124,8 @@ impl Default for PostgresOptions {
     }
 }
 
-/// Users, sessions and the default secrets in one PostgreSQL database. Cheap
-/// to clone: clones share the pool.
+/// Tenants, users, sessions, keys, the audit log and the default secrets in
+/// one PostgreSQL database. Cheap to clone: clones share the pool.
 ///
 /// `Debug` shows where it connects, never the password.
 #[derive(Clone)]
@@ -148,6 +158,11 @@ impl PostgresStore {
     /// statement timeout.
     pub const PURGE_BATCH: i64 = 1000;
 
+    /// How long a [`KeyChangeListener`] waits for a notification before it
+    /// pings its connection (within the call deadline) to make sure it is
+    /// still there.
+    pub const LISTENER_PING_EVERY: Duration = Duration::from_secs(15);
+
     /// [`Self::connect_with`] and the default [`PostgresOptions`].
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         Self::connect_with(url, PostgresOptions::default()).await
@@ -165,10 +180,10 @@ impl PostgresStore {
         if connect_options.get_application_name().is_none() {
             connect_options = connect_options.application_name("tessera");
         }
-        let statement_timeout_ms = options.statement_timeout.as_millis();
         let pool = PgPoolOptions::new()
             .max_connections(options.max_connections)
-            .acquire_timeout(options.acquire_timeout)
+            .acquire_timeout(options.acquire_timeout);
+        let pool = with_statement_timeout(pool, &options)
             // sqlx pings every connection before lending it out: a second
             // round trip per store call, the largest cost of a refresh under
             // load. A connection in steady use has just proven itself; one
@@ -182,15 +197,6 @@ impl PostgresStore {
                         conn.ping().await?;
                     }
                     Ok(true)
-                })
-            })
-            // A `SET` rather than `options=-c statement_timeout=...` in the
-            // startup packet, which PgBouncer refuses by default.
-            .after_connect(move |conn, _meta| {
-                Box::pin(async move {
-                    let set = format!("SET statement_timeout = {statement_timeout_ms}");
-                    conn.execute(set.as_str()).await?;
-                    Ok(())
                 })
             })
             .connect_with(connect_options.clone())
@@ -318,6 +324,20 @@ macro_rules! bounded {
     }};
 }
 
+/// `pool` with every new connection's `statement_timeout` set: a `SET`
+/// rather than `options=-c statement_timeout=...` in the startup packet,
+/// which PgBouncer refuses by default.
+fn with_statement_timeout(pool: PgPoolOptions, options: &PostgresOptions) -> PgPoolOptions {
+    let statement_timeout_ms = options.statement_timeout.as_millis();
+    pool.after_connect(move |conn, _meta| {
+        Box::pin(async move {
+            let set = format!("SET statement_timeout = {statement_timeout_ms}");
+            conn.execute(set.as_str()).await?;
+            Ok(())
+        })
+    })
+}
+
 fn map_err(err: sqlx::Error) -> StoreError {
     from_sqlx(err, database_error)
 }
@@ -362,6 +382,7 @@ fn database_error(err: sqlx::Error) -> StoreError {
 #[derive(FromRow)]
 struct UserRow {
     id: Uuid,
+    tenant_id: Uuid,
     email: String,
     email_verified: bool,
     first_name: String,
@@ -393,6 +414,7 @@ struct SessionRow {
     rotated_at: Option<i64>,
     email: String,
     role: String,
+    tenant_id: Uuid,
 }
 
 #[derive(FromRow)]
@@ -409,6 +431,7 @@ impl TryFrom<UserRow> for User {
     fn try_from(row: UserRow) -> Result<Self, StoreError> {
         Ok(User {
             id: UserId::from_uuid(row.id),
+            tenant: TenantId::from_uuid(row.tenant_id),
             email: email(&row.email, "users.email")?,
             email_verified: row.email_verified,
             first_name: row.first_name,
@@ -439,6 +462,7 @@ impl TryFrom<SessionRow> for StoredSession {
             },
             email: email(&row.email, "users.email")?,
             role: role(&row.role, "users.role")?,
+            tenant: TenantId::from_uuid(row.tenant_id),
         };
         Ok(StoredSession {
             session,
@@ -462,14 +486,14 @@ impl From<SecretsRow> for SealedSecrets {
 const SELECT_LIVE_SESSION: &str = concat!(
     "SELECT ",
     session_columns!(),
-    ", users.email, users.role FROM sessions JOIN users ON users.id = sessions.user_id \
+    ", users.email, users.role, users.tenant_id FROM sessions JOIN users ON users.id = sessions.user_id \
      WHERE sessions.id = $1 AND sessions.user_id = $2 AND sessions.expires_at > $3"
 );
 
 const SELECT_LIVE_SESSIONS_OF_USER: &str = concat!(
     "SELECT ",
     session_columns!(),
-    ", users.email, users.role FROM sessions JOIN users ON users.id = sessions.user_id \
+    ", users.email, users.role, users.tenant_id FROM sessions JOIN users ON users.id = sessions.user_id \
      WHERE sessions.user_id = $1 AND sessions.expires_at > $2 \
      ORDER BY sessions.last_used_at DESC, sessions.created_at DESC, sessions.id"
 );
@@ -488,7 +512,8 @@ const ROTATE: &str = concat!(
      RETURNING ",
     session_columns!(),
     ", (SELECT email FROM users WHERE users.id = sessions.user_id) AS email, \
-     (SELECT role FROM users WHERE users.id = sessions.user_id) AS role"
+     (SELECT role FROM users WHERE users.id = sessions.user_id) AS role, \
+     (SELECT tenant_id FROM users WHERE users.id = sessions.user_id) AS tenant_id"
 );
 
 /// One batch of [`SessionStore::purge_expired`]. `SKIP LOCKED`: instances
@@ -516,40 +541,16 @@ async fn live_session(
 #[async_trait::async_trait]
 impl UserStore for PostgresStore {
     async fn create_user(&self, user: NewUser) -> Result<User, StoreError> {
-        bounded!(self, |conn| {
-            sqlx::query(
-                "INSERT INTO users \
-                 (id, email, email_verified, password_hash, first_name, last_name, role, created_at) \
-                 VALUES ($1, $2, false, $3, $4, $5, $6, $7)",
-            )
-            .bind(user.id.as_uuid())
-            .bind(user.email.as_str())
-            .bind(&user.password_hash)
-            .bind(user.first_name.as_str())
-            .bind(user.last_name.as_str())
-            .bind(user.role.as_str())
-            .bind(user.created_at)
-            .execute(&mut *conn)
-            .await
-            .map_err(map_err)
-        })?;
-        Ok(User {
-            id: user.id,
-            email: user.email,
-            email_verified: false,
-            first_name: user.first_name.into_string(),
-            last_name: user.last_name.into_string(),
-            role: user.role,
-            created_at: user.created_at,
-        })
+        bounded!(self, |conn| insert_user(&mut conn, user).await)
     }
 
-    async fn find_user_by_email(&self, email: &Email) -> Result<Option<UserRecord>, StoreError> {
+    async fn find_user_by_email(&self, tenant: TenantId, email: &Email) -> Result<Option<UserRecord>, StoreError> {
         let row: Option<UserRecordRow> = bounded!(self, |conn| {
             sqlx::query_as(
-                "SELECT id, email, email_verified, first_name, last_name, role, created_at, \
-                 password_hash FROM users WHERE email = $1",
+                "SELECT id, tenant_id, email, email_verified, first_name, last_name, role, created_at, \
+                 password_hash FROM users WHERE tenant_id = $1 AND email = $2",
             )
+            .bind(tenant.as_uuid())
             .bind(email.as_str())
             .fetch_optional(&mut *conn)
             .await
@@ -567,7 +568,7 @@ impl UserStore for PostgresStore {
     async fn find_user(&self, id: UserId) -> Result<Option<User>, StoreError> {
         let row: Option<UserRow> = bounded!(self, |conn| {
             sqlx::query_as(
-                "SELECT id, email, email_verified, first_name, last_name, role, created_at \
+                "SELECT id, tenant_id, email, email_verified, first_name, last_name, role, created_at \
                  FROM users WHERE id = $1",
             )
             .bind(id.as_uuid())
@@ -600,6 +601,66 @@ impl UserStore for PostgresStore {
         })?;
         Ok(done.rows_affected() > 0)
     }
+
+    async fn user_ids_in_tenant(
+        &self,
+        tenant: TenantId,
+        after: Option<UserId>,
+        limit: u32,
+    ) -> Result<Vec<UserId>, StoreError> {
+        let rows: Vec<(Uuid,)> = bounded!(self, |conn| {
+            match after {
+                Some(after) => {
+                    sqlx::query_as("SELECT id FROM users WHERE tenant_id = $1 AND id > $2 ORDER BY id LIMIT $3")
+                        .bind(tenant.as_uuid())
+                        .bind(after.as_uuid())
+                        .bind(i64::from(limit))
+                        .fetch_all(&mut *conn)
+                        .await
+                }
+                None => {
+                    sqlx::query_as("SELECT id FROM users WHERE tenant_id = $1 ORDER BY id LIMIT $2")
+                        .bind(tenant.as_uuid())
+                        .bind(i64::from(limit))
+                        .fetch_all(&mut *conn)
+                        .await
+                }
+            }
+            .map_err(map_err)
+        })?;
+        Ok(rows.into_iter().map(|(id,)| UserId::from_uuid(id)).collect())
+    }
+}
+
+/// Inserts `user` on `conn` (alone, or in a transaction). A tenant that does
+/// not exist is `users_tenant_id_fkey`, `Conflict::UnknownTenant`.
+async fn insert_user(conn: &mut PgConnection, user: NewUser) -> Result<User, StoreError> {
+    sqlx::query(
+        "INSERT INTO users \
+         (id, tenant_id, email, email_verified, password_hash, first_name, last_name, role, created_at) \
+         VALUES ($1, $2, $3, false, $4, $5, $6, $7, $8)",
+    )
+    .bind(user.id.as_uuid())
+    .bind(user.tenant.as_uuid())
+    .bind(user.email.as_str())
+    .bind(&user.password_hash)
+    .bind(user.first_name.as_str())
+    .bind(user.last_name.as_str())
+    .bind(user.role.as_str())
+    .bind(user.created_at)
+    .execute(&mut *conn)
+    .await
+    .map_err(map_err)?;
+    Ok(User {
+        id: user.id,
+        tenant: user.tenant,
+        email: user.email,
+        email_verified: false,
+        first_name: user.first_name.into_string(),
+        last_name: user.last_name.into_string(),
+        role: user.role,
+        created_at: user.created_at,
+    })
 }
 
 #[async_trait::async_trait]
@@ -748,6 +809,17 @@ impl SessionStore for PostgresStore {
             }
         }
     }
+
+    async fn revoke_tenant_sessions(&self, tenant: TenantId) -> Result<u64, StoreError> {
+        let done = bounded!(self, |conn| {
+            sqlx::query("DELETE FROM sessions WHERE user_id IN (SELECT id FROM users WHERE tenant_id = $1)")
+                .bind(tenant.as_uuid())
+                .execute(&mut *conn)
+                .await
+                .map_err(map_err)
+        })?;
+        Ok(done.rows_affected())
+    }
 }
 
 #[async_trait::async_trait]
@@ -788,5 +860,709 @@ impl SecretStore for PostgresStore {
         // Nothing deletes the row, so the read always finds one.
         row.map(SealedSecrets::from)
             .ok_or_else(|| StoreError::Corrupt("default_secrets has no row right after an insert".to_owned()))
+    }
+
+    async fn default_secrets(&self) -> Result<Option<SealedSecrets>, StoreError> {
+        let row: Option<SecretsRow> = bounded!(self, |conn| {
+            sqlx::query_as("SELECT master_key_id, access, refresh, created_at FROM default_secrets WHERE id = 1")
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(map_err)
+        })?;
+        Ok(row.map(SealedSecrets::from))
+    }
+}
+
+/// The database clock now, unix milliseconds, for `tenant_keys.changed_at`.
+/// `clock_timestamp()`, not `now()`: the time of the write, not of the start
+/// of its transaction, which may have waited on a lock.
+macro_rules! now_ms {
+    () => {
+        "(extract(epoch FROM clock_timestamp()) * 1000)::bigint"
+    };
+}
+
+/// The channel key changes are announced on; the payload is the tenant id.
+const KEY_CHANNEL: &str = "tessera_keys";
+
+#[derive(FromRow)]
+struct TenantRow {
+    id: Uuid,
+    slug: String,
+    name: String,
+    api_key_hash: Option<Vec<u8>>,
+    created_at: i64,
+}
+
+impl TryFrom<TenantRow> for TenantRecord {
+    type Error = StoreError;
+
+    fn try_from(row: TenantRow) -> Result<Self, StoreError> {
+        Ok(TenantRecord {
+            tenant: Tenant {
+                id: TenantId::from_uuid(row.id),
+                slug: slug(&row.slug, "tenants.slug")?,
+                name: row.name,
+                created_at: row.created_at,
+            },
+            api_key_hash: row.api_key_hash,
+        })
+    }
+}
+
+#[derive(FromRow)]
+struct KeyRow {
+    kid: String,
+    tenant_id: Uuid,
+    kind: String,
+    state: String,
+    master_key_id: String,
+    sealed: Option<Vec<u8>>,
+    created_at: i64,
+    activated_at: Option<i64>,
+    retired_at: Option<i64>,
+    verify_until: Option<i64>,
+    changed_at: i64,
+}
+
+impl TryFrom<KeyRow> for StoredKey {
+    type Error = StoreError;
+
+    fn try_from(row: KeyRow) -> Result<Self, StoreError> {
+        Ok(StoredKey {
+            kid: row.kid,
+            tenant: TenantId::from_uuid(row.tenant_id),
+            kind: key_kind(&row.kind)?,
+            state: key_state(&row.state)?,
+            master_key_id: row.master_key_id,
+            sealed: row.sealed,
+            created_at: row.created_at,
+            activated_at: row.activated_at,
+            retired_at: row.retired_at,
+            verify_until: row.verify_until,
+            changed_at_ms: row.changed_at,
+        })
+    }
+}
+
+fn stored_keys(rows: Vec<KeyRow>) -> Result<Vec<StoredKey>, StoreError> {
+    rows.into_iter().map(StoredKey::try_from).collect()
+}
+
+const SELECT_TENANT: &str = "SELECT id, slug, name, api_key_hash, created_at FROM tenants";
+
+const SELECT_LIVE_TENANT_KEYS: &str = concat!(
+    "SELECT ",
+    key_columns!(),
+    " FROM tenant_keys WHERE tenant_id = $1 AND state IN ('next', 'active', 'retired') \
+     ORDER BY created_at, kid"
+);
+
+/// Inserts `keys` (checked by [`check_new_keys`]) in the transaction `conn`
+/// is in. The error is left for the caller: losing a key slot may mean
+/// another instance won ([`is_key_slot_taken`]).
+async fn insert_keys(conn: &mut PgConnection, keys: &[NewKey]) -> Result<(), sqlx::Error> {
+    for key in keys {
+        sqlx::query(concat!(
+            "INSERT INTO tenant_keys \
+             (kid, tenant_id, kind, state, master_key_id, sealed, created_at, activated_at, changed_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, ",
+            now_ms!(),
+            ")"
+        ))
+        .bind(&key.kid)
+        .bind(key.tenant.as_uuid())
+        .bind(key.kind.as_str())
+        .bind(key.state.as_str())
+        .bind(&key.master_key_id)
+        .bind(&key.sealed)
+        .bind(key.created_at)
+        .bind((key.state == KeyState::Active).then_some(key.created_at))
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Announces that `tenant`'s keys changed, when the transaction `conn` is in
+/// commits (and not at all if it rolls back).
+async fn notify_key_change(conn: &mut PgConnection, tenant: TenantId) -> Result<(), StoreError> {
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(KEY_CHANNEL)
+        .bind(tenant.to_string())
+        .execute(&mut *conn)
+        .await
+        .map_err(map_err)?;
+    Ok(())
+}
+
+/// Locks `tenant`'s row until the transaction `conn` is in ends; false if
+/// there is no such tenant.
+///
+/// `FOR NO KEY UPDATE` serializes key writers of one tenant (rotations,
+/// installs) without blocking anything else: inserting a user or an audit
+/// event of the tenant takes `FOR KEY SHARE` (the foreign-key check), which
+/// does not conflict with it, where `FOR UPDATE` would make them wait for the
+/// rotation.
+async fn lock_tenant(conn: &mut PgConnection, tenant: TenantId) -> Result<bool, StoreError> {
+    let found: Option<(i32,)> = sqlx::query_as("SELECT 1 FROM tenants WHERE id = $1 FOR NO KEY UPDATE")
+        .bind(tenant.as_uuid())
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(map_err)?;
+    Ok(found.is_some())
+}
+
+async fn live_tenant_keys(conn: &mut PgConnection, tenant: TenantId) -> Result<Vec<StoredKey>, StoreError> {
+    let rows: Vec<KeyRow> = sqlx::query_as(SELECT_LIVE_TENANT_KEYS)
+        .bind(tenant.as_uuid())
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(map_err)?;
+    stored_keys(rows)
+}
+
+#[async_trait::async_trait]
+impl TenantStore for PostgresStore {
+    async fn create_tenant(
+        &self,
+        tenant: NewTenant,
+        keys: Vec<NewKey>,
+        owner: Option<NewUser>,
+    ) -> Result<Tenant, StoreError> {
+        check_new_keys(tenant.id, &keys)?;
+        if owner.as_ref().is_some_and(|owner| owner.tenant != tenant.id) {
+            return Err(bug("the owner of a new tenant belongs to another tenant"));
+        }
+        bounded!(self, |conn| {
+            // Any error drops the transaction, which rolls it back.
+            let mut tx = Connection::begin(&mut *conn).await.map_err(map_err)?;
+            sqlx::query("INSERT INTO tenants (id, slug, name, api_key_hash, created_at) VALUES ($1, $2, $3, $4, $5)")
+                .bind(tenant.id.as_uuid())
+                .bind(tenant.slug.as_str())
+                .bind(tenant.name.as_str())
+                .bind(&tenant.api_key_hash)
+                .bind(tenant.created_at)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+            insert_keys(&mut tx, &keys).await.map_err(map_err)?;
+            if let Some(owner) = owner {
+                insert_user(&mut tx, owner).await?;
+            }
+            if !keys.is_empty() {
+                notify_key_change(&mut tx, tenant.id).await?;
+            }
+            tx.commit().await.map_err(map_err)
+        })?;
+        Ok(Tenant {
+            id: tenant.id,
+            slug: tenant.slug,
+            name: tenant.name.as_str().to_owned(),
+            created_at: tenant.created_at,
+        })
+    }
+
+    async fn tenant_by_slug(&self, slug: &TenantSlug) -> Result<Option<TenantRecord>, StoreError> {
+        let row: Option<TenantRow> = bounded!(self, |conn| {
+            sqlx::query_as(&format!("{SELECT_TENANT} WHERE slug = $1"))
+                .bind(slug.as_str())
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(map_err)
+        })?;
+        row.map(TenantRecord::try_from).transpose()
+    }
+
+    async fn tenant(&self, id: TenantId) -> Result<Option<TenantRecord>, StoreError> {
+        let row: Option<TenantRow> = bounded!(self, |conn| {
+            sqlx::query_as(&format!("{SELECT_TENANT} WHERE id = $1"))
+                .bind(id.as_uuid())
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(map_err)
+        })?;
+        row.map(TenantRecord::try_from).transpose()
+    }
+
+    async fn list_tenants(&self, after: Option<&TenantSlug>, limit: u32) -> Result<Vec<Tenant>, StoreError> {
+        // The column's collation is "C" (bytewise); every slug sorts after
+        // the empty string.
+        let rows: Vec<TenantRow> = bounded!(self, |conn| {
+            sqlx::query_as(&format!("{SELECT_TENANT} WHERE slug > $1 ORDER BY slug LIMIT $2"))
+                .bind(after.map_or("", TenantSlug::as_str))
+                .bind(i64::from(limit))
+                .fetch_all(&mut *conn)
+                .await
+                .map_err(map_err)
+        })?;
+        rows.into_iter()
+            .map(|row| Ok(TenantRecord::try_from(row)?.tenant))
+            .collect()
+    }
+
+    async fn count_users(&self, tenant: TenantId) -> Result<u64, StoreError> {
+        let (count,): (i64,) = bounded!(self, |conn| {
+            sqlx::query_as("SELECT count(*) FROM users WHERE tenant_id = $1")
+                .bind(tenant.as_uuid())
+                .fetch_one(&mut *conn)
+                .await
+                .map_err(map_err)
+        })?;
+        Ok(count.unsigned_abs())
+    }
+
+    async fn set_api_key_hash(&self, tenant: TenantId, hash: Option<Vec<u8>>) -> Result<bool, StoreError> {
+        let done = bounded!(self, |conn| {
+            sqlx::query("UPDATE tenants SET api_key_hash = $2 WHERE id = $1")
+                .bind(tenant.as_uuid())
+                .bind(&hash)
+                .execute(&mut *conn)
+                .await
+                .map_err(map_err)
+        })?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn tenant_keys(&self, tenant: TenantId) -> Result<Vec<StoredKey>, StoreError> {
+        let rows: Vec<KeyRow> = bounded!(self, |conn| {
+            sqlx::query_as(concat!(
+                "SELECT ",
+                key_columns!(),
+                " FROM tenant_keys WHERE tenant_id = $1 ORDER BY created_at, kid"
+            ))
+            .bind(tenant.as_uuid())
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(map_err)
+        })?;
+        stored_keys(rows)
+    }
+
+    async fn live_keys(&self) -> Result<Vec<StoredKey>, StoreError> {
+        let rows: Vec<KeyRow> = bounded!(self, |conn| {
+            sqlx::query_as(concat!(
+                "SELECT ",
+                key_columns!(),
+                " FROM tenant_keys WHERE state IN ('next', 'active', 'retired') \
+                 ORDER BY tenant_id, created_at, kid"
+            ))
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(map_err)
+        })?;
+        stored_keys(rows)
+    }
+
+    async fn key(&self, kid: &str) -> Result<Option<StoredKey>, StoreError> {
+        let row: Option<KeyRow> = bounded!(self, |conn| {
+            sqlx::query_as(concat!("SELECT ", key_columns!(), " FROM tenant_keys WHERE kid = $1"))
+                .bind(kid)
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(map_err)
+        })?;
+        row.map(StoredKey::try_from).transpose()
+    }
+
+    async fn keys_changed_since(&self, since_ms: i64) -> Result<KeyChanges, StoreError> {
+        let (db_now_ms, rows): (i64, Vec<KeyRow>) = bounded!(self, |conn| {
+            // The clock first: a key changed after this read is either
+            // returned below or stamped after `db_now_ms`.
+            let (db_now_ms,): (i64,) = sqlx::query_as(concat!("SELECT ", now_ms!()))
+                .fetch_one(&mut *conn)
+                .await
+                .map_err(map_err)?;
+            let rows = sqlx::query_as(concat!(
+                "SELECT ",
+                key_columns!(),
+                " FROM tenant_keys WHERE changed_at > $1 ORDER BY changed_at, kid"
+            ))
+            .bind(since_ms)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(map_err)?;
+            Ok((db_now_ms, rows))
+        })?;
+        Ok(KeyChanges {
+            keys: stored_keys(rows)?,
+            db_now_ms,
+        })
+    }
+
+    async fn rotate_keys(&self, rotation: KeyRotation) -> Result<RotatedKeys, StoreError> {
+        check_new_keys(rotation.tenant, &rotation.new_keys)?;
+        let tenant = rotation.tenant.as_uuid();
+        bounded!(self, |conn| {
+            // Any error drops the transaction, which rolls it back.
+            let mut tx = Connection::begin(&mut *conn).await.map_err(map_err)?;
+            // Rotations of one tenant queue here, each seeing what the one
+            // before it left.
+            if !lock_tenant(&mut tx, rotation.tenant).await? {
+                return Err(Conflict::UnknownTenant.into());
+            }
+            match rotation.mode {
+                RotationMode::Graceful => {
+                    let next: Vec<(String,)> =
+                        sqlx::query_as("SELECT kind FROM tenant_keys WHERE tenant_id = $1 AND state = 'next'")
+                            .bind(tenant)
+                            .fetch_all(&mut *tx)
+                            .await
+                            .map_err(map_err)?;
+                    if !KeyKind::ALL
+                        .iter()
+                        .all(|kind| next.iter().any(|(k,)| k == kind.as_str()))
+                    {
+                        return Err(Conflict::NoNextKey.into());
+                    }
+                    // Retire first: the new active keys need the slots (a
+                    // unique index is checked row by row, not at the end).
+                    sqlx::query(concat!(
+                        "UPDATE tenant_keys SET state = 'retired', retired_at = $2, \
+                         verify_until = CASE kind WHEN 'access' THEN $3 ELSE $4 END, changed_at = ",
+                        now_ms!(),
+                        " WHERE tenant_id = $1 AND state = 'active'"
+                    ))
+                    .bind(tenant)
+                    .bind(rotation.now)
+                    .bind(rotation.access_verify_until)
+                    .bind(rotation.refresh_verify_until)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                    sqlx::query(concat!(
+                        "UPDATE tenant_keys SET state = 'active', activated_at = $2, changed_at = ",
+                        now_ms!(),
+                        " WHERE tenant_id = $1 AND state = 'next'"
+                    ))
+                    .bind(tenant)
+                    .bind(rotation.now)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                }
+                RotationMode::Revoke => {
+                    sqlx::query(concat!(
+                        "UPDATE tenant_keys SET state = 'revoked', sealed = NULL, \
+                         retired_at = coalesce(retired_at, $2), changed_at = ",
+                        now_ms!(),
+                        " WHERE tenant_id = $1 AND state IN ('next', 'active', 'retired')"
+                    ))
+                    .bind(tenant)
+                    .bind(rotation.now)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                }
+            }
+            insert_keys(&mut tx, &rotation.new_keys).await.map_err(map_err)?;
+            let keys = live_tenant_keys(&mut tx, rotation.tenant).await?;
+            let (access_kid, refresh_kid) = active_kids(&keys)?;
+            notify_key_change(&mut tx, rotation.tenant).await?;
+            tx.commit().await.map_err(map_err)?;
+            Ok(RotatedKeys {
+                access_kid,
+                refresh_kid,
+                keys,
+            })
+        })
+    }
+
+    async fn install_keys_if_absent(&self, tenant: TenantId, keys: Vec<NewKey>) -> Result<Vec<StoredKey>, StoreError> {
+        check_new_keys(tenant, &keys)?;
+        bounded!(self, |conn| {
+            let mut tx = Connection::begin(&mut *conn).await.map_err(map_err)?;
+            // Instances starting at once queue here; the ones after the
+            // first find its keys.
+            if !lock_tenant(&mut tx, tenant).await? {
+                return Err(Conflict::UnknownTenant.into());
+            }
+            let active: Option<(i32,)> =
+                sqlx::query_as("SELECT 1 FROM tenant_keys WHERE tenant_id = $1 AND state = 'active' LIMIT 1")
+                    .bind(tenant.as_uuid())
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+            if active.is_none() {
+                match insert_keys(&mut tx, &keys).await {
+                    Ok(()) => notify_key_change(&mut tx, tenant).await?,
+                    // Only a writer that skipped the lock could have taken a
+                    // slot meanwhile; it won, and nothing of ours is kept.
+                    Err(err) if is_key_slot_taken(&err) => {
+                        tx.rollback().await.map_err(map_err)?;
+                        return live_tenant_keys(&mut conn, tenant).await;
+                    }
+                    Err(err) => return Err(map_err(err)),
+                }
+            }
+            let live = live_tenant_keys(&mut tx, tenant).await?;
+            tx.commit().await.map_err(map_err)?;
+            Ok(live)
+        })
+    }
+
+    async fn prune_keys(&self, now: i64) -> Result<u64, StoreError> {
+        let done = bounded!(self, |conn| {
+            sqlx::query(
+                "DELETE FROM tenant_keys WHERE (state = 'retired' AND verify_until < $1) \
+                 OR (state = 'revoked' AND retired_at < $2)",
+            )
+            .bind(now)
+            .bind(now.saturating_sub(KEY_REVOKED_RETENTION_SECS))
+            .execute(&mut *conn)
+            .await
+            .map_err(map_err)
+        })?;
+        Ok(done.rows_affected())
+    }
+
+    async fn keys_sealed_by_other(&self, master_key_id: &str, limit: u32) -> Result<Vec<StoredKey>, StoreError> {
+        let rows: Vec<KeyRow> = bounded!(self, |conn| {
+            sqlx::query_as(concat!(
+                "SELECT ",
+                key_columns!(),
+                " FROM tenant_keys WHERE sealed IS NOT NULL AND master_key_id <> $1 ORDER BY kid LIMIT $2"
+            ))
+            .bind(master_key_id)
+            .bind(i64::from(limit))
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(map_err)
+        })?;
+        stored_keys(rows)
+    }
+
+    async fn reseal_key(
+        &self,
+        kid: &str,
+        expected_master_key_id: &str,
+        new_master_key_id: &str,
+        sealed: Vec<u8>,
+    ) -> Result<bool, StoreError> {
+        // One statement: the compare-and-set, and the announcement of the
+        // change, which goes out only if it happened.
+        let resealed: Vec<(Uuid,)> = bounded!(self, |conn| {
+            sqlx::query_as(concat!(
+                "WITH resealed AS (UPDATE tenant_keys SET master_key_id = $3, sealed = $4, changed_at = ",
+                now_ms!(),
+                " WHERE kid = $1 AND master_key_id = $2 AND sealed IS NOT NULL RETURNING tenant_id) \
+                 SELECT tenant_id FROM resealed, pg_notify($5, tenant_id::text)"
+            ))
+            .bind(kid)
+            .bind(expected_master_key_id)
+            .bind(new_master_key_id)
+            .bind(&sealed)
+            .bind(KEY_CHANNEL)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(map_err)
+        })?;
+        Ok(!resealed.is_empty())
+    }
+
+    async fn listen_key_changes(&self) -> Result<Option<Box<dyn KeyChangeListener>>, StoreError> {
+        let listener = PgKeyListener {
+            listener: Some(self.connect_listener().await?),
+            connect_options: self.connect_options.clone(),
+            options: self.options.clone(),
+        };
+        Ok(Some(Box::new(listener)))
+    }
+}
+
+impl PostgresStore {
+    async fn connect_listener(&self) -> Result<PgListener, StoreError> {
+        connect_listener(&self.connect_options, &self.options).await
+    }
+}
+
+/// A listener on [`KEY_CHANNEL`] over a connection of its own (a pool of
+/// one, which is how sqlx's listener reconnects), with the store's timeouts.
+async fn connect_listener(
+    connect_options: &PgConnectOptions,
+    options: &PostgresOptions,
+) -> Result<PgListener, StoreError> {
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(options.acquire_timeout)
+        // Held for as long as the listener lives.
+        .idle_timeout(None)
+        .max_lifetime(None);
+    let pool = with_statement_timeout(pool, options).connect_lazy_with(connect_options.clone());
+    let limit = options.acquire_timeout + options.statement_timeout + PostgresStore::DEADLINE_MARGIN;
+    let connecting = async {
+        let mut listener = PgListener::connect_with(&pool).await?;
+        listener.listen(KEY_CHANNEL).await?;
+        Ok::<_, sqlx::Error>(listener)
+    };
+    match tokio::time::timeout(limit, connecting).await {
+        Ok(Ok(listener)) => Ok(listener),
+        Ok(Err(sqlx::Error::PoolTimedOut)) => Err(StoreError::unavailable(io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!(
+                "no connection to PostgreSQL within {:?} to listen for key changes",
+                options.acquire_timeout
+            ),
+        ))),
+        Ok(Err(err)) => Err(map_err(err)),
+        Err(_) => Err(StoreError::unavailable(io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!("PostgreSQL did not answer within {limit:?} to listen for key changes"),
+        ))),
+    }
+}
+
+/// [`KeyChangeListener`] for PostgreSQL: `LISTEN tessera_keys`.
+struct PgKeyListener {
+    /// `None` after a failure: the next call connects anew.
+    listener: Option<PgListener>,
+    connect_options: PgConnectOptions,
+    options: PostgresOptions,
+}
+
+#[async_trait::async_trait]
+impl KeyChangeListener for PgKeyListener {
+    async fn next(&mut self) -> Result<Option<TenantId>, StoreError> {
+        loop {
+            let Some(listener) = self.listener.as_mut() else {
+                self.listener = Some(connect_listener(&self.connect_options, &self.options).await?);
+                // Whatever was announced while there was no connection is lost.
+                return Ok(None);
+            };
+            match tokio::time::timeout(PostgresStore::LISTENER_PING_EVERY, listener.try_recv()).await {
+                // A payload that is not a tenant id was not sent by tessera;
+                // "something may have changed" is the safe reading.
+                Ok(Ok(Some(notification))) => return Ok(TenantId::parse(notification.payload())),
+                // The connection broke and sqlx has opened (and listens on) a
+                // new one.
+                Ok(Ok(None)) => return Ok(None),
+                // The connection failed (terminated, reset) and sqlx could
+                // not replace it: drop it and connect anew on the next turn
+                // of the loop, which answers `None` once listening again, or
+                // the error of connecting.
+                Ok(Err(_)) => self.listener = None,
+                // Quiet for a while: make sure the connection is still there,
+                // as a network partition would otherwise leave this waiting
+                // forever. Notifications arriving meanwhile are buffered.
+                Err(_) => {
+                    let limit = self.options.statement_timeout + PostgresStore::DEADLINE_MARGIN;
+                    let ping = tokio::time::timeout(limit, sqlx::query("SELECT 1").execute(&mut *listener)).await;
+                    if !matches!(ping, Ok(Ok(_))) {
+                        // Dropped, with its connection; the next turn of the
+                        // loop connects anew.
+                        self.listener = None;
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[derive(FromRow)]
+struct AuditRow {
+    id: i64,
+    tenant_id: Uuid,
+    at: i64,
+    #[sqlx(rename = "type")]
+    kind: String,
+    user_id: Option<Uuid>,
+    session_id: Option<Uuid>,
+    ip: Option<String>,
+    user_agent: Option<String>,
+    detail: Option<String>,
+}
+
+impl From<AuditRow> for AuditEvent {
+    fn from(row: AuditRow) -> Self {
+        AuditEvent {
+            id: row.id,
+            tenant: TenantId::from_uuid(row.tenant_id),
+            at: row.at,
+            kind: row.kind,
+            user: row.user_id.map(UserId::from_uuid),
+            session: row.session_id.map(SessionId::from_uuid),
+            ip: row.ip,
+            user_agent: row.user_agent,
+            detail: row.detail,
+        }
+    }
+}
+
+/// Every event of the batch in one statement, whatever its size (one array
+/// per column, no limit on bound parameters), in the batch's order.
+const INSERT_AUDIT: &str = "INSERT INTO audit_events \
+     (tenant_id, at, type, user_id, session_id, ip, user_agent, detail) \
+     SELECT tenant_id, at, type, user_id, session_id, ip, user_agent, detail \
+     FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::uuid[], $5::uuid[], $6::text[], $7::text[], $8::text[]) \
+     WITH ORDINALITY AS e (tenant_id, at, type, user_id, session_id, ip, user_agent, detail, n) \
+     ORDER BY n";
+
+#[async_trait::async_trait]
+impl AuditStore for PostgresStore {
+    async fn append_audit(&self, events: &[NewAuditEvent]) -> Result<(), StoreError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let tenants: Vec<Uuid> = events.iter().map(|e| e.tenant.as_uuid()).collect();
+        let ats: Vec<i64> = events.iter().map(|e| e.at).collect();
+        let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
+        let users: Vec<Option<Uuid>> = events.iter().map(|e| e.user.map(|id| id.as_uuid())).collect();
+        let sessions: Vec<Option<Uuid>> = events.iter().map(|e| e.session.map(|id| id.as_uuid())).collect();
+        let ips: Vec<Option<&str>> = events.iter().map(|e| e.ip.as_deref()).collect();
+        let agents: Vec<Option<&str>> = events.iter().map(|e| e.user_agent.as_deref()).collect();
+        let details: Vec<Option<&str>> = events.iter().map(|e| e.detail.as_deref()).collect();
+        bounded!(self, |conn| {
+            sqlx::query(INSERT_AUDIT)
+                .bind(&tenants)
+                .bind(&ats)
+                .bind(&kinds)
+                .bind(&users)
+                .bind(&sessions)
+                .bind(&ips)
+                .bind(&agents)
+                .bind(&details)
+                .execute(&mut *conn)
+                .await
+                .map_err(map_err)
+        })?;
+        Ok(())
+    }
+
+    async fn audit_events(
+        &self,
+        tenant: TenantId,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<AuditEvent>, StoreError> {
+        let rows: Vec<AuditRow> = bounded!(self, |conn| {
+            sqlx::query_as(concat!(
+                "SELECT ",
+                audit_columns!(),
+                " FROM audit_events WHERE tenant_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3"
+            ))
+            .bind(tenant.as_uuid())
+            .bind(before.unwrap_or(i64::MAX))
+            .bind(i64::from(limit))
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(map_err)
+        })?;
+        Ok(rows.into_iter().map(AuditEvent::from).collect())
+    }
+
+    async fn prune_audit(&self, older_than: i64, batch: u32) -> Result<u64, StoreError> {
+        // `SKIP LOCKED`: instances pruning at once split the rows.
+        let done = bounded!(self, |conn| {
+            sqlx::query(
+                "DELETE FROM audit_events WHERE id IN \
+                 (SELECT id FROM audit_events WHERE at < $1 ORDER BY at LIMIT $2 FOR UPDATE SKIP LOCKED)",
+            )
+            .bind(older_than)
+            .bind(i64::from(batch))
+            .execute(&mut *conn)
+            .await
+            .map_err(map_err)
+        })?;
+        Ok(done.rows_affected())
     }
 }

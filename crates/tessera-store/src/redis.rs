@@ -3,7 +3,7 @@
 //!
 //! [`RedisSessionStore`] implements [`SessionStore`] and [`Health`] only. It
 //! holds the [`UserStore`] the users live in, because a [`Session`] carries
-//! the user's email and role *now* (not at login) and a session may only be
+//! the user's email, role and tenant *now* (not at login) and a session may only be
 //! created for a user that exists; see "Users" below.
 //!
 //! # Key layout
@@ -55,15 +55,18 @@
 //!
 //! # Users
 //!
-//! Sessions do not copy the user's email and role: every read that returns a
-//! [`Session`] (`session`, `rotate`, `list_sessions`) looks the user up in the
-//! [`UserStore`] (one primary-key read; `session` and `list_sessions` run it
-//! concurrently with the Redis read), so a changed role or email shows on the
-//! next refresh, exactly as with the SQL backends' join. A session whose user
-//! no longer exists is treated as missing (`None`, `Unknown`, not listed),
-//! as the SQL backends' cascade deletes it. `create_session` checks that the
-//! user exists (`Conflict::UnknownUser` otherwise); a session id is unique
-//! per user (a collision of two random UUIDs across users is not detected).
+//! Sessions do not copy the user's email, role and tenant: every read that
+//! returns a [`Session`] (`session`, `rotate`, `list_sessions`) looks the
+//! user up in the [`UserStore`] (one primary-key read; `session` and
+//! `list_sessions` run it concurrently with the Redis read), so a changed
+//! role or email shows on the next refresh, exactly as with the SQL
+//! backends' join. A session whose user no longer exists is treated as
+//! missing (`None`, `Unknown`, not listed), as the SQL backends' cascade
+//! deletes it. `create_session` checks that the user exists
+//! (`Conflict::UnknownUser` otherwise); a session id is unique per user (a
+//! collision of two random UUIDs across users is not detected). There is no
+//! per-tenant index: `revoke_tenant_sessions` pages through the tenant's
+//! users in the [`UserStore`] and revokes each one's sessions.
 //!
 //! # Failures
 //!
@@ -83,7 +86,7 @@ use ::redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use ::redis::cluster::ClusterClientBuilder;
 use ::redis::cluster_async::ClusterConnection;
 use ::redis::{Cmd, ErrorKind, Pipeline, RedisError, RedisFuture, RedisResult, Script, Value};
-use tessera_core::{SessionId, UserId};
+use tessera_core::{SessionId, TenantId, UserId};
 use uuid::Uuid;
 
 use crate::{
@@ -222,6 +225,9 @@ impl RedisSessionStore {
     pub const KEY_PREFIX: &'static str = "tessera:";
     /// How many `expiring-sessions` entries `purge_expired` handles per round.
     const PURGE_BATCH: usize = 500;
+    /// How many users `revoke_tenant_sessions` reads, and revokes at once,
+    /// per round.
+    const REVOKE_TENANT_PAGE: u32 = 100;
     /// Longest time to live a key gets (100 years), whatever `expires_at` says.
     const MAX_TTL_SECS: i64 = 100 * 365 * 24 * 3600;
 
@@ -449,7 +455,7 @@ struct Fields(HashMap<String, String>);
 impl Fields {
     /// From a script's `{outcome, field, value, ...}` reply, without the outcome.
     fn from_pairs(pairs: &[String]) -> Result<Self, StoreError> {
-        if pairs.len() % 2 != 0 {
+        if !pairs.len().is_multiple_of(2) {
             return Err(StoreError::Corrupt(
                 "redis: a session hash reply has an odd length".to_owned(),
             ));
@@ -504,6 +510,7 @@ impl Fields {
             ip: self.0.remove("ip"),
             email: user.email.clone(),
             role: user.role.clone(),
+            tenant: user.tenant,
         })
     }
 }
@@ -770,6 +777,32 @@ impl SessionStore for RedisSessionStore {
             // `now`), so the next round sees new ones only.
             if batch.len() < Self::PURGE_BATCH {
                 return Ok(purged);
+            }
+        }
+    }
+
+    /// Sessions are keyed by user, so this pages through the tenant's users
+    /// in the [`UserStore`] and revokes each one's sessions, a page of users
+    /// at a time concurrently.
+    async fn revoke_tenant_sessions(&self, tenant: TenantId) -> Result<u64, StoreError> {
+        let mut revoked = 0;
+        let mut after = None;
+        loop {
+            let page = self
+                .users
+                .user_ids_in_tenant(tenant, after, Self::REVOKE_TENANT_PAGE)
+                .await?;
+            let Some(last) = page.last() else {
+                return Ok(revoked);
+            };
+            after = Some(*last);
+            let mut revoking = tokio::task::JoinSet::new();
+            for user in page {
+                let store = self.clone();
+                revoking.spawn(async move { store.revoke_all_sessions(user).await });
+            }
+            while let Some(done) = revoking.join_next().await {
+                revoked += done.map_err(StoreError::unavailable)??;
             }
         }
     }

@@ -8,23 +8,27 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::migrate::Migrator;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::FromRow;
-use tessera_core::{Email, SessionId, UserId};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{FromRow, QueryBuilder, Sqlite};
+use tessera_core::{Email, SessionId, TenantId, TenantSlug, UserId};
 use uuid::Uuid;
 
-use crate::decode::{corrupt, email, role, StoredSession};
-use crate::error::{conflict_for, from_migrate, from_sqlx};
+use crate::decode::{active_kids, bug, check_new_keys, corrupt, email, key_kind, key_state, role, slug, StoredSession};
+use crate::error::{conflict_for, from_migrate, from_sqlx, is_foreign_key_violation, is_key_slot_taken};
 use crate::{
-    Health, NewSession, NewUser, RefreshState, Rotation, RotationOutcome, SealedSecrets, SecretStore, Session,
-    SessionStore, StoreError, User, UserRecord, UserStore,
+    AuditEvent, AuditStore, Conflict, Health, KeyChangeListener, KeyChanges, KeyKind, KeyRotation, KeyState,
+    NewAuditEvent, NewKey, NewSession, NewTenant, NewUser, RefreshState, RotatedKeys, Rotation, RotationMode,
+    RotationOutcome, SealedSecrets, SecretStore, Session, SessionStore, StoreError, StoredKey, Tenant, TenantRecord,
+    TenantStore, User, UserRecord, UserStore, KEY_REVOKED_RETENTION_SECS,
 };
 
 /// The schema, embedded at compile time.
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 
-/// Users, sessions and the default secrets in one SQLite file. Cheap to
-/// clone: clones share the pool.
+/// Tenants, users, sessions, keys, the audit log and the default secrets in
+/// one SQLite file. Cheap to clone: clones share the pool.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
@@ -162,6 +166,24 @@ fn map_err(err: sqlx::Error) -> StoreError {
     from_sqlx(err, database_error)
 }
 
+/// [`map_err`] for statements whose only foreign key references tenants:
+/// SQLite does not say which key failed.
+fn map_tenant_err(err: sqlx::Error) -> StoreError {
+    if is_foreign_key_violation(&err) {
+        return Conflict::UnknownTenant.into();
+    }
+    map_err(err)
+}
+
+/// The database clock now, unix milliseconds, for `tenant_keys.changed_at`.
+/// SQLite fixes "now" per statement, so every row a statement writes gets
+/// the same value.
+macro_rules! now_ms {
+    () => {
+        "CAST(round(unixepoch('now', 'subsec') * 1000) AS INTEGER)"
+    };
+}
+
 // SQLite primary result codes (https://www.sqlite.org/rescode.html) that mean
 // "not now" rather than "not like this".
 const SQLITE_PERM: i32 = 3;
@@ -198,6 +220,7 @@ fn database_error(err: sqlx::Error) -> StoreError {
 #[derive(FromRow)]
 struct UserRow {
     id: String,
+    tenant_id: String,
     email: String,
     email_verified: bool,
     first_name: String,
@@ -229,10 +252,15 @@ struct SessionRow {
     rotated_at: Option<i64>,
     email: String,
     role: String,
+    tenant_id: String,
 }
 
 fn user_id(raw: &str, column: &str) -> Result<UserId, StoreError> {
     UserId::parse(raw).ok_or_else(|| corrupt(column, "a canonical UUID"))
+}
+
+fn tenant_id(raw: &str, column: &str) -> Result<TenantId, StoreError> {
+    TenantId::parse(raw).ok_or_else(|| corrupt(column, "a canonical UUID"))
 }
 
 fn uuid(raw: &str, column: &str) -> Result<Uuid, StoreError> {
@@ -248,6 +276,7 @@ impl TryFrom<UserRow> for User {
     fn try_from(row: UserRow) -> Result<Self, StoreError> {
         Ok(User {
             id: user_id(&row.id, "users.id")?,
+            tenant: tenant_id(&row.tenant_id, "users.tenant_id")?,
             email: email(&row.email, "users.email")?,
             email_verified: row.email_verified,
             first_name: row.first_name,
@@ -279,6 +308,7 @@ impl TryFrom<SessionRow> for StoredSession {
             },
             email: email(&row.email, "users.email")?,
             role: role(&row.role, "users.role")?,
+            tenant: tenant_id(&row.tenant_id, "users.tenant_id")?,
         };
         let previous_jti = row
             .previous_jti
@@ -296,14 +326,14 @@ impl TryFrom<SessionRow> for StoredSession {
 const SELECT_LIVE_SESSION: &str = concat!(
     "SELECT ",
     session_columns!(),
-    ", users.email, users.role FROM sessions JOIN users ON users.id = sessions.user_id \
+    ", users.email, users.role, users.tenant_id FROM sessions JOIN users ON users.id = sessions.user_id \
      WHERE sessions.id = ?1 AND sessions.user_id = ?2 AND sessions.expires_at > ?3"
 );
 
 const SELECT_LIVE_SESSIONS_OF_USER: &str = concat!(
     "SELECT ",
     session_columns!(),
-    ", users.email, users.role FROM sessions JOIN users ON users.id = sessions.user_id \
+    ", users.email, users.role, users.tenant_id FROM sessions JOIN users ON users.id = sessions.user_id \
      WHERE sessions.user_id = ?1 AND sessions.expires_at > ?2 \
      ORDER BY sessions.last_used_at DESC, sessions.created_at DESC, sessions.id"
 );
@@ -321,7 +351,8 @@ const ROTATE: &str = concat!(
      RETURNING ",
     session_columns!(),
     ", (SELECT email FROM users WHERE users.id = sessions.user_id) AS email, \
-     (SELECT role FROM users WHERE users.id = sessions.user_id) AS role"
+     (SELECT role FROM users WHERE users.id = sessions.user_id) AS role, \
+     (SELECT tenant_id FROM users WHERE users.id = sessions.user_id) AS tenant_id"
 );
 
 impl SqliteStore {
@@ -340,37 +371,16 @@ impl SqliteStore {
 #[async_trait::async_trait]
 impl UserStore for SqliteStore {
     async fn create_user(&self, user: NewUser) -> Result<User, StoreError> {
-        sqlx::query(
-            "INSERT INTO users \
-             (id, email, email_verified, password_hash, first_name, last_name, role, created_at) \
-             VALUES (?1, ?2, 0, ?3, ?4, ?5, ?6, ?7)",
-        )
-        .bind(user.id.to_string())
-        .bind(user.email.as_str())
-        .bind(&user.password_hash)
-        .bind(user.first_name.as_str())
-        .bind(user.last_name.as_str())
-        .bind(user.role.as_str())
-        .bind(user.created_at)
-        .execute(&self.pool)
-        .await
-        .map_err(map_err)?;
-        Ok(User {
-            id: user.id,
-            email: user.email,
-            email_verified: false,
-            first_name: user.first_name.into_string(),
-            last_name: user.last_name.into_string(),
-            role: user.role,
-            created_at: user.created_at,
-        })
+        let mut conn = self.pool.acquire().await.map_err(map_err)?;
+        insert_user(&mut conn, user).await
     }
 
-    async fn find_user_by_email(&self, email: &Email) -> Result<Option<UserRecord>, StoreError> {
+    async fn find_user_by_email(&self, tenant: TenantId, email: &Email) -> Result<Option<UserRecord>, StoreError> {
         let row: Option<UserRecordRow> = sqlx::query_as(
-            "SELECT id, email, email_verified, first_name, last_name, role, created_at, \
-             password_hash FROM users WHERE email = ?1",
+            "SELECT id, tenant_id, email, email_verified, first_name, last_name, role, created_at, \
+             password_hash FROM users WHERE tenant_id = ?1 AND email = ?2",
         )
+        .bind(tenant.to_string())
         .bind(email.as_str())
         .fetch_optional(&self.pool)
         .await
@@ -386,7 +396,7 @@ impl UserStore for SqliteStore {
 
     async fn find_user(&self, id: UserId) -> Result<Option<User>, StoreError> {
         let row: Option<UserRow> = sqlx::query_as(
-            "SELECT id, email, email_verified, first_name, last_name, role, created_at \
+            "SELECT id, tenant_id, email, email_verified, first_name, last_name, role, created_at \
              FROM users WHERE id = ?1",
         )
         .bind(id.to_string())
@@ -414,6 +424,64 @@ impl UserStore for SqliteStore {
             .map_err(map_err)?;
         Ok(done.rows_affected() > 0)
     }
+
+    async fn user_ids_in_tenant(
+        &self,
+        tenant: TenantId,
+        after: Option<UserId>,
+        limit: u32,
+    ) -> Result<Vec<UserId>, StoreError> {
+        let rows: Vec<(String,)> = match after {
+            Some(after) => {
+                sqlx::query_as("SELECT id FROM users WHERE tenant_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3")
+                    .bind(tenant.to_string())
+                    .bind(after.to_string())
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await
+            }
+            None => {
+                sqlx::query_as("SELECT id FROM users WHERE tenant_id = ?1 ORDER BY id LIMIT ?2")
+                    .bind(tenant.to_string())
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await
+            }
+        }
+        .map_err(map_err)?;
+        rows.iter().map(|(id,)| user_id(id, "users.id")).collect()
+    }
+}
+
+/// Inserts `user` on `conn` (alone, or in a transaction).
+async fn insert_user(conn: &mut SqliteConnection, user: NewUser) -> Result<User, StoreError> {
+    sqlx::query(
+        "INSERT INTO users \
+         (id, tenant_id, email, email_verified, password_hash, first_name, last_name, role, created_at) \
+         VALUES (?1, ?2, ?3, 0, ?4, ?5, ?6, ?7, ?8)",
+    )
+    .bind(user.id.to_string())
+    .bind(user.tenant.to_string())
+    .bind(user.email.as_str())
+    .bind(&user.password_hash)
+    .bind(user.first_name.as_str())
+    .bind(user.last_name.as_str())
+    .bind(user.role.as_str())
+    .bind(user.created_at)
+    .execute(&mut *conn)
+    .await
+    // The users table's only foreign key references tenants.
+    .map_err(map_tenant_err)?;
+    Ok(User {
+        id: user.id,
+        tenant: user.tenant,
+        email: user.email,
+        email_verified: false,
+        first_name: user.first_name.into_string(),
+        last_name: user.last_name.into_string(),
+        role: user.role,
+        created_at: user.created_at,
+    })
 }
 
 #[async_trait::async_trait]
@@ -543,6 +611,15 @@ impl SessionStore for SqliteStore {
             .map_err(map_err)?;
         Ok(done.rows_affected())
     }
+
+    async fn revoke_tenant_sessions(&self, tenant: TenantId) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM sessions WHERE user_id IN (SELECT id FROM users WHERE tenant_id = ?1)")
+            .bind(tenant.to_string())
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(done.rows_affected())
+    }
 }
 
 #[async_trait::async_trait]
@@ -597,5 +674,568 @@ impl SecretStore for SqliteStore {
                 .map_err(map_err)?;
         row.map(SealedSecrets::from)
             .ok_or_else(|| StoreError::Corrupt("default_secrets has no row right after an insert".to_owned()))
+    }
+
+    async fn default_secrets(&self) -> Result<Option<SealedSecrets>, StoreError> {
+        let row: Option<SecretsRow> =
+            sqlx::query_as("SELECT master_key_id, access, refresh, created_at FROM default_secrets WHERE id = 1")
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(map_err)?;
+        Ok(row.map(SealedSecrets::from))
+    }
+}
+
+#[derive(FromRow)]
+struct TenantRow {
+    id: String,
+    slug: String,
+    name: String,
+    api_key_hash: Option<Vec<u8>>,
+    created_at: i64,
+}
+
+impl TryFrom<TenantRow> for TenantRecord {
+    type Error = StoreError;
+
+    fn try_from(row: TenantRow) -> Result<Self, StoreError> {
+        Ok(TenantRecord {
+            tenant: Tenant {
+                id: tenant_id(&row.id, "tenants.id")?,
+                slug: slug(&row.slug, "tenants.slug")?,
+                name: row.name,
+                created_at: row.created_at,
+            },
+            api_key_hash: row.api_key_hash,
+        })
+    }
+}
+
+#[derive(FromRow)]
+struct KeyRow {
+    kid: String,
+    tenant_id: String,
+    kind: String,
+    state: String,
+    master_key_id: String,
+    sealed: Option<Vec<u8>>,
+    created_at: i64,
+    activated_at: Option<i64>,
+    retired_at: Option<i64>,
+    verify_until: Option<i64>,
+    changed_at: i64,
+}
+
+impl TryFrom<KeyRow> for StoredKey {
+    type Error = StoreError;
+
+    fn try_from(row: KeyRow) -> Result<Self, StoreError> {
+        Ok(StoredKey {
+            kid: row.kid,
+            tenant: tenant_id(&row.tenant_id, "tenant_keys.tenant_id")?,
+            kind: key_kind(&row.kind)?,
+            state: key_state(&row.state)?,
+            master_key_id: row.master_key_id,
+            sealed: row.sealed,
+            created_at: row.created_at,
+            activated_at: row.activated_at,
+            retired_at: row.retired_at,
+            verify_until: row.verify_until,
+            changed_at_ms: row.changed_at,
+        })
+    }
+}
+
+fn stored_keys(rows: Vec<KeyRow>) -> Result<Vec<StoredKey>, StoreError> {
+    rows.into_iter().map(StoredKey::try_from).collect()
+}
+
+const SELECT_TENANT: &str = "SELECT id, slug, name, api_key_hash, created_at FROM tenants";
+
+const SELECT_TENANT_KEYS: &str = concat!(
+    "SELECT ",
+    key_columns!(),
+    " FROM tenant_keys WHERE tenant_id = ?1 ORDER BY created_at, kid"
+);
+
+const SELECT_LIVE_TENANT_KEYS: &str = concat!(
+    "SELECT ",
+    key_columns!(),
+    " FROM tenant_keys WHERE tenant_id = ?1 AND state IN ('next', 'active', 'retired') \
+     ORDER BY created_at, kid"
+);
+
+/// Inserts `keys` (checked by [`check_new_keys`]) in the transaction `conn`
+/// is in. The error is left for the caller to map: only tenants can be
+/// missing ([`map_tenant_err`]), and losing a key slot may mean another
+/// instance won ([`is_key_slot_taken`]).
+async fn insert_keys(conn: &mut SqliteConnection, keys: &[NewKey]) -> Result<(), sqlx::Error> {
+    for key in keys {
+        sqlx::query(concat!(
+            "INSERT INTO tenant_keys \
+             (kid, tenant_id, kind, state, master_key_id, sealed, created_at, activated_at, changed_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ",
+            now_ms!(),
+            ")"
+        ))
+        .bind(&key.kid)
+        .bind(key.tenant.to_string())
+        .bind(key.kind.as_str())
+        .bind(key.state.as_str())
+        .bind(&key.master_key_id)
+        .bind(&key.sealed)
+        .bind(key.created_at)
+        .bind((key.state == KeyState::Active).then_some(key.created_at))
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+async fn tenant_exists(conn: &mut SqliteConnection, tenant: TenantId) -> Result<bool, StoreError> {
+    let found: Option<(i64,)> = sqlx::query_as("SELECT 1 FROM tenants WHERE id = ?1")
+        .bind(tenant.to_string())
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(map_err)?;
+    Ok(found.is_some())
+}
+
+async fn live_tenant_keys(conn: &mut SqliteConnection, tenant: TenantId) -> Result<Vec<StoredKey>, StoreError> {
+    let rows: Vec<KeyRow> = sqlx::query_as(SELECT_LIVE_TENANT_KEYS)
+        .bind(tenant.to_string())
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(map_err)?;
+    stored_keys(rows)
+}
+
+impl SqliteStore {
+    /// A write transaction that holds SQLite's write lock from its first
+    /// statement: a deferred one that reads first and writes later fails at
+    /// once (SQLITE_BUSY_SNAPSHOT, no busy wait) when another connection
+    /// wrote in between. `BEGIN IMMEDIATE` waits for the lock instead, up to
+    /// the busy timeout, which also serializes key rotations.
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, Sqlite>, StoreError> {
+        self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(map_err)
+    }
+}
+
+#[async_trait::async_trait]
+impl TenantStore for SqliteStore {
+    async fn create_tenant(
+        &self,
+        tenant: NewTenant,
+        keys: Vec<NewKey>,
+        owner: Option<NewUser>,
+    ) -> Result<Tenant, StoreError> {
+        check_new_keys(tenant.id, &keys)?;
+        if owner.as_ref().is_some_and(|owner| owner.tenant != tenant.id) {
+            return Err(bug("the owner of a new tenant belongs to another tenant"));
+        }
+        let mut tx = self.begin_write().await?;
+        sqlx::query("INSERT INTO tenants (id, slug, name, api_key_hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5)")
+            .bind(tenant.id.to_string())
+            .bind(tenant.slug.as_str())
+            .bind(tenant.name.as_str())
+            .bind(&tenant.api_key_hash)
+            .bind(tenant.created_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        insert_keys(&mut tx, &keys).await.map_err(map_tenant_err)?;
+        if let Some(owner) = owner {
+            insert_user(&mut tx, owner).await?;
+        }
+        tx.commit().await.map_err(map_err)?;
+        Ok(Tenant {
+            id: tenant.id,
+            slug: tenant.slug,
+            name: tenant.name.as_str().to_owned(),
+            created_at: tenant.created_at,
+        })
+    }
+
+    async fn tenant_by_slug(&self, slug: &TenantSlug) -> Result<Option<TenantRecord>, StoreError> {
+        let row: Option<TenantRow> = sqlx::query_as(&format!("{SELECT_TENANT} WHERE slug = ?1"))
+            .bind(slug.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)?;
+        row.map(TenantRecord::try_from).transpose()
+    }
+
+    async fn tenant(&self, id: TenantId) -> Result<Option<TenantRecord>, StoreError> {
+        let row: Option<TenantRow> = sqlx::query_as(&format!("{SELECT_TENANT} WHERE id = ?1"))
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)?;
+        row.map(TenantRecord::try_from).transpose()
+    }
+
+    async fn list_tenants(&self, after: Option<&TenantSlug>, limit: u32) -> Result<Vec<Tenant>, StoreError> {
+        // Every slug sorts after the empty string.
+        let rows: Vec<TenantRow> = sqlx::query_as(&format!("{SELECT_TENANT} WHERE slug > ?1 ORDER BY slug LIMIT ?2"))
+            .bind(after.map_or("", TenantSlug::as_str))
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?;
+        rows.into_iter()
+            .map(|row| Ok(TenantRecord::try_from(row)?.tenant))
+            .collect()
+    }
+
+    async fn count_users(&self, tenant: TenantId) -> Result<u64, StoreError> {
+        let (count,): (i64,) = sqlx::query_as("SELECT count(*) FROM users WHERE tenant_id = ?1")
+            .bind(tenant.to_string())
+            .fetch_one(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(count.unsigned_abs())
+    }
+
+    async fn set_api_key_hash(&self, tenant: TenantId, hash: Option<Vec<u8>>) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE tenants SET api_key_hash = ?2 WHERE id = ?1")
+            .bind(tenant.to_string())
+            .bind(hash)
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn tenant_keys(&self, tenant: TenantId) -> Result<Vec<StoredKey>, StoreError> {
+        let rows: Vec<KeyRow> = sqlx::query_as(SELECT_TENANT_KEYS)
+            .bind(tenant.to_string())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?;
+        stored_keys(rows)
+    }
+
+    async fn live_keys(&self) -> Result<Vec<StoredKey>, StoreError> {
+        let rows: Vec<KeyRow> = sqlx::query_as(concat!(
+            "SELECT ",
+            key_columns!(),
+            " FROM tenant_keys WHERE state IN ('next', 'active', 'retired') \
+             ORDER BY tenant_id, created_at, kid"
+        ))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        stored_keys(rows)
+    }
+
+    async fn key(&self, kid: &str) -> Result<Option<StoredKey>, StoreError> {
+        let row: Option<KeyRow> =
+            sqlx::query_as(concat!("SELECT ", key_columns!(), " FROM tenant_keys WHERE kid = ?1"))
+                .bind(kid)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(map_err)?;
+        row.map(StoredKey::try_from).transpose()
+    }
+
+    async fn keys_changed_since(&self, since_ms: i64) -> Result<KeyChanges, StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(map_err)?;
+        // The clock first: a key changed after this read is either returned
+        // below or stamped after `db_now_ms`.
+        let (db_now_ms,): (i64,) = sqlx::query_as(concat!("SELECT ", now_ms!()))
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(map_err)?;
+        let rows: Vec<KeyRow> = sqlx::query_as(concat!(
+            "SELECT ",
+            key_columns!(),
+            " FROM tenant_keys WHERE changed_at > ?1 ORDER BY changed_at, kid"
+        ))
+        .bind(since_ms)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(map_err)?;
+        Ok(KeyChanges {
+            keys: stored_keys(rows)?,
+            db_now_ms,
+        })
+    }
+
+    async fn rotate_keys(&self, rotation: KeyRotation) -> Result<RotatedKeys, StoreError> {
+        check_new_keys(rotation.tenant, &rotation.new_keys)?;
+        let tenant = rotation.tenant.to_string();
+        // Holds the write lock from here to the commit: rotations (of any
+        // tenant) run one after the other.
+        let mut tx = self.begin_write().await?;
+        if !tenant_exists(&mut tx, rotation.tenant).await? {
+            return Err(Conflict::UnknownTenant.into());
+        }
+        match rotation.mode {
+            RotationMode::Graceful => {
+                let next: Vec<(String,)> =
+                    sqlx::query_as("SELECT kind FROM tenant_keys WHERE tenant_id = ?1 AND state = 'next'")
+                        .bind(&tenant)
+                        .fetch_all(&mut *tx)
+                        .await
+                        .map_err(map_err)?;
+                if !KeyKind::ALL
+                    .iter()
+                    .all(|kind| next.iter().any(|(k,)| k == kind.as_str()))
+                {
+                    return Err(Conflict::NoNextKey.into());
+                }
+                // Retire first: the new active keys need the slots.
+                sqlx::query(concat!(
+                    "UPDATE tenant_keys SET state = 'retired', retired_at = ?2, \
+                     verify_until = CASE kind WHEN 'access' THEN ?3 ELSE ?4 END, changed_at = ",
+                    now_ms!(),
+                    " WHERE tenant_id = ?1 AND state = 'active'"
+                ))
+                .bind(&tenant)
+                .bind(rotation.now)
+                .bind(rotation.access_verify_until)
+                .bind(rotation.refresh_verify_until)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+                sqlx::query(concat!(
+                    "UPDATE tenant_keys SET state = 'active', activated_at = ?2, changed_at = ",
+                    now_ms!(),
+                    " WHERE tenant_id = ?1 AND state = 'next'"
+                ))
+                .bind(&tenant)
+                .bind(rotation.now)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+            }
+            RotationMode::Revoke => {
+                sqlx::query(concat!(
+                    "UPDATE tenant_keys SET state = 'revoked', sealed = NULL, \
+                     retired_at = coalesce(retired_at, ?2), changed_at = ",
+                    now_ms!(),
+                    " WHERE tenant_id = ?1 AND state IN ('next', 'active', 'retired')"
+                ))
+                .bind(&tenant)
+                .bind(rotation.now)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+            }
+        }
+        insert_keys(&mut tx, &rotation.new_keys).await.map_err(map_tenant_err)?;
+        let keys = live_tenant_keys(&mut tx, rotation.tenant).await?;
+        // Dropping the transaction on an error rolls it back.
+        let (access_kid, refresh_kid) = active_kids(&keys)?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(RotatedKeys {
+            access_kid,
+            refresh_kid,
+            keys,
+        })
+    }
+
+    async fn install_keys_if_absent(&self, tenant: TenantId, keys: Vec<NewKey>) -> Result<Vec<StoredKey>, StoreError> {
+        check_new_keys(tenant, &keys)?;
+        let mut tx = self.begin_write().await?;
+        if !tenant_exists(&mut tx, tenant).await? {
+            return Err(Conflict::UnknownTenant.into());
+        }
+        let active: Option<(i64,)> =
+            sqlx::query_as("SELECT 1 FROM tenant_keys WHERE tenant_id = ?1 AND state = 'active' LIMIT 1")
+                .bind(tenant.to_string())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(map_err)?;
+        if active.is_none() {
+            match insert_keys(&mut tx, &keys).await {
+                Ok(()) => {}
+                // The write lock makes this impossible; should a slot be
+                // taken anyway, whoever took it won, and nothing of ours is
+                // kept.
+                Err(err) if is_key_slot_taken(&err) => {
+                    tx.rollback().await.map_err(map_err)?;
+                    let mut conn = self.pool.acquire().await.map_err(map_err)?;
+                    return live_tenant_keys(&mut conn, tenant).await;
+                }
+                Err(err) => return Err(map_tenant_err(err)),
+            }
+        }
+        let live = live_tenant_keys(&mut tx, tenant).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(live)
+    }
+
+    async fn prune_keys(&self, now: i64) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "DELETE FROM tenant_keys WHERE (state = 'retired' AND verify_until < ?1) \
+             OR (state = 'revoked' AND retired_at < ?2)",
+        )
+        .bind(now)
+        .bind(now.saturating_sub(KEY_REVOKED_RETENTION_SECS))
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn keys_sealed_by_other(&self, master_key_id: &str, limit: u32) -> Result<Vec<StoredKey>, StoreError> {
+        let rows: Vec<KeyRow> = sqlx::query_as(concat!(
+            "SELECT ",
+            key_columns!(),
+            " FROM tenant_keys WHERE sealed IS NOT NULL AND master_key_id <> ?1 ORDER BY kid LIMIT ?2"
+        ))
+        .bind(master_key_id)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        stored_keys(rows)
+    }
+
+    async fn reseal_key(
+        &self,
+        kid: &str,
+        expected_master_key_id: &str,
+        new_master_key_id: &str,
+        sealed: Vec<u8>,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(concat!(
+            "UPDATE tenant_keys SET master_key_id = ?3, sealed = ?4, changed_at = ",
+            now_ms!(),
+            " WHERE kid = ?1 AND master_key_id = ?2 AND sealed IS NOT NULL"
+        ))
+        .bind(kid)
+        .bind(expected_master_key_id)
+        .bind(new_master_key_id)
+        .bind(sealed)
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// `None`: one SQLite file serves one instance, which knows its own
+    /// changes.
+    async fn listen_key_changes(&self) -> Result<Option<Box<dyn KeyChangeListener>>, StoreError> {
+        Ok(None)
+    }
+}
+
+#[derive(FromRow)]
+struct AuditRow {
+    id: i64,
+    tenant_id: String,
+    at: i64,
+    #[sqlx(rename = "type")]
+    kind: String,
+    user_id: Option<String>,
+    session_id: Option<String>,
+    ip: Option<String>,
+    user_agent: Option<String>,
+    detail: Option<String>,
+}
+
+impl TryFrom<AuditRow> for AuditEvent {
+    type Error = StoreError;
+
+    fn try_from(row: AuditRow) -> Result<Self, StoreError> {
+        let session =
+            |raw: &str| SessionId::parse(raw).ok_or_else(|| corrupt("audit_events.session_id", "a canonical UUID"));
+        Ok(AuditEvent {
+            id: row.id,
+            tenant: tenant_id(&row.tenant_id, "audit_events.tenant_id")?,
+            at: row.at,
+            kind: row.kind,
+            user: row
+                .user_id
+                .as_deref()
+                .map(|raw| user_id(raw, "audit_events.user_id"))
+                .transpose()?,
+            session: row.session_id.as_deref().map(session).transpose()?,
+            ip: row.ip,
+            user_agent: row.user_agent,
+            detail: row.detail,
+        })
+    }
+}
+
+impl SqliteStore {
+    /// Events per INSERT: 8 parameters each stays far below SQLite's limit
+    /// of 32766 bound parameters per statement.
+    const AUDIT_CHUNK: usize = 1000;
+}
+
+async fn insert_audit(conn: &mut SqliteConnection, events: &[NewAuditEvent]) -> Result<(), StoreError> {
+    let mut insert = QueryBuilder::<Sqlite>::new(
+        "INSERT INTO audit_events (tenant_id, at, type, user_id, session_id, ip, user_agent, detail) ",
+    );
+    insert.push_values(events, |mut row, event| {
+        row.push_bind(event.tenant.to_string())
+            .push_bind(event.at)
+            .push_bind(event.kind.as_str())
+            .push_bind(event.user.map(|id| id.to_string()))
+            .push_bind(event.session.map(|id| id.to_string()))
+            .push_bind(event.ip.as_deref())
+            .push_bind(event.user_agent.as_deref())
+            .push_bind(event.detail.as_deref());
+    });
+    insert
+        .build()
+        .execute(&mut *conn)
+        .await
+        // The only foreign key of audit_events references tenants.
+        .map_err(map_tenant_err)?;
+    Ok(())
+}
+
+#[async_trait::async_trait]
+impl AuditStore for SqliteStore {
+    async fn append_audit(&self, events: &[NewAuditEvent]) -> Result<(), StoreError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        if events.len() <= Self::AUDIT_CHUNK {
+            let mut conn = self.pool.acquire().await.map_err(map_err)?;
+            return insert_audit(&mut conn, events).await;
+        }
+        let mut tx = self.begin_write().await?;
+        for chunk in events.chunks(Self::AUDIT_CHUNK) {
+            insert_audit(&mut tx, chunk).await?;
+        }
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn audit_events(
+        &self,
+        tenant: TenantId,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<AuditEvent>, StoreError> {
+        let rows: Vec<AuditRow> = sqlx::query_as(concat!(
+            "SELECT ",
+            audit_columns!(),
+            " FROM audit_events WHERE tenant_id = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3"
+        ))
+        .bind(tenant.to_string())
+        .bind(before.unwrap_or(i64::MAX))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        rows.into_iter().map(AuditEvent::try_from).collect()
+    }
+
+    async fn prune_audit(&self, older_than: i64, batch: u32) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "DELETE FROM audit_events WHERE id IN \
+             (SELECT id FROM audit_events WHERE at < ?1 ORDER BY at LIMIT ?2)",
+        )
+        .bind(older_than)
+        .bind(batch)
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(done.rows_affected())
     }
 }

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use redis_support::{Cleanup, PrivateRedis};
-use tessera_core::{Email, PersonName, Role, SessionId, UserId};
+use tessera_core::{Email, PersonName, Role, SessionId, TenantId, UserId};
 use tessera_store::{
     Health, NewSession, NewUser, RedisOptions, RedisSessionStore, RefreshState, Rotation, RotationOutcome,
     SessionStore, SqliteStore, StoreError, UserStore,
@@ -75,6 +75,7 @@ impl Users {
         let user = sql
             .create_user(NewUser {
                 id: UserId::random(),
+                tenant: TenantId::DEFAULT,
                 email: Email::parse(&format!("ada-{}@example.com", Uuid::new_v4().simple())).unwrap(),
                 password_hash: "$argon2id$v=19$hash".to_owned(),
                 first_name: PersonName::parse("Ada").unwrap(),
@@ -693,6 +694,7 @@ async fn one_users_keys_share_a_slot_and_users_spread_over_the_nodes() {
             .sql
             .create_user(NewUser {
                 id: UserId::random(),
+                tenant: TenantId::DEFAULT,
                 email: Email::parse(&format!("u-{}@example.com", Uuid::new_v4().simple())).unwrap(),
                 password_hash: "h".to_owned(),
                 first_name: PersonName::parse("A").unwrap(),

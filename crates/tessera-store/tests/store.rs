@@ -6,8 +6,12 @@
 //! backend adds a constructor and one line:
 //!
 //! ```ignore
-//! store_suite!(postgres, postgres_stores);
+//! store_suite!(postgres, postgres_stores, +tenants);
 //! ```
+//!
+//! Every backend runs the user and session checks (tenant-scoped users and
+//! `revoke_tenant_sessions` included); `+tenants` adds the checks of what
+//! only the SQL backends implement: tenants, keys and the audit log.
 //!
 //! A suite function that is written but not listed in `store_suite!` is dead
 //! code, which `clippy -D warnings` refuses: nothing is silently left out.
@@ -20,15 +24,17 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use tessera_store::{SecretStore, SessionStore, UserStore};
+use tessera_store::{AuditStore, SecretStore, SessionStore, TenantStore, UserStore};
 
 /// What a backend under test provides. A backend that keeps only sessions
-/// (Redis) pairs its session store with another backend's user and secret
-/// stores.
+/// (Redis) pairs its session store with another backend's user, secret,
+/// tenant and audit stores.
 pub struct Stores {
     pub users: Arc<dyn UserStore>,
     pub sessions: Arc<dyn SessionStore>,
     pub secrets: Arc<dyn SecretStore>,
+    pub tenants: Arc<dyn TenantStore>,
+    pub audit: Arc<dyn AuditStore>,
     /// Opens the same data again over new connections, as a restarted (or
     /// another) instance would.
     pub reopen: Reopen,
@@ -37,14 +43,62 @@ pub struct Stores {
     _keep: Box<dyn Any + Send + Sync>,
 }
 
+/// A directory holding `backend`'s migrations up to 0002 (the schema before
+/// tenants), to migrate a database to that point with a `Migrator` of its
+/// own. Kept alive by the returned `TempDir`.
+#[cfg(test)]
+pub fn migrations_before_tenants(backend: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let old = dir.path().join(backend);
+    std::fs::create_dir(&old).unwrap();
+    let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("migrations")
+        .join(backend);
+    for file in ["0001_users_and_sessions.sql", "0002_default_secrets.sql"] {
+        std::fs::copy(source.join(file), old.join(file)).unwrap();
+    }
+    (dir, old)
+}
+
 /// How [`Stores::reopen`] opens the same data again.
 pub type Reopen = Box<dyn Fn() -> Pin<Box<dyn Future<Output = Stores> + Send>> + Send + Sync>;
 
-/// `store_suite!(name, constructor)` runs every suite check against the
-/// stores `constructor().await` returns, one fresh set per check.
+/// `store_suite!(name, constructor)` runs every user and session check
+/// against the stores `constructor().await` returns, one fresh set per check;
+/// `store_suite!(name, constructor, +tenants)` the tenant, key and audit
+/// checks too.
 macro_rules! store_suite {
     ($backend:ident, $stores:path) => {
+        store_suite!(@common $backend, $stores, []);
+    };
+    ($backend:ident, $stores:path, +tenants) => {
+        store_suite!(@common $backend, $stores, [
+            default_tenant_exists_after_migrating,
+            created_tenant_reads_back_with_its_keys_and_owner,
+            a_taken_slug_stores_nothing_of_the_tenant,
+            keys_or_owner_of_another_tenant_are_refused,
+            tenants_are_listed_bytewise_by_slug,
+            api_key_hash_is_replaced_and_removed,
+            graceful_rotation_moves_every_key_one_state_on,
+            graceful_rotation_without_a_next_key_changes_nothing,
+            rotating_an_unknown_tenant_is_unknown_tenant,
+            revoke_rotation_wipes_every_sealed_secret,
+            concurrent_graceful_rotations_leave_one_active_and_one_next_per_kind,
+            concurrent_installs_end_with_one_set,
+            keys_changed_since_reports_what_changed_after_the_mark,
+            prune_keys_deletes_only_expired_retired_and_old_revoked_keys,
+            reseal_is_a_compare_and_set_on_the_master_key,
+            audit_events_page_newest_first_per_tenant,
+            audit_of_an_unknown_tenant_stores_nothing,
+            prune_audit_deletes_old_events_in_batches,
+        ]);
+    };
+    (@common $backend:ident, $stores:path, [$($extra:ident),* $(,)?]) => {
         store_suite!(@each $backend, $stores, [
+            same_email_in_two_tenants_is_two_accounts,
+            user_in_an_unknown_tenant_is_unknown_tenant,
+            user_ids_in_tenant_page_in_id_order,
+            revoke_tenant_sessions_ends_only_that_tenants_sessions,
             created_user_is_found_by_id_and_email,
             missing_users_are_none,
             names_and_roles_round_trip,
@@ -76,6 +130,8 @@ macro_rules! store_suite {
             first_default_secrets_insert_wins,
             concurrent_default_secrets_inserts_all_get_the_same_pair,
             default_secrets_survive_a_reopen,
+            default_secrets_are_read_without_inserting,
+            $($extra,)*
         ]);
     };
     (@each $backend:ident, $stores:path, [$($check:ident),* $(,)?]) => {
@@ -97,9 +153,11 @@ macro_rules! store_suite {
 mod suite {
     use std::sync::Arc;
 
-    use tessera_core::{Email, PersonName, Role, SessionId, UserId};
+    use tessera_core::{Email, PersonName, Role, SessionId, TenantId, TenantName, TenantSlug, UserId};
     use tessera_store::{
-        Conflict, NewSession, NewUser, RefreshState, Rotation, RotationOutcome, SealedSecrets, Session, StoreError,
+        AuditEvent, Conflict, KeyKind, KeyRotation, KeyState, NewAuditEvent, NewKey, NewSession, NewTenant, NewUser,
+        RefreshState, Rotation, RotationMode, RotationOutcome, SealedSecrets, Session, StoreError, StoredKey, Tenant,
+        KEY_REVOKED_RETENTION_SECS,
     };
     use tokio::sync::Barrier;
     use uuid::Uuid;
@@ -123,6 +181,7 @@ mod suite {
     fn new_user(email: Email) -> NewUser {
         NewUser {
             id: UserId::random(),
+            tenant: TenantId::DEFAULT,
             email,
             password_hash: HASH.to_owned(),
             first_name: PersonName::parse("Ada").unwrap(),
@@ -213,7 +272,7 @@ mod suite {
         // Emails reach the store normalized, so any spelling finds the user.
         let record = s
             .users
-            .find_user_by_email(&email(" ADA@Example.com "))
+            .find_user_by_email(TenantId::DEFAULT, &email(" ADA@Example.com "))
             .await
             .unwrap()
             .unwrap();
@@ -224,7 +283,12 @@ mod suite {
     pub async fn missing_users_are_none(s: &Stores) {
         user(s).await;
         assert_eq!(s.users.find_user(UserId::random()).await.unwrap(), None);
-        assert!(s.users.find_user_by_email(&unique_email()).await.unwrap().is_none());
+        assert!(s
+            .users
+            .find_user_by_email(TenantId::DEFAULT, &unique_email())
+            .await
+            .unwrap()
+            .is_none());
     }
 
     pub async fn names_and_roles_round_trip(s: &Stores) {
@@ -254,7 +318,7 @@ mod suite {
         assert_eq!(s.users.find_user(second_id).await.unwrap(), None);
         let record = s
             .users
-            .find_user_by_email(&email("grace@example.com"))
+            .find_user_by_email(TenantId::DEFAULT, &email("grace@example.com"))
             .await
             .unwrap()
             .unwrap();
@@ -278,10 +342,20 @@ mod suite {
         let b = s.users.create_user(new_user(unique_email())).await.unwrap();
         s.users.set_password_hash(a.id, "$argon2id$new").await.unwrap();
 
-        let a_record = s.users.find_user_by_email(&a.email).await.unwrap().unwrap();
+        let a_record = s
+            .users
+            .find_user_by_email(TenantId::DEFAULT, &a.email)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(a_record.password_hash, "$argon2id$new");
         assert_eq!(a_record.user, a);
-        let b_record = s.users.find_user_by_email(&b.email).await.unwrap().unwrap();
+        let b_record = s
+            .users
+            .find_user_by_email(TenantId::DEFAULT, &b.email)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(b_record.password_hash, HASH);
     }
 
@@ -292,7 +366,12 @@ mod suite {
             .await
             .unwrap();
         assert!(s.users.find_user(a.id).await.unwrap().is_some());
-        let record = s.users.find_user_by_email(&a.email).await.unwrap().unwrap();
+        let record = s
+            .users
+            .find_user_by_email(TenantId::DEFAULT, &a.email)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(record.password_hash, HASH);
     }
 
@@ -339,6 +418,7 @@ mod suite {
                     current: new.refresh,
                     email: owner.email.clone(),
                     role: owner.role.clone(),
+                    tenant: TenantId::DEFAULT,
                 }
             );
         }
@@ -868,6 +948,1091 @@ mod suite {
             first
         );
     }
+
+    pub async fn default_secrets_are_read_without_inserting(s: &Stores) {
+        assert_eq!(s.secrets.default_secrets().await.unwrap(), None);
+        assert_eq!(
+            s.secrets.default_secrets().await.unwrap(),
+            None,
+            "reading stores nothing"
+        );
+        let first = sealed(3);
+        s.secrets.default_secrets_or_insert(first.clone()).await.unwrap();
+        assert_eq!(s.secrets.default_secrets().await.unwrap(), Some(first));
+    }
+
+    // ---- tenant-scoped users (every backend) ----
+
+    fn unique_slug() -> TenantSlug {
+        TenantSlug::parse(&format!("t-{}", &Uuid::new_v4().simple().to_string()[..12])).unwrap()
+    }
+
+    fn new_tenant(slug: TenantSlug) -> NewTenant {
+        NewTenant {
+            id: TenantId::random(),
+            slug,
+            name: TenantName::parse("Acme Corp").unwrap(),
+            api_key_hash: None,
+            created_at: T0,
+        }
+    }
+
+    /// A new tenant without keys or users.
+    async fn tenant(s: &Stores) -> TenantId {
+        s.tenants
+            .create_tenant(new_tenant(unique_slug()), Vec::new(), None)
+            .await
+            .unwrap()
+            .id
+    }
+
+    fn new_user_in(tenant: TenantId) -> NewUser {
+        NewUser {
+            tenant,
+            ..new_user(unique_email())
+        }
+    }
+
+    pub async fn same_email_in_two_tenants_is_two_accounts(s: &Stores) {
+        let other = tenant(s).await;
+        let email = unique_email();
+        let in_default = s.users.create_user(new_user(email.clone())).await.unwrap();
+        let mut second = new_user(email.clone());
+        second.tenant = other;
+        second.password_hash = "$argon2id$other".to_owned();
+        let in_other = s.users.create_user(second).await.unwrap();
+        assert_ne!(in_default.id, in_other.id);
+        assert_eq!(in_default.tenant, TenantId::DEFAULT);
+        assert_eq!(in_other.tenant, other);
+        assert_eq!(in_other.email, email);
+        assert_eq!(s.users.find_user(in_other.id).await.unwrap(), Some(in_other.clone()));
+
+        let record = s
+            .users
+            .find_user_by_email(TenantId::DEFAULT, &email)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(record.user, in_default);
+        assert_eq!(record.password_hash, HASH);
+        let record = s.users.find_user_by_email(other, &email).await.unwrap().unwrap();
+        assert_eq!(record.user, in_other);
+        assert_eq!(record.password_hash, "$argon2id$other");
+        assert!(s
+            .users
+            .find_user_by_email(TenantId::random(), &email)
+            .await
+            .unwrap()
+            .is_none());
+
+        // Within one tenant, the email is still taken.
+        let mut again = new_user(email.clone());
+        again.tenant = other;
+        let again_id = again.id;
+        let err = s.users.create_user(again).await.unwrap_err();
+        assert!(matches!(err, StoreError::Conflict(Conflict::EmailTaken)), "{err:?}");
+        assert_eq!(s.users.find_user(again_id).await.unwrap(), None);
+
+        // Sessions carry their owner's tenant.
+        let (id, _) = login(s, in_other.id, T0).await;
+        let session = s.sessions.session(in_other.id, id, T0).await.unwrap().unwrap();
+        assert_eq!(session.tenant, other);
+        assert_eq!(session.email, email);
+        let listed = s.sessions.list_sessions(in_other.id, T0).await.unwrap();
+        assert_eq!(listed, vec![session.clone()]);
+        let (default_session, _) = login(s, in_default.id, T0).await;
+        let session = s
+            .sessions
+            .session(in_default.id, default_session, T0)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(session.tenant, TenantId::DEFAULT);
+    }
+
+    pub async fn user_in_an_unknown_tenant_is_unknown_tenant(s: &Stores) {
+        let new = new_user_in(TenantId::random());
+        let id = new.id;
+        let err = s.users.create_user(new).await.unwrap_err();
+        assert!(matches!(err, StoreError::Conflict(Conflict::UnknownTenant)), "{err:?}");
+        assert_eq!(s.users.find_user(id).await.unwrap(), None);
+    }
+
+    pub async fn user_ids_in_tenant_page_in_id_order(s: &Stores) {
+        let other = tenant(s).await;
+        let stranger = user(s).await;
+        let mut ids = Vec::new();
+        for _ in 0..5 {
+            ids.push(s.users.create_user(new_user_in(other)).await.unwrap().id);
+        }
+        ids.sort();
+
+        let page = |after, limit| s.users.user_ids_in_tenant(other, after, limit);
+        assert_eq!(page(None, 2).await.unwrap(), ids[..2]);
+        assert_eq!(page(Some(ids[1]), 2).await.unwrap(), ids[2..4]);
+        assert_eq!(page(Some(ids[3]), 2).await.unwrap(), ids[4..]);
+        assert!(page(Some(ids[4]), 2).await.unwrap().is_empty());
+        assert_eq!(page(None, 100).await.unwrap(), ids);
+        assert!(page(None, 0).await.unwrap().is_empty());
+
+        assert_eq!(
+            s.users.user_ids_in_tenant(TenantId::DEFAULT, None, 100).await.unwrap(),
+            vec![stranger]
+        );
+        assert!(s
+            .users
+            .user_ids_in_tenant(TenantId::random(), None, 100)
+            .await
+            .unwrap()
+            .is_empty());
+    }
+
+    pub async fn revoke_tenant_sessions_ends_only_that_tenants_sessions(s: &Stores) {
+        // More users than a backend that pages through them (Redis) takes
+        // per page.
+        const USERS: usize = 120;
+        let other = tenant(s).await;
+        let mut sessions = Vec::new();
+        for _ in 0..USERS {
+            let user = s.users.create_user(new_user_in(other)).await.unwrap().id;
+            sessions.push((user, login(s, user, T0).await.0));
+        }
+        let busy = sessions[0].0;
+        sessions.push((busy, login(s, busy, T0 + 1).await.0));
+        s.users.create_user(new_user_in(other)).await.unwrap();
+        let stranger = user(s).await;
+        let (kept, _) = login(s, stranger, T0).await;
+
+        assert_eq!(
+            s.sessions.revoke_tenant_sessions(other).await.unwrap(),
+            u64::try_from(USERS + 1).unwrap()
+        );
+        for (user, id) in &sessions {
+            assert!(!is_live(s, *user, *id, T0 + 2).await);
+        }
+        assert!(s.sessions.list_sessions(busy, T0 + 2).await.unwrap().is_empty());
+        assert!(is_live(s, stranger, kept, T0 + 2).await);
+        assert_eq!(s.sessions.revoke_tenant_sessions(other).await.unwrap(), 0);
+        assert_eq!(s.sessions.revoke_tenant_sessions(TenantId::random()).await.unwrap(), 0);
+        assert!(is_live(s, stranger, kept, T0 + 2).await);
+    }
+
+    // ---- tenants (SQL backends) ----
+
+    pub async fn default_tenant_exists_after_migrating(s: &Stores) {
+        let record = s.tenants.tenant(TenantId::DEFAULT).await.unwrap().unwrap();
+        assert_eq!(
+            record.tenant,
+            Tenant {
+                id: TenantId::DEFAULT,
+                slug: TenantSlug::default_tenant(),
+                name: "Default".to_owned(),
+                created_at: 0,
+            }
+        );
+        assert_eq!(record.api_key_hash, None);
+        assert_eq!(
+            s.tenants.tenant_by_slug(&TenantSlug::default_tenant()).await.unwrap(),
+            Some(record)
+        );
+        assert!(s.tenants.tenant_keys(TenantId::DEFAULT).await.unwrap().is_empty());
+        assert!(s.tenants.live_keys().await.unwrap().is_empty());
+        assert_eq!(s.tenants.key("no-such-kid").await.unwrap(), None);
+        assert_eq!(s.tenants.count_users(TenantId::DEFAULT).await.unwrap(), 0);
+        user(s).await;
+        user(s).await;
+        assert_eq!(s.tenants.count_users(TenantId::DEFAULT).await.unwrap(), 2);
+
+        assert_eq!(s.tenants.tenant(TenantId::random()).await.unwrap(), None);
+        assert_eq!(s.tenants.tenant_by_slug(&unique_slug()).await.unwrap(), None);
+        assert_eq!(s.tenants.count_users(TenantId::random()).await.unwrap(), 0);
+    }
+
+    // ---- keys ----
+
+    const MASTER: &str = "master-1";
+
+    /// Sealed bytes that differ per kid, with NUL and 0xff in them.
+    fn sealed_bytes(kid: &str) -> Vec<u8> {
+        let mut bytes = kid.as_bytes().to_vec();
+        bytes.extend([0, 0xff, 0]);
+        bytes
+    }
+
+    fn new_key(tenant: TenantId, kind: KeyKind, state: KeyState, at: i64) -> NewKey {
+        let kid = format!("{kind}-{}", Uuid::new_v4().simple());
+        NewKey {
+            sealed: sealed_bytes(&kid),
+            kid,
+            tenant,
+            kind,
+            state,
+            master_key_id: MASTER.to_owned(),
+            created_at: at,
+        }
+    }
+
+    /// An active and a next key per kind, created at `at`.
+    fn key_set(tenant: TenantId, at: i64) -> Vec<NewKey> {
+        KeyKind::ALL
+            .iter()
+            .flat_map(|kind| {
+                [
+                    new_key(tenant, *kind, KeyState::Active, at),
+                    new_key(tenant, *kind, KeyState::Next, at),
+                ]
+            })
+            .collect()
+    }
+
+    fn next_keys(tenant: TenantId, at: i64) -> Vec<NewKey> {
+        KeyKind::ALL
+            .iter()
+            .map(|kind| new_key(tenant, *kind, KeyState::Next, at))
+            .collect()
+    }
+
+    const ACCESS_GRACE: i64 = 900;
+    const REFRESH_GRACE: i64 = 86_400;
+
+    fn graceful(tenant: TenantId, now: i64) -> KeyRotation {
+        KeyRotation {
+            tenant,
+            mode: RotationMode::Graceful,
+            now,
+            access_verify_until: now + ACCESS_GRACE,
+            refresh_verify_until: now + REFRESH_GRACE,
+            new_keys: next_keys(tenant, now),
+        }
+    }
+
+    fn revoke(tenant: TenantId, now: i64) -> KeyRotation {
+        KeyRotation {
+            tenant,
+            mode: RotationMode::Revoke,
+            now,
+            access_verify_until: now,
+            refresh_verify_until: now,
+            new_keys: key_set(tenant, now),
+        }
+    }
+
+    /// A new tenant with `key_set(.., T0)`.
+    async fn tenant_with_keys(s: &Stores) -> (TenantId, Vec<NewKey>) {
+        let tenant = new_tenant(unique_slug());
+        let id = tenant.id;
+        let keys = key_set(id, T0);
+        s.tenants.create_tenant(tenant, keys.clone(), None).await.unwrap();
+        (id, keys)
+    }
+
+    /// The key of `kind` in `state` among `keys` (the new ones a call made).
+    fn pick(keys: &[NewKey], kind: KeyKind, state: KeyState) -> &NewKey {
+        keys.iter().find(|k| k.kind == kind && k.state == state).unwrap()
+    }
+
+    fn find<'a>(keys: &'a [StoredKey], kid: &str) -> &'a StoredKey {
+        keys.iter()
+            .find(|k| k.kid == kid)
+            .unwrap_or_else(|| panic!("{kid} missing from {keys:?}"))
+    }
+
+    fn count(keys: &[StoredKey], kind: KeyKind, state: KeyState) -> usize {
+        keys.iter().filter(|k| k.kind == kind && k.state == state).count()
+    }
+
+    fn kids<'a>(keys: impl IntoIterator<Item = &'a StoredKey>) -> Vec<String> {
+        let mut kids: Vec<String> = keys.into_iter().map(|k| k.kid.clone()).collect();
+        kids.sort();
+        kids
+    }
+
+    fn new_kids<'a>(keys: impl IntoIterator<Item = &'a NewKey>) -> Vec<String> {
+        let mut kids: Vec<String> = keys.into_iter().map(|k| k.kid.clone()).collect();
+        kids.sort();
+        kids
+    }
+
+    fn wall_clock_ms() -> i64 {
+        let since_epoch = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap();
+        i64::try_from(since_epoch.as_millis()).unwrap()
+    }
+
+    /// `new` as the store should have it right after inserting it, with the
+    /// database's `changed_at_ms`, which must be the database clock (the
+    /// same machine's in these tests) in milliseconds.
+    fn assert_stored_as_new(stored: &StoredKey, new: &NewKey) {
+        assert!(
+            (stored.changed_at_ms - wall_clock_ms()).abs() < 60_000,
+            "changed_at_ms is not the clock in ms: {stored:?}"
+        );
+        let expected = StoredKey {
+            kid: new.kid.clone(),
+            tenant: new.tenant,
+            kind: new.kind,
+            state: new.state,
+            master_key_id: new.master_key_id.clone(),
+            sealed: Some(new.sealed.clone()),
+            created_at: new.created_at,
+            activated_at: (new.state == KeyState::Active).then_some(new.created_at),
+            retired_at: None,
+            verify_until: None,
+            changed_at_ms: stored.changed_at_ms,
+        };
+        assert_eq!(*stored, expected);
+    }
+
+    /// Lets the database clock move on by a few milliseconds, so that
+    /// `changed_at_ms` tells writes before and after apart.
+    async fn tick() {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+
+    pub async fn created_tenant_reads_back_with_its_keys_and_owner(s: &Stores) {
+        let mut new = new_tenant(unique_slug());
+        new.api_key_hash = Some((0..32).collect());
+        let keys = key_set(new.id, T0);
+        let mut owner = new_user_in(new.id);
+        owner.role = Role::owner();
+        let tenant = s
+            .tenants
+            .create_tenant(new.clone(), keys.clone(), Some(owner.clone()))
+            .await
+            .unwrap();
+        assert_eq!(
+            tenant,
+            Tenant {
+                id: new.id,
+                slug: new.slug.clone(),
+                name: "Acme Corp".to_owned(),
+                created_at: T0,
+            }
+        );
+        let record = s.tenants.tenant_by_slug(&new.slug).await.unwrap().unwrap();
+        assert_eq!(record.tenant, tenant);
+        assert_eq!(record.api_key_hash, Some((0..32).collect()));
+        assert_eq!(s.tenants.tenant(new.id).await.unwrap(), Some(record));
+
+        let found = s.users.find_user(owner.id).await.unwrap().unwrap();
+        assert_eq!(found.tenant, new.id);
+        assert_eq!(found.role, Role::owner());
+        assert_eq!(found.email, owner.email);
+        assert!(s
+            .users
+            .find_user_by_email(new.id, &owner.email)
+            .await
+            .unwrap()
+            .is_some());
+        assert!(s
+            .users
+            .find_user_by_email(TenantId::DEFAULT, &owner.email)
+            .await
+            .unwrap()
+            .is_none());
+        assert_eq!(s.tenants.count_users(new.id).await.unwrap(), 1);
+
+        let stored = s.tenants.tenant_keys(new.id).await.unwrap();
+        assert_eq!(stored.len(), 4);
+        for key in &keys {
+            assert_stored_as_new(find(&stored, &key.kid), key);
+            assert_eq!(
+                s.tenants.key(&key.kid).await.unwrap().as_ref(),
+                Some(find(&stored, &key.kid))
+            );
+        }
+        let live = s.tenants.live_keys().await.unwrap();
+        assert_eq!(kids(&live), kids(&stored));
+
+        // Without keys or owner, a tenant is just its row.
+        let bare = tenant_without_anything(s).await;
+        assert!(s.tenants.tenant_keys(bare).await.unwrap().is_empty());
+        assert_eq!(s.tenants.count_users(bare).await.unwrap(), 0);
+        assert_eq!(s.tenants.live_keys().await.unwrap(), live);
+    }
+
+    async fn tenant_without_anything(s: &Stores) -> TenantId {
+        tenant(s).await
+    }
+
+    pub async fn a_taken_slug_stores_nothing_of_the_tenant(s: &Stores) {
+        let slug = unique_slug();
+        let first = s
+            .tenants
+            .create_tenant(new_tenant(slug.clone()), Vec::new(), None)
+            .await
+            .unwrap();
+        let second = new_tenant(slug.clone());
+        let keys = key_set(second.id, T0);
+        let owner = new_user_in(second.id);
+        let err = s
+            .tenants
+            .create_tenant(second.clone(), keys.clone(), Some(owner.clone()))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Conflict(Conflict::SlugTaken)), "{err:?}");
+        assert!(!err.to_string().contains(slug.as_str()), "{err}");
+
+        assert_eq!(s.tenants.tenant(second.id).await.unwrap(), None);
+        assert_eq!(s.tenants.tenant_by_slug(&slug).await.unwrap().unwrap().tenant, first);
+        for key in &keys {
+            assert_eq!(s.tenants.key(&key.kid).await.unwrap(), None);
+        }
+        assert!(s.tenants.live_keys().await.unwrap().is_empty());
+        assert_eq!(s.users.find_user(owner.id).await.unwrap(), None);
+
+        // The default tenant's slug is taken from the start.
+        let err = s
+            .tenants
+            .create_tenant(new_tenant(TenantSlug::default_tenant()), Vec::new(), None)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Conflict(Conflict::SlugTaken)), "{err:?}");
+        // A taken id is IdTaken.
+        let mut same_id = new_tenant(unique_slug());
+        same_id.id = first.id;
+        let err = s.tenants.create_tenant(same_id, Vec::new(), None).await.unwrap_err();
+        assert!(matches!(err, StoreError::Conflict(Conflict::IdTaken)), "{err:?}");
+
+        // With a free slug, the same tenant goes through whole.
+        let mut third = second.clone();
+        third.slug = unique_slug();
+        s.tenants
+            .create_tenant(third, keys.clone(), Some(owner.clone()))
+            .await
+            .unwrap();
+        assert_eq!(s.tenants.tenant_keys(second.id).await.unwrap().len(), 4);
+        assert_eq!(s.users.find_user(owner.id).await.unwrap().unwrap().tenant, second.id);
+
+        // And a failure after the tenant row (the owner's email is taken in
+        // the new tenant: impossible, so a taken user id) undoes the row.
+        let fourth = new_tenant(unique_slug());
+        let mut clash = new_user_in(fourth.id);
+        clash.id = owner.id;
+        let err = s
+            .tenants
+            .create_tenant(fourth.clone(), key_set(fourth.id, T0), Some(clash))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Conflict(Conflict::IdTaken)), "{err:?}");
+        assert_eq!(s.tenants.tenant(fourth.id).await.unwrap(), None);
+        assert!(s.tenants.tenant_keys(fourth.id).await.unwrap().is_empty());
+    }
+
+    pub async fn keys_or_owner_of_another_tenant_are_refused(s: &Stores) {
+        let new = new_tenant(unique_slug());
+        let stranger = new_user(unique_email());
+        let err = s
+            .tenants
+            .create_tenant(new.clone(), Vec::new(), Some(stranger))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Corrupt(_)), "{err:?}");
+        let err = s
+            .tenants
+            .create_tenant(new.clone(), key_set(TenantId::random(), T0), None)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Corrupt(_)), "{err:?}");
+        let mut retired = key_set(new.id, T0);
+        retired[0].state = KeyState::Retired;
+        let err = s.tenants.create_tenant(new.clone(), retired, None).await.unwrap_err();
+        assert!(matches!(err, StoreError::Corrupt(_)), "{err:?}");
+        assert_eq!(s.tenants.tenant(new.id).await.unwrap(), None);
+    }
+
+    pub async fn tenants_are_listed_bytewise_by_slug(s: &Stores) {
+        let mut created = Vec::new();
+        for raw in ["zeta", "abc", "ab-x", "mid"] {
+            let mut new = new_tenant(TenantSlug::parse(raw).unwrap());
+            new.created_at = T0 + i64::try_from(created.len()).unwrap();
+            created.push(s.tenants.create_tenant(new, Vec::new(), None).await.unwrap());
+        }
+        let slugs = |tenants: Vec<Tenant>| tenants.into_iter().map(|t| t.slug.to_string()).collect::<Vec<_>>();
+        // Bytewise: '-' sorts before every letter.
+        assert_eq!(
+            slugs(s.tenants.list_tenants(None, 100).await.unwrap()),
+            ["ab-x", "abc", "default", "mid", "zeta"]
+        );
+        let first = s.tenants.list_tenants(None, 2).await.unwrap();
+        assert_eq!(first, vec![created[2].clone(), created[1].clone()]);
+        let second = s.tenants.list_tenants(Some(&first[1].slug), 2).await.unwrap();
+        assert_eq!(slugs(second.clone()), ["default", "mid"]);
+        let third = s.tenants.list_tenants(Some(&second[1].slug), 2).await.unwrap();
+        assert_eq!(third, vec![created[0].clone()]);
+        assert!(s
+            .tenants
+            .list_tenants(Some(&third[0].slug), 2)
+            .await
+            .unwrap()
+            .is_empty());
+        assert!(s.tenants.list_tenants(None, 0).await.unwrap().is_empty());
+    }
+
+    pub async fn api_key_hash_is_replaced_and_removed(s: &Stores) {
+        let id = tenant(s).await;
+        let hash = |t: TenantId| async move { s.tenants.tenant(t).await.unwrap().unwrap().api_key_hash };
+        assert_eq!(hash(id).await, None);
+        assert!(s.tenants.set_api_key_hash(id, Some(vec![1; 32])).await.unwrap());
+        assert_eq!(hash(id).await, Some(vec![1; 32]));
+        assert!(s.tenants.set_api_key_hash(id, Some(vec![2; 32])).await.unwrap());
+        assert_eq!(hash(id).await, Some(vec![2; 32]));
+        assert!(s.tenants.set_api_key_hash(id, None).await.unwrap());
+        assert_eq!(hash(id).await, None);
+        assert!(!s
+            .tenants
+            .set_api_key_hash(TenantId::random(), Some(vec![3; 32]))
+            .await
+            .unwrap());
+        assert_eq!(hash(TenantId::DEFAULT).await, None);
+    }
+
+    pub async fn graceful_rotation_moves_every_key_one_state_on(s: &Stores) {
+        let (tenant, keys) = tenant_with_keys(s).await;
+        let before = s.tenants.tenant_keys(tenant).await.unwrap();
+        let (old_access, old_refresh) = (
+            pick(&keys, KeyKind::Access, KeyState::Active),
+            pick(&keys, KeyKind::Refresh, KeyState::Active),
+        );
+        let (next_access, next_refresh) = (
+            pick(&keys, KeyKind::Access, KeyState::Next),
+            pick(&keys, KeyKind::Refresh, KeyState::Next),
+        );
+        tick().await;
+        let now = T0 + 100;
+        let rotation = graceful(tenant, now);
+        let rotated = s.tenants.rotate_keys(rotation.clone()).await.unwrap();
+
+        assert_eq!(rotated.access_kid, next_access.kid);
+        assert_eq!(rotated.refresh_kid, next_refresh.kid);
+        assert_eq!(rotated.keys.len(), 6);
+        for (old, verify_until) in [(old_access, now + ACCESS_GRACE), (old_refresh, now + REFRESH_GRACE)] {
+            let retired = find(&rotated.keys, &old.kid);
+            assert_eq!(
+                *retired,
+                StoredKey {
+                    state: KeyState::Retired,
+                    retired_at: Some(now),
+                    verify_until: Some(verify_until),
+                    changed_at_ms: retired.changed_at_ms,
+                    ..find(&before, &old.kid).clone()
+                }
+            );
+            assert!(retired.changed_at_ms > find(&before, &old.kid).changed_at_ms);
+        }
+        for next in [next_access, next_refresh] {
+            let active = find(&rotated.keys, &next.kid);
+            assert_eq!(
+                *active,
+                StoredKey {
+                    state: KeyState::Active,
+                    activated_at: Some(now),
+                    changed_at_ms: active.changed_at_ms,
+                    ..find(&before, &next.kid).clone()
+                }
+            );
+            assert!(active.changed_at_ms > find(&before, &next.kid).changed_at_ms);
+        }
+        for new in &rotation.new_keys {
+            assert_stored_as_new(find(&rotated.keys, &new.kid), new);
+        }
+        assert_eq!(s.tenants.tenant_keys(tenant).await.unwrap(), rotated.keys);
+
+        // The next rotation goes on from there.
+        let again = graceful(tenant, now + 100);
+        let rotated = s.tenants.rotate_keys(again.clone()).await.unwrap();
+        assert_eq!(
+            rotated.access_kid,
+            pick(&rotation.new_keys, KeyKind::Access, KeyState::Next).kid
+        );
+        assert_eq!(
+            rotated.refresh_kid,
+            pick(&rotation.new_keys, KeyKind::Refresh, KeyState::Next).kid
+        );
+        for kind in KeyKind::ALL {
+            assert_eq!(count(&rotated.keys, kind, KeyState::Retired), 2);
+            assert_eq!(count(&rotated.keys, kind, KeyState::Active), 1);
+            assert_eq!(count(&rotated.keys, kind, KeyState::Next), 1);
+        }
+        assert_eq!(
+            find(&rotated.keys, &next_access.kid).verify_until,
+            Some(now + 100 + ACCESS_GRACE)
+        );
+    }
+
+    pub async fn graceful_rotation_without_a_next_key_changes_nothing(s: &Stores) {
+        let only_active: Vec<fn(TenantId) -> Vec<NewKey>> = vec![
+            // Active keys only.
+            |t| {
+                KeyKind::ALL
+                    .iter()
+                    .map(|kind| new_key(t, *kind, KeyState::Active, T0))
+                    .collect()
+            },
+            // A next key for one kind only.
+            |t| {
+                let mut keys: Vec<NewKey> = KeyKind::ALL
+                    .iter()
+                    .map(|kind| new_key(t, *kind, KeyState::Active, T0))
+                    .collect();
+                keys.push(new_key(t, KeyKind::Access, KeyState::Next, T0));
+                keys
+            },
+            // No keys at all.
+            |_| Vec::new(),
+        ];
+        for keys in only_active {
+            let new = new_tenant(unique_slug());
+            let tenant = new.id;
+            s.tenants.create_tenant(new, keys(tenant), None).await.unwrap();
+            let before = s.tenants.tenant_keys(tenant).await.unwrap();
+            let rotation = graceful(tenant, T0 + 100);
+            let err = s.tenants.rotate_keys(rotation.clone()).await.unwrap_err();
+            assert!(matches!(err, StoreError::Conflict(Conflict::NoNextKey)), "{err:?}");
+            assert_eq!(s.tenants.tenant_keys(tenant).await.unwrap(), before);
+            for new in &rotation.new_keys {
+                assert_eq!(s.tenants.key(&new.kid).await.unwrap(), None);
+            }
+        }
+    }
+
+    pub async fn rotating_an_unknown_tenant_is_unknown_tenant(s: &Stores) {
+        let nobody = TenantId::random();
+        for rotation in [graceful(nobody, T0), revoke(nobody, T0)] {
+            let err = s.tenants.rotate_keys(rotation.clone()).await.unwrap_err();
+            assert!(matches!(err, StoreError::Conflict(Conflict::UnknownTenant)), "{err:?}");
+            for new in &rotation.new_keys {
+                assert_eq!(s.tenants.key(&new.kid).await.unwrap(), None);
+            }
+        }
+        let err = s
+            .tenants
+            .install_keys_if_absent(nobody, key_set(nobody, T0))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Conflict(Conflict::UnknownTenant)), "{err:?}");
+        assert!(s.tenants.live_keys().await.unwrap().is_empty());
+
+        // New keys of another tenant are refused before anything happens.
+        let (tenant, _) = tenant_with_keys(s).await;
+        let before = s.tenants.tenant_keys(tenant).await.unwrap();
+        let mut stray = graceful(tenant, T0 + 100);
+        stray.new_keys = next_keys(TenantId::random(), T0 + 100);
+        let err = s.tenants.rotate_keys(stray).await.unwrap_err();
+        assert!(matches!(err, StoreError::Corrupt(_)), "{err:?}");
+        // So is a revocation that would leave no active key.
+        let mut blind = revoke(tenant, T0 + 100);
+        blind.new_keys = next_keys(tenant, T0 + 100);
+        let err = s.tenants.rotate_keys(blind).await.unwrap_err();
+        assert!(matches!(err, StoreError::Corrupt(_)), "{err:?}");
+        assert_eq!(s.tenants.tenant_keys(tenant).await.unwrap(), before);
+    }
+
+    pub async fn revoke_rotation_wipes_every_sealed_secret(s: &Stores) {
+        let (tenant, keys) = tenant_with_keys(s).await;
+        let first = graceful(tenant, T0 + 100);
+        s.tenants.rotate_keys(first.clone()).await.unwrap();
+        let (bystander, _) = tenant_with_keys(s).await;
+        let bystander_keys = s.tenants.tenant_keys(bystander).await.unwrap();
+        let before = s.tenants.tenant_keys(tenant).await.unwrap();
+
+        tick().await;
+        let now = T0 + 200;
+        let rotation = revoke(tenant, now);
+        let rotated = s.tenants.rotate_keys(rotation.clone()).await.unwrap();
+        assert_eq!(
+            rotated.access_kid,
+            pick(&rotation.new_keys, KeyKind::Access, KeyState::Active).kid
+        );
+        assert_eq!(
+            rotated.refresh_kid,
+            pick(&rotation.new_keys, KeyKind::Refresh, KeyState::Active).kid
+        );
+        assert_eq!(kids(&rotated.keys), new_kids(&rotation.new_keys));
+        for new in &rotation.new_keys {
+            assert_stored_as_new(find(&rotated.keys, &new.kid), new);
+        }
+
+        let all = s.tenants.tenant_keys(tenant).await.unwrap();
+        assert_eq!(all.len(), 10);
+        let retired_before: Vec<&str> = [&keys[0], &keys[2]].iter().map(|k| k.kid.as_str()).collect();
+        for old in &before {
+            let revoked = find(&all, &old.kid);
+            let retired_at = if retired_before.contains(&old.kid.as_str()) {
+                Some(T0 + 100)
+            } else {
+                Some(now)
+            };
+            assert_eq!(
+                *revoked,
+                StoredKey {
+                    state: KeyState::Revoked,
+                    sealed: None,
+                    retired_at,
+                    changed_at_ms: revoked.changed_at_ms,
+                    ..old.clone()
+                }
+            );
+            assert!(revoked.changed_at_ms > old.changed_at_ms);
+            assert_eq!(s.tenants.key(&old.kid).await.unwrap().as_ref(), Some(revoked));
+        }
+        assert!(s
+            .tenants
+            .live_keys()
+            .await
+            .unwrap()
+            .iter()
+            .all(|k| k.state != KeyState::Revoked && k.sealed.is_some()));
+        assert_eq!(s.tenants.tenant_keys(bystander).await.unwrap(), bystander_keys);
+    }
+
+    pub async fn concurrent_graceful_rotations_leave_one_active_and_one_next_per_kind(s: &Stores) {
+        const ROTATIONS: usize = 8;
+        let (tenant, _) = tenant_with_keys(s).await;
+        let start = Arc::new(Barrier::new(ROTATIONS));
+        let tasks: Vec<_> = (0..ROTATIONS)
+            .map(|i| {
+                let tenants = Arc::clone(&s.tenants);
+                let start = Arc::clone(&start);
+                let rotation = graceful(tenant, T0 + 100 + i64::try_from(i).unwrap());
+                tokio::spawn(async move {
+                    start.wait().await;
+                    tenants.rotate_keys(rotation).await.unwrap()
+                })
+            })
+            .collect();
+        let mut results = Vec::new();
+        for task in tasks {
+            results.push(task.await.unwrap());
+        }
+
+        let keys = s.tenants.tenant_keys(tenant).await.unwrap();
+        for kind in KeyKind::ALL {
+            assert_eq!(count(&keys, kind, KeyState::Active), 1, "{keys:?}");
+            assert_eq!(count(&keys, kind, KeyState::Next), 1, "{keys:?}");
+            assert_eq!(count(&keys, kind, KeyState::Retired), ROTATIONS, "{keys:?}");
+        }
+        // They ran one after the other: each activated a different key, and
+        // the last one's view is what is stored.
+        let mut activated: Vec<&str> = results.iter().map(|r| r.access_kid.as_str()).collect();
+        activated.sort_unstable();
+        activated.dedup();
+        assert_eq!(activated.len(), ROTATIONS);
+        assert_eq!(results.iter().filter(|r| r.keys == keys).count(), 1);
+    }
+
+    pub async fn concurrent_installs_end_with_one_set(s: &Stores) {
+        const INSTANCES: usize = 10;
+        let tenant = TenantId::DEFAULT;
+        let candidates: Vec<Vec<NewKey>> = (0..INSTANCES).map(|_| key_set(tenant, T0)).collect();
+        let start = Arc::new(Barrier::new(INSTANCES));
+        let tasks: Vec<_> = candidates
+            .iter()
+            .map(|keys| {
+                let tenants = Arc::clone(&s.tenants);
+                let start = Arc::clone(&start);
+                let keys = keys.clone();
+                tokio::spawn(async move {
+                    start.wait().await;
+                    tenants.install_keys_if_absent(tenant, keys).await.unwrap()
+                })
+            })
+            .collect();
+        let mut got = Vec::new();
+        for task in tasks {
+            got.push(task.await.unwrap());
+        }
+        let winner = got[0].clone();
+        assert!(got.iter().all(|keys| *keys == winner), "instances disagree: {got:?}");
+        let candidate = candidates
+            .iter()
+            .find(|c| new_kids(c.iter()) == kids(&winner))
+            .unwrap_or_else(|| panic!("not one candidate's set: {winner:?}"));
+        for new in candidate {
+            assert_stored_as_new(find(&winner, &new.kid), new);
+        }
+        assert_eq!(s.tenants.tenant_keys(tenant).await.unwrap(), winner);
+
+        // Later starts find the keys and insert nothing.
+        assert_eq!(
+            s.tenants
+                .install_keys_if_absent(tenant, key_set(tenant, T0 + 1))
+                .await
+                .unwrap(),
+            winner
+        );
+        assert_eq!(s.tenants.live_keys().await.unwrap(), winner);
+    }
+
+    pub async fn keys_changed_since_reports_what_changed_after_the_mark(s: &Stores) {
+        let start = s.tenants.keys_changed_since(0).await.unwrap();
+        assert!(start.keys.is_empty());
+        assert!((start.db_now_ms - wall_clock_ms()).abs() < 60_000, "{start:?}");
+
+        tick().await;
+        let (tenant, keys) = tenant_with_keys(s).await;
+        let created = s.tenants.keys_changed_since(start.db_now_ms).await.unwrap();
+        assert_eq!(kids(&created.keys), new_kids(&keys));
+        for key in &created.keys {
+            assert!(key.changed_at_ms > start.db_now_ms, "{key:?}");
+            assert!(key.changed_at_ms <= created.db_now_ms, "{key:?}");
+        }
+        assert!(created.db_now_ms >= start.db_now_ms);
+
+        tick().await;
+        let rotation = graceful(tenant, T0 + 100);
+        let rotated = s.tenants.rotate_keys(rotation.clone()).await.unwrap();
+        let changed = s.tenants.keys_changed_since(created.db_now_ms).await.unwrap();
+        // The four it moved on and the two it added; the same rows as now.
+        assert_eq!(changed.keys.len(), 6);
+        for key in &changed.keys {
+            assert_eq!(key, find(&rotated.keys, &key.kid));
+        }
+
+        // Nothing since.
+        tick().await;
+        assert!(s
+            .tenants
+            .keys_changed_since(changed.db_now_ms)
+            .await
+            .unwrap()
+            .keys
+            .is_empty());
+
+        // A reseal is a change too.
+        let kid = &rotation.new_keys[0].kid;
+        let mark = s.tenants.keys_changed_since(i64::MAX).await.unwrap();
+        assert!(mark.keys.is_empty());
+        tick().await;
+        assert!(s
+            .tenants
+            .reseal_key(kid, MASTER, "master-2", vec![1, 2, 3])
+            .await
+            .unwrap());
+        let resealed = s.tenants.keys_changed_since(mark.db_now_ms).await.unwrap();
+        assert_eq!(kids(&resealed.keys), vec![kid.clone()]);
+        assert_eq!(resealed.keys[0].master_key_id, "master-2");
+    }
+
+    pub async fn prune_keys_deletes_only_expired_retired_and_old_revoked_keys(s: &Stores) {
+        let (graceful_tenant, keys) = tenant_with_keys(s).await;
+        s.tenants
+            .rotate_keys(graceful(graceful_tenant, T0 + 100))
+            .await
+            .unwrap();
+        let (revoked_tenant, revoked_keys) = tenant_with_keys(s).await;
+        s.tenants.rotate_keys(revoke(revoked_tenant, T0 + 100)).await.unwrap();
+        let retired_access = &pick(&keys, KeyKind::Access, KeyState::Active).kid;
+        let retired_refresh = &pick(&keys, KeyKind::Refresh, KeyState::Active).kid;
+        let access_until = T0 + 100 + ACCESS_GRACE;
+        let refresh_until = T0 + 100 + REFRESH_GRACE;
+
+        // A retired key verifies through its `verify_until`.
+        assert_eq!(s.tenants.prune_keys(access_until).await.unwrap(), 0);
+        assert!(s.tenants.key(retired_access).await.unwrap().is_some());
+        assert_eq!(s.tenants.prune_keys(access_until + 1).await.unwrap(), 1);
+        assert_eq!(s.tenants.key(retired_access).await.unwrap(), None);
+        assert_eq!(s.tenants.prune_keys(refresh_until).await.unwrap(), 0);
+        assert_eq!(s.tenants.prune_keys(refresh_until + 1).await.unwrap(), 1);
+        assert_eq!(s.tenants.key(retired_refresh).await.unwrap(), None);
+
+        // A revoked key is kept a week after its revocation.
+        let revoked_until = T0 + 100 + KEY_REVOKED_RETENTION_SECS;
+        assert_eq!(s.tenants.prune_keys(revoked_until).await.unwrap(), 0);
+        assert!(s.tenants.key(&revoked_keys[0].kid).await.unwrap().is_some());
+        assert_eq!(s.tenants.prune_keys(revoked_until + 1).await.unwrap(), 4);
+        for key in &revoked_keys {
+            assert_eq!(s.tenants.key(&key.kid).await.unwrap(), None);
+        }
+
+        // Active and next keys are never pruned.
+        assert_eq!(s.tenants.prune_keys(i64::MAX).await.unwrap(), 0);
+        for tenant in [graceful_tenant, revoked_tenant] {
+            let left = s.tenants.tenant_keys(tenant).await.unwrap();
+            assert_eq!(left.len(), 4);
+            for kind in KeyKind::ALL {
+                assert_eq!(count(&left, kind, KeyState::Active), 1);
+                assert_eq!(count(&left, kind, KeyState::Next), 1);
+            }
+        }
+    }
+
+    pub async fn reseal_is_a_compare_and_set_on_the_master_key(s: &Stores) {
+        let (tenant, keys) = tenant_with_keys(s).await;
+        let (revoked_tenant, revoked_keys) = tenant_with_keys(s).await;
+        s.tenants.rotate_keys(revoke(revoked_tenant, T0 + 100)).await.unwrap();
+
+        // Everything still sealed under master-1, never the revoked keys.
+        let todo = s.tenants.keys_sealed_by_other("master-2", 100).await.unwrap();
+        assert_eq!(todo.len(), 8);
+        assert!(todo.iter().all(|k| k.master_key_id == MASTER && k.sealed.is_some()));
+        assert!(todo.windows(2).all(|w| w[0].kid < w[1].kid), "ordered by kid");
+        assert!(revoked_keys.iter().all(|r| todo.iter().all(|k| k.kid != r.kid)));
+        assert!(s.tenants.keys_sealed_by_other(MASTER, 100).await.unwrap().is_empty());
+        assert_eq!(s.tenants.keys_sealed_by_other("master-2", 3).await.unwrap(), todo[..3]);
+
+        let kid = &keys[0].kid;
+        let before = s.tenants.key(kid).await.unwrap().unwrap();
+        tick().await;
+        assert!(s
+            .tenants
+            .reseal_key(kid, MASTER, "master-2", vec![9, 0, 9])
+            .await
+            .unwrap());
+        let after = s.tenants.key(kid).await.unwrap().unwrap();
+        assert_eq!(
+            after,
+            StoredKey {
+                master_key_id: "master-2".to_owned(),
+                sealed: Some(vec![9, 0, 9]),
+                changed_at_ms: after.changed_at_ms,
+                ..before.clone()
+            }
+        );
+        assert!(after.changed_at_ms > before.changed_at_ms);
+
+        // Someone else already resealed it: nothing changes.
+        assert!(!s.tenants.reseal_key(kid, MASTER, "master-3", vec![1]).await.unwrap());
+        assert_eq!(s.tenants.key(kid).await.unwrap(), Some(after));
+        assert!(!s
+            .tenants
+            .reseal_key("no-such-kid", MASTER, "master-2", vec![1])
+            .await
+            .unwrap());
+        // A revoked key has nothing left to reseal.
+        let revoked = &revoked_keys[0].kid;
+        assert!(!s
+            .tenants
+            .reseal_key(revoked, MASTER, "master-2", vec![1])
+            .await
+            .unwrap());
+        let still = s.tenants.key(revoked).await.unwrap().unwrap();
+        assert_eq!((still.sealed, still.master_key_id.as_str()), (None, MASTER));
+
+        let left = s.tenants.keys_sealed_by_other("master-2", 100).await.unwrap();
+        assert_eq!(left.len(), 7);
+        assert!(left.iter().all(|k| k.kid != *kid));
+        assert_eq!(s.tenants.tenant_keys(tenant).await.unwrap().len(), 4);
+    }
+
+    // ---- audit ----
+
+    fn audit_event(tenant: TenantId, at: i64, kind: &str) -> NewAuditEvent {
+        NewAuditEvent {
+            tenant,
+            at,
+            kind: kind.to_owned(),
+            user: Some(UserId::random()),
+            session: Some(SessionId::random()),
+            ip: Some("203.0.113.7".to_owned()),
+            user_agent: Some("Mozilla/5.0 (X11; Linux x86_64)".to_owned()),
+            detail: Some(r#"{"reason":"bad password","attempt":3}"#.to_owned()),
+        }
+    }
+
+    /// What `event` was appended as.
+    fn appended(event: &AuditEvent) -> NewAuditEvent {
+        NewAuditEvent {
+            tenant: event.tenant,
+            at: event.at,
+            kind: event.kind.clone(),
+            user: event.user,
+            session: event.session,
+            ip: event.ip.clone(),
+            user_agent: event.user_agent.clone(),
+            detail: event.detail.clone(),
+        }
+    }
+
+    pub async fn audit_events_page_newest_first_per_tenant(s: &Stores) {
+        let a = tenant(s).await;
+        let b = tenant(s).await;
+        let bare = NewAuditEvent {
+            user: None,
+            session: None,
+            ip: None,
+            user_agent: None,
+            detail: None,
+            ..audit_event(a, T0 + 3, "session.revoked")
+        };
+        let events = vec![
+            audit_event(a, T0, "login.succeeded"),
+            audit_event(b, T0, "login.succeeded"),
+            audit_event(a, T0 + 1, "login.failed"),
+            audit_event(a, T0 + 2, "password.changed"),
+            audit_event(b, T0 + 1, "login.failed"),
+            bare,
+            audit_event(a, T0 + 4, "login.succeeded"),
+        ];
+        s.audit.append_audit(&events).await.unwrap();
+        s.audit.append_audit(&[]).await.unwrap();
+
+        let all = s.audit.audit_events(a, None, 100).await.unwrap();
+        let expected: Vec<NewAuditEvent> = events.iter().rev().filter(|e| e.tenant == a).cloned().collect();
+        assert_eq!(all.iter().map(appended).collect::<Vec<_>>(), expected);
+        assert!(all.windows(2).all(|w| w[0].id > w[1].id), "newest (highest id) first");
+        let of_b = s.audit.audit_events(b, None, 100).await.unwrap();
+        assert_eq!(
+            of_b.iter().map(appended).collect::<Vec<_>>(),
+            vec![events[4].clone(), events[1].clone()]
+        );
+
+        assert_eq!(s.audit.audit_events(a, None, 2).await.unwrap(), all[..2]);
+        assert_eq!(s.audit.audit_events(a, Some(all[1].id), 2).await.unwrap(), all[2..4]);
+        assert_eq!(s.audit.audit_events(a, Some(all[3].id), 2).await.unwrap(), all[4..]);
+        assert!(s.audit.audit_events(a, Some(all[4].id), 2).await.unwrap().is_empty());
+        assert!(s.audit.audit_events(a, None, 0).await.unwrap().is_empty());
+        // A cursor taken from another tenant's page shows only this tenant's.
+        assert_eq!(s.audit.audit_events(a, Some(of_b[0].id), 100).await.unwrap(), all[2..]);
+        assert!(s
+            .audit
+            .audit_events(TenantId::random(), None, 100)
+            .await
+            .unwrap()
+            .is_empty());
+
+        // A later append comes first.
+        let later = audit_event(a, T0 + 5, "logout");
+        s.audit.append_audit(std::slice::from_ref(&later)).await.unwrap();
+        let newest = s.audit.audit_events(a, None, 1).await.unwrap();
+        assert_eq!(newest.iter().map(appended).collect::<Vec<_>>(), vec![later]);
+        assert!(newest[0].id > all[0].id);
+    }
+
+    pub async fn audit_of_an_unknown_tenant_stores_nothing(s: &Stores) {
+        let a = tenant(s).await;
+        let err = s
+            .audit
+            .append_audit(&[
+                audit_event(a, T0, "login.succeeded"),
+                audit_event(TenantId::random(), T0, "login.succeeded"),
+            ])
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Conflict(Conflict::UnknownTenant)), "{err:?}");
+        assert!(s.audit.audit_events(a, None, 100).await.unwrap().is_empty());
+    }
+
+    pub async fn prune_audit_deletes_old_events_in_batches(s: &Stores) {
+        let a = tenant(s).await;
+        let b = tenant(s).await;
+        let events: Vec<NewAuditEvent> = (0..10)
+            .map(|i| audit_event(if i % 2 == 0 { a } else { b }, T0 + i, "login.succeeded"))
+            .collect();
+        s.audit.append_audit(&events).await.unwrap();
+
+        assert_eq!(s.audit.prune_audit(T0 + 5, 3).await.unwrap(), 3);
+        assert_eq!(s.audit.prune_audit(T0 + 5, 3).await.unwrap(), 2);
+        assert_eq!(s.audit.prune_audit(T0 + 5, 3).await.unwrap(), 0);
+        let mut left: Vec<AuditEvent> = s.audit.audit_events(a, None, 100).await.unwrap();
+        left.extend(s.audit.audit_events(b, None, 100).await.unwrap());
+        let mut at: Vec<i64> = left.iter().map(|e| e.at).collect();
+        at.sort_unstable();
+        assert_eq!(at, (T0 + 5..T0 + 10).collect::<Vec<_>>());
+        assert_eq!(s.audit.prune_audit(T0 + 100, 100).await.unwrap(), 5);
+        assert!(s.audit.audit_events(a, None, 100).await.unwrap().is_empty());
+    }
 }
 
 #[cfg(test)]
@@ -897,22 +2062,26 @@ mod sqlite_backend {
             Stores {
                 users: Arc::new(store.clone()),
                 sessions: Arc::new(store.clone()),
-                secrets: Arc::new(store),
+                secrets: Arc::new(store.clone()),
+                tenants: Arc::new(store.clone()),
+                audit: Arc::new(store),
                 reopen: Box::new(move || open(path.clone())),
                 _keep: Box::new(()),
             }
         })
     }
 
-    store_suite!(sqlite, super::sqlite_stores);
+    store_suite!(sqlite, super::sqlite_stores, +tenants);
 }
 
 #[cfg(test)]
 mod sqlite_only {
     use std::path::Path;
 
-    use tessera_core::{Email, PersonName, Role, SessionId, UserId};
-    use tessera_store::{Health, NewSession, NewUser, RefreshState, SessionStore, SqliteStore, StoreError, UserStore};
+    use tessera_core::{Email, PersonName, Role, SessionId, TenantId, UserId};
+    use tessera_store::{
+        Health, NewSession, NewUser, RefreshState, SessionStore, SqliteStore, StoreError, TenantStore, UserStore,
+    };
     use uuid::Uuid;
 
     const T0: i64 = 1_700_000_000;
@@ -920,6 +2089,7 @@ mod sqlite_only {
     fn new_user(email: &str) -> NewUser {
         NewUser {
             id: UserId::random(),
+            tenant: TenantId::DEFAULT,
             email: Email::parse(email).unwrap(),
             password_hash: "$argon2id$v=19$secret-hash".to_owned(),
             first_name: PersonName::parse("Ada").unwrap(),
@@ -1097,10 +2267,162 @@ mod sqlite_only {
             .await
             .unwrap();
         let err = store
-            .find_user_by_email(&Email::parse("grace@example.com").unwrap())
+            .find_user_by_email(TenantId::DEFAULT, &Email::parse("grace@example.com").unwrap())
             .await
             .unwrap_err();
         assert!(matches!(err, StoreError::Corrupt(_)), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn migrating_from_0002_keeps_users_and_sessions_in_the_default_tenant() {
+        use tessera_store::{Rotation, RotationOutcome, Session, User};
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tessera.db");
+        let store = SqliteStore::connect(path.to_str().unwrap()).await.unwrap();
+        let (_old_dir, old) = crate::migrations_before_tenants("sqlite");
+        sqlx::migrate::Migrator::new(old.as_path())
+            .await
+            .unwrap()
+            .run(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(store.pending_migrations().await.unwrap(), 1);
+
+        // A user with a rotated session, and one without, as the 0002 build
+        // wrote them.
+        let (user, session, lonely) = (UserId::random(), SessionId::random(), UserId::random());
+        let (jti1, jti2, access2) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        for (id, email) in [(user, "ada@example.com"), (lonely, "grace@example.com")] {
+            sqlx::query(
+                "INSERT INTO users (id, email, email_verified, password_hash, first_name, last_name, role, \
+                 created_at) VALUES (?1, ?2, 1, '$argon2id$old-hash', 'Ada', 'Lovelace', 'admin', ?3)",
+            )
+            .bind(id.to_string())
+            .bind(email)
+            .bind(T0)
+            .execute(store.pool())
+            .await
+            .unwrap();
+        }
+        sqlx::query(
+            "INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, user_agent, ip, \
+             current_jti, current_access_jti, current_issued_at, previous_jti, rotated_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, 'Mozilla/5.0', '198.51.100.1', ?6, ?7, ?4, ?8, ?4)",
+        )
+        .bind(session.to_string())
+        .bind(user.to_string())
+        .bind(T0)
+        .bind(T0 + 50)
+        .bind(T0 + 3600)
+        .bind(jti2.to_string())
+        .bind(access2.to_string())
+        .bind(jti1.to_string())
+        .execute(store.pool())
+        .await
+        .unwrap();
+
+        store.migrate().await.unwrap();
+        assert_eq!(store.pending_migrations().await.unwrap(), 0);
+
+        let email = Email::parse("ada@example.com").unwrap();
+        let migrated = User {
+            id: user,
+            tenant: TenantId::DEFAULT,
+            email: email.clone(),
+            email_verified: true,
+            first_name: "Ada".to_owned(),
+            last_name: "Lovelace".to_owned(),
+            role: Role::parse("admin").unwrap(),
+            created_at: T0,
+        };
+        assert_eq!(store.find_user(user).await.unwrap(), Some(migrated.clone()));
+        let record = store
+            .find_user_by_email(TenantId::DEFAULT, &email)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(record.user, migrated);
+        assert_eq!(record.password_hash, "$argon2id$old-hash");
+        assert_eq!(
+            store.find_user(lonely).await.unwrap().unwrap().tenant,
+            TenantId::DEFAULT
+        );
+
+        let expected = Session {
+            id: session,
+            user_id: user,
+            created_at: T0,
+            last_used_at: T0 + 50,
+            expires_at: T0 + 3600,
+            user_agent: Some("Mozilla/5.0".to_owned()),
+            ip: Some("198.51.100.1".to_owned()),
+            current: RefreshState {
+                jti: jti2,
+                access_jti: access2,
+                issued_at: T0 + 50,
+                expires_at: T0 + 3600,
+            },
+            email: email.clone(),
+            role: Role::parse("admin").unwrap(),
+            tenant: TenantId::DEFAULT,
+        };
+        assert_eq!(
+            store.session(user, session, T0 + 55).await.unwrap(),
+            Some(expected.clone())
+        );
+        // The rotation bookkeeping survived too: the replaced token is
+        // still within its grace window.
+        let retry = Rotation {
+            user,
+            session,
+            presented_jti: jti1,
+            next: RefreshState {
+                jti: Uuid::new_v4(),
+                access_jti: Uuid::new_v4(),
+                issued_at: T0 + 55,
+                expires_at: T0 + 7200,
+            },
+            now: T0 + 55,
+            grace_secs: 10,
+        };
+        assert_eq!(store.rotate(retry).await.unwrap(), RotationOutcome::Grace(expected));
+
+        // The email is unique per tenant now, and sessions still follow
+        // their user.
+        let err = store.create_user(new_user("ada@example.com")).await.unwrap_err();
+        assert!(
+            matches!(err, StoreError::Conflict(tessera_store::Conflict::EmailTaken)),
+            "{err:?}"
+        );
+        let acme = tessera_store::NewTenant {
+            id: TenantId::random(),
+            slug: tessera_core::TenantSlug::parse("acme").unwrap(),
+            name: tessera_core::TenantName::parse("Acme").unwrap(),
+            api_key_hash: None,
+            created_at: T0,
+        };
+        let acme = store.create_tenant(acme, Vec::new(), None).await.unwrap().id;
+        let elsewhere = store
+            .create_user(NewUser {
+                tenant: acme,
+                ..new_user("ada@example.com")
+            })
+            .await
+            .unwrap();
+        assert_eq!(elsewhere.tenant, acme);
+        let fresh = new_session(lonely);
+        let fresh_id = fresh.id;
+        store.create_session(fresh).await.unwrap();
+        assert!(store.session(lonely, fresh_id, T0).await.unwrap().is_some());
+        assert!(store.delete_user(user).await.unwrap());
+        assert!(store.delete_user(lonely).await.unwrap());
+        assert_eq!(store.session(user, session, T0 + 55).await.unwrap(), None);
+        let (left,): (i64,) = sqlx::query_as("SELECT count(*) FROM sessions")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(left, 0);
     }
 
     #[tokio::test]
@@ -1130,23 +2452,50 @@ mod sqlite_only {
         let dir = tempfile::tempdir().unwrap();
         let store = open(&dir.path().join("tessera.db")).await;
         let (schema,): (String,) = sqlx::query_as(
-            "SELECT group_concat(sql, ';') FROM sqlite_master WHERE name IN ('users', 'sessions') \
-             OR tbl_name = 'sessions' AND type = 'index'",
+            "SELECT group_concat(sql, ';') FROM sqlite_master WHERE sql IS NOT NULL AND tbl_name IN \
+             ('users', 'sessions', 'tenants', 'tenant_keys', 'audit_events')",
         )
         .fetch_one(store.pool())
         .await
         .unwrap();
         for name in [
             "users_pkey",
-            "users_email_key",
+            "users_tenant_email_key",
+            "users_tenant_id_fkey",
+            "users_tenant_id_idx",
             "sessions_pkey",
             "sessions_user_id_fkey",
-            "ON DELETE CASCADE",
+            "REFERENCES \"users\" (id) ON DELETE CASCADE",
             "sessions_user_id_idx",
             "sessions_expires_at_idx",
+            "tenants_pkey",
+            "tenants_slug_key",
+            "tenants_api_key_hash_check",
+            "tenant_keys_pkey",
+            "tenant_keys_tenant_id_fkey",
+            "tenant_keys_kind_check",
+            "tenant_keys_state_check",
+            "tenant_keys_sealed_check",
+            "tenant_keys_one_active",
+            "tenant_keys_one_next",
+            "tenant_keys_changed_at_idx",
+            "tenant_keys_tenant_id_idx",
+            "audit_events_pkey",
+            "audit_events_tenant_id_fkey",
+            "audit_events_tenant_id_idx",
+            "audit_events_at_idx",
         ] {
             assert!(schema.contains(name), "{name} missing from {schema}");
         }
+        // Renaming the rebuilt tables left nothing behind.
+        for gone in ["users_new", "sessions_new", "users_email_key"] {
+            assert!(!schema.contains(gone), "{gone} left in {schema}");
+        }
+        let (violations,): (i64,) = sqlx::query_as("SELECT count(*) FROM pragma_foreign_key_check")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(violations, 0);
         let (journal,): (String,) = sqlx::query_as("PRAGMA journal_mode")
             .fetch_one(store.pool())
             .await
@@ -1207,6 +2556,7 @@ mod sqlite_only {
         let record = tessera_store::UserRecord {
             user: tessera_store::User {
                 id: new.id,
+                tenant: TenantId::DEFAULT,
                 email: new.email.clone(),
                 email_verified: false,
                 first_name: "Ada".to_owned(),
@@ -1235,6 +2585,87 @@ mod sqlite_only {
             !debug.contains("171") && !debug.contains("ab") && !debug.contains("205"),
             "{debug}"
         );
+    }
+
+    #[test]
+    fn debug_output_never_shows_sealed_keys_or_api_key_hashes() {
+        use tessera_core::{TenantName, TenantSlug};
+        use tessera_store::{KeyKind, KeyState, NewKey, NewTenant, StoredKey, Tenant, TenantRecord};
+
+        // Bytes whose decimal and hex spellings appear nowhere else.
+        let secret = vec![0xab; 37];
+        let shown = |debug: &str| !debug.contains("171") && !debug.contains("ab, ") && !debug.contains("0xab");
+
+        let new_tenant = NewTenant {
+            id: TenantId::random(),
+            slug: TenantSlug::parse("acme").unwrap(),
+            name: TenantName::parse("Acme").unwrap(),
+            api_key_hash: Some(secret.clone()),
+            created_at: T0,
+        };
+        let debug = format!("{new_tenant:?}");
+        assert!(
+            shown(&debug) && debug.contains("acme") && debug.contains("[redacted]"),
+            "{debug}"
+        );
+
+        let record = TenantRecord {
+            tenant: Tenant {
+                id: new_tenant.id,
+                slug: new_tenant.slug.clone(),
+                name: "Acme".to_owned(),
+                created_at: T0,
+            },
+            api_key_hash: Some(secret.clone()),
+        };
+        let debug = format!("{record:?}");
+        assert!(shown(&debug) && debug.contains("[redacted]"), "{debug}");
+
+        let key = NewKey {
+            kid: "access-1".to_owned(),
+            tenant: new_tenant.id,
+            kind: KeyKind::Access,
+            state: KeyState::Active,
+            master_key_id: "master-2024".to_owned(),
+            sealed: secret.clone(),
+            created_at: T0,
+        };
+        let debug = format!("{key:?}");
+        assert!(
+            shown(&debug) && debug.contains("access-1") && debug.contains("sealed_len: 37"),
+            "{debug}"
+        );
+
+        let stored = StoredKey {
+            kid: "access-1".to_owned(),
+            tenant: new_tenant.id,
+            kind: KeyKind::Access,
+            state: KeyState::Active,
+            master_key_id: "master-2024".to_owned(),
+            sealed: Some(secret),
+            created_at: T0,
+            activated_at: Some(T0),
+            retired_at: None,
+            verify_until: None,
+            changed_at_ms: 1,
+        };
+        let debug = format!("{stored:?}");
+        assert!(shown(&debug) && debug.contains("sealed_len: Some(37)"), "{debug}");
+    }
+
+    #[test]
+    fn key_kinds_and_states_spell_as_stored() {
+        use tessera_store::{KeyKind, KeyState};
+        for kind in KeyKind::ALL {
+            assert_eq!(KeyKind::parse(kind.as_str()), Some(kind));
+        }
+        for state in KeyState::ALL {
+            assert_eq!(KeyState::parse(state.as_str()), Some(state));
+        }
+        assert_eq!(KeyKind::Refresh.as_str(), "refresh");
+        assert_eq!(KeyState::Retired.as_str(), "retired");
+        assert_eq!(KeyKind::parse("Access"), None);
+        assert_eq!(KeyState::parse("gone"), None);
     }
 }
 
@@ -1310,7 +2741,9 @@ mod redis_backend {
             Stores {
                 users,
                 sessions: Arc::new(sessions),
-                secrets: Arc::new(sql),
+                secrets: Arc::new(sql.clone()),
+                tenants: Arc::new(sql.clone()),
+                audit: Arc::new(sql),
                 reopen: Box::new(move || open(path.clone(), redis.clone(), prefix.clone())),
                 _keep: Box::new(()),
             }

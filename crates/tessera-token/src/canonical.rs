@@ -1,7 +1,9 @@
-//! Fast path for payloads that are byte for byte what `Keyring::sign_*`
-//! writes: the claims in their serialization order, no whitespace, strings
-//! without escapes, times as plain integers, ids as lowercase hyphenated
-//! uuids.
+//! Fast path for payloads that are byte for byte what `sign_*` (of a
+//! `Keyring` or `SigningKeys`) writes: the claims in their serialization
+//! order, no whitespace, strings without escapes, times as plain integers,
+//! ids as lowercase hyphenated uuids. The one optional claim, `tid`, is
+//! matched in its place or not at all (a token signed before tenants
+//! existed), as the strict path reads it.
 //!
 //! Such a payload is read by matching it against that template, which is
 //! several times cheaper than driving serde. Anything else (another member
@@ -16,6 +18,7 @@ use std::borrow::Cow;
 use uuid::Uuid;
 
 use crate::claims::{parse_canonical_uuid, AccessClaims, RefreshClaims};
+use crate::DEFAULT_TENANT;
 
 pub(crate) fn access(json: &str) -> Option<AccessClaims<'_>> {
     let mut r = Reader { rest: json };
@@ -27,6 +30,7 @@ pub(crate) fn access(json: &str) -> Option<AccessClaims<'_>> {
     let sub = r.uuid()?;
     r.literal(r#","sid":""#)?;
     let sid = r.uuid()?;
+    let tid = r.tid()?;
     r.literal(r#","email":""#)?;
     let email = r.string()?;
     r.literal(r#","role":""#)?;
@@ -46,6 +50,7 @@ pub(crate) fn access(json: &str) -> Option<AccessClaims<'_>> {
         aud: Cow::Borrowed(aud),
         sub,
         sid,
+        tid,
         email: Cow::Borrowed(email),
         role: Cow::Borrowed(role),
         iat,
@@ -63,6 +68,7 @@ pub(crate) fn refresh(json: &str) -> Option<RefreshClaims<'_>> {
     let sub = r.uuid()?;
     r.literal(r#","sid":""#)?;
     let sid = r.uuid()?;
+    let tid = r.tid()?;
     r.literal(r#","jti":""#)?;
     let jti = r.uuid()?;
     r.literal(r#","iat":"#)?;
@@ -75,6 +81,7 @@ pub(crate) fn refresh(json: &str) -> Option<RefreshClaims<'_>> {
         iss: Cow::Borrowed(iss),
         sub,
         sid,
+        tid,
         jti,
         iat,
         exp,
@@ -106,6 +113,17 @@ impl<'a> Reader<'a> {
         let (body, rest) = (self.rest.get(..end)?, self.rest.get(end + 1..)?);
         self.rest = rest;
         Some(body)
+    }
+
+    /// The optional `,"tid":"<uuid>"` member: its uuid, or the default
+    /// tenant when the next member is not `tid` (the strict path reads a
+    /// missing `tid` the same way). `None` on a `tid` that is not a
+    /// canonical uuid.
+    fn tid(&mut self) -> Option<Uuid> {
+        match self.literal(r#","tid":""#) {
+            Some(()) => self.uuid(),
+            None => Some(DEFAULT_TENANT),
+        }
     }
 
     /// A uuid body and its closing quote.
@@ -157,11 +175,19 @@ mod tests {
     use proptest::prelude::*;
 
     const SUB: &str = "6f1c7a52-2f0e-4b7a-9a39-0d6c1f0c9a11";
+    const TID: &str = "8c3e2d1f-7a6b-4c5d-9e8f-0a1b2c3d4e5f";
 
     fn access_json(iat: &str, email: &str) -> String {
         format!(
-            r#"{{"iss":"i","aud":"a","sub":"{SUB}","sid":"{SUB}","email":"{email}","role":"r","iat":{iat},"nbf":0,"exp":9,"jti":"{SUB}"}}"#
+            r#"{{"iss":"i","aud":"a","sub":"{SUB}","sid":"{SUB}","tid":"{TID}","email":"{email}","role":"r","iat":{iat},"nbf":0,"exp":9,"jti":"{SUB}"}}"#
         )
+    }
+
+    /// The same payload as signed before tenants existed: no `tid`.
+    fn without_tid(json: &str) -> String {
+        let legacy = json.replacen(&format!(r#","tid":"{TID}""#), "", 1);
+        assert_ne!(legacy, json);
+        legacy
     }
 
     #[test]
@@ -170,6 +196,7 @@ mod tests {
         let c = access(&json).unwrap();
         assert_eq!(c.iat, 1_700_000_000);
         assert_eq!(c.email, "ada@example.com");
+        assert_eq!(c.tid.to_string(), TID);
         for (text, value) in [
             ("0", 0),
             ("-1", -1),
@@ -177,6 +204,40 @@ mod tests {
             ("-9223372036854775808", i64::MIN),
         ] {
             assert_eq!(access(&access_json(text, "e")).unwrap().iat, value, "{text}");
+        }
+    }
+
+    #[test]
+    fn payloads_without_tid_take_the_fast_path_as_the_default_tenant() {
+        let json = without_tid(&access_json("1", "e"));
+        let c = access(&json).unwrap();
+        assert_eq!(c.tid, DEFAULT_TENANT);
+        assert_eq!(Ok(c), parse_access_strict(&json));
+        let refresh_json = format!(r#"{{"iss":"i","sub":"{SUB}","sid":"{SUB}","jti":"{SUB}","iat":1,"exp":2}}"#);
+        let r = refresh(&refresh_json).unwrap();
+        assert_eq!(r.tid, DEFAULT_TENANT);
+        assert_eq!(Ok(r), parse_refresh_strict(&refresh_json));
+    }
+
+    #[test]
+    fn tid_out_of_place_or_odd_falls_back_to_serde() {
+        let json = access_json("1", "e");
+        let upper = json.replacen(TID, &TID.to_uppercase(), 1);
+        assert!(access(&upper).is_none());
+        // tid anywhere else than after sid.
+        let moved = without_tid(&json).replacen('}', &format!(r#","tid":"{TID}"}}"#), 1);
+        assert!(access(&moved).is_none());
+        let first = without_tid(&json).replacen('{', &format!(r#"{{"tid":"{TID}","#), 1);
+        assert!(access(&first).is_none());
+        // A second tid right after the first is not the template.
+        let twice = json.replacen(
+            &format!(r#","tid":"{TID}""#),
+            &format!(r#","tid":"{TID}","tid":"{TID}""#),
+            1,
+        );
+        assert!(access(&twice).is_none());
+        for odd in [&upper, &moved, &first, &twice] {
+            agree(odd).unwrap();
         }
     }
 
@@ -199,7 +260,7 @@ mod tests {
         }
         let spaced = access_json("1", "e").replace(",\"aud\"", ", \"aud\"");
         assert!(access(&spaced).is_none());
-        let extra = access_json("1", "e").replace('}', ",\"tid\":1}");
+        let extra = access_json("1", "e").replace('}', ",\"org\":1}");
         assert!(access(&extra).is_none());
         let trailing = access_json("1", "e") + " ";
         assert!(access(&trailing).is_none());
@@ -233,7 +294,7 @@ mod tests {
         fn fast_path_agrees_with_serde_on_signed_claims(
             iss in any::<String>(),
             email in any::<String>(),
-            ids in any::<[u128; 3]>(),
+            ids in any::<[u128; 4]>(),
             times in any::<[i64; 3]>(),
         ) {
             let c = AccessClaims {
@@ -241,6 +302,7 @@ mod tests {
                 aud: Cow::Borrowed("tessera"),
                 sub: Uuid::from_u128(ids[0]),
                 sid: Uuid::from_u128(ids[1]),
+                tid: Uuid::from_u128(ids[3]),
                 email: Cow::Owned(email),
                 role: Cow::Borrowed("user"),
                 iat: times[0],
@@ -256,15 +318,28 @@ mod tests {
             if plain(&c.iss) && plain(&c.email) {
                 prop_assert_eq!(access(&json), Some(c.clone()));
             }
+            // The same claims signed before tenants existed.
+            let tid_member = format!(r#","tid":"{}""#, c.tid);
+            let legacy = json.replacen(&tid_member, "", 1);
+            prop_assert_ne!(&legacy, &json);
+            agree(&legacy)?;
+            if plain(&c.iss) && plain(&c.email) {
+                let mut default = c.clone();
+                default.tid = DEFAULT_TENANT;
+                prop_assert_eq!(access(&legacy), Some(default));
+            }
             let r = RefreshClaims {
                 iss: Cow::Owned(iss),
                 sub: c.sub,
                 sid: c.sid,
+                tid: c.tid,
                 jti: c.jti,
                 iat: c.iat,
                 exp: c.exp,
             };
-            agree(&serde_json::to_string(&r).unwrap())?;
+            let json = serde_json::to_string(&r).unwrap();
+            agree(&json)?;
+            agree(&json.replacen(&tid_member, "", 1))?;
         }
 
         #[test]
@@ -280,8 +355,11 @@ mod tests {
             index in any::<prop::sample::Index>(),
             byte in any::<u8>(),
             delete in any::<bool>(),
+            legacy in any::<bool>(),
         ) {
-            let mut bytes = access_json("1700000000", "ada@example.com").into_bytes();
+            let json = access_json("1700000000", "ada@example.com");
+            let json = if legacy { without_tid(&json) } else { json };
+            let mut bytes = json.into_bytes();
             let i = index.index(bytes.len());
             if delete {
                 bytes.remove(i);

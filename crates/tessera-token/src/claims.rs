@@ -8,6 +8,11 @@
 //! JSON integers, ids are lowercase hyphenated uuids, any member name
 //! appearing twice is refused (known or not), and other members are ignored
 //! as RFC 7519 §4 asks.
+//!
+//! `tid` is the one optional claim: tokens signed before tenants existed
+//! have none, and must keep verifying. A missing `tid` reads as
+//! [`DEFAULT_TENANT`]; the verifier then accepts the token only from a key
+//! of that tenant (see `keyset`), so reading it this way grants nothing.
 
 use std::borrow::Cow;
 use std::cell::Cell;
@@ -18,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::error::TokenError;
+use crate::DEFAULT_TENANT;
 
 /// The claims of an access token, in the order they are serialized.
 ///
@@ -33,6 +39,10 @@ pub struct AccessClaims<'a> {
     pub sub: Uuid,
     /// The session's id.
     pub sid: Uuid,
+    /// The tenant's id: always the tenant of the key that verified the
+    /// token. [`crate::DEFAULT_TENANT`] for a token signed before tenants
+    /// existed (which has no `tid`).
+    pub tid: Uuid,
     pub email: Cow<'a, str>,
     pub role: Cow<'a, str>,
     /// Issued at, unix seconds.
@@ -51,6 +61,8 @@ pub struct RefreshClaims<'a> {
     pub iss: Cow<'a, str>,
     pub sub: Uuid,
     pub sid: Uuid,
+    /// The tenant's id, as in [`AccessClaims::tid`].
+    pub tid: Uuid,
     /// The refresh token's id; the server keeps which one is current per session.
     pub jti: Uuid,
     pub iat: i64,
@@ -65,6 +77,7 @@ impl AccessClaims<'_> {
             aud: Cow::Owned(self.aud.into_owned()),
             sub: self.sub,
             sid: self.sid,
+            tid: self.tid,
             email: Cow::Owned(self.email.into_owned()),
             role: Cow::Owned(self.role.into_owned()),
             iat: self.iat,
@@ -82,6 +95,7 @@ impl RefreshClaims<'_> {
             iss: Cow::Owned(self.iss.into_owned()),
             sub: self.sub,
             sid: self.sid,
+            tid: self.tid,
             jti: self.jti,
             iat: self.iat,
             exp: self.exp,
@@ -90,7 +104,7 @@ impl RefreshClaims<'_> {
 }
 
 /// Unknown members tracked for duplicates; a payload with more is refused.
-/// tessera's own tokens have none today (`tid` will be the first).
+/// tessera's own tokens have none.
 pub(crate) const MAX_UNKNOWN_CLAIMS: usize = 16;
 
 /// Where a visitor records the precise reason of a failure, which serde's
@@ -103,6 +117,7 @@ enum Field {
     Aud,
     Sub,
     Sid,
+    Tid,
     Email,
     Role,
     Iat,
@@ -116,6 +131,7 @@ const ACCESS_FIELDS: &[Field] = &[
     Field::Aud,
     Field::Sub,
     Field::Sid,
+    Field::Tid,
     Field::Email,
     Field::Role,
     Field::Iat,
@@ -123,7 +139,15 @@ const ACCESS_FIELDS: &[Field] = &[
     Field::Exp,
     Field::Jti,
 ];
-const REFRESH_FIELDS: &[Field] = &[Field::Iss, Field::Sub, Field::Sid, Field::Jti, Field::Iat, Field::Exp];
+const REFRESH_FIELDS: &[Field] = &[
+    Field::Iss,
+    Field::Sub,
+    Field::Sid,
+    Field::Tid,
+    Field::Jti,
+    Field::Iat,
+    Field::Exp,
+];
 
 impl Field {
     fn from_name(name: &str) -> Option<Self> {
@@ -132,6 +156,7 @@ impl Field {
             "aud" => Self::Aud,
             "sub" => Self::Sub,
             "sid" => Self::Sid,
+            "tid" => Self::Tid,
             "email" => Self::Email,
             "role" => Self::Role,
             "iat" => Self::Iat,
@@ -148,6 +173,8 @@ impl Field {
             Self::Aud => "missing aud",
             Self::Sub => "missing sub",
             Self::Sid => "missing sid",
+            // Never reported: a missing tid reads as the default tenant.
+            Self::Tid => "missing tid",
             Self::Email => "missing email",
             Self::Role => "missing role",
             Self::Iat => "missing iat",
@@ -163,6 +190,7 @@ impl Field {
             Self::Aud => "aud must be a single string",
             Self::Sub => "sub must be a lowercase hyphenated uuid",
             Self::Sid => "sid must be a lowercase hyphenated uuid",
+            Self::Tid => "tid must be a lowercase hyphenated uuid",
             Self::Email => "email must be a string",
             Self::Role => "role must be a string",
             Self::Iat => "iat must be an integer",
@@ -189,6 +217,7 @@ struct Collected<'de> {
     role: Option<Cow<'de, str>>,
     sub: Option<Uuid>,
     sid: Option<Uuid>,
+    tid: Option<Uuid>,
     jti: Option<Uuid>,
     iat: Option<i64>,
     nbf: Option<i64>,
@@ -204,6 +233,7 @@ impl Collected<'_> {
             Field::Role => self.role.is_some(),
             Field::Sub => self.sub.is_some(),
             Field::Sid => self.sid.is_some(),
+            Field::Tid => self.tid.is_some(),
             Field::Jti => self.jti.is_some(),
             Field::Iat => self.iat.is_some(),
             Field::Nbf => self.nbf.is_some(),
@@ -266,6 +296,7 @@ fn collect<'de, A: MapAccess<'de>>(mut map: A, claims: &[Field], reason: &Reason
             Field::Role => got.role = Some(map.next_value_seed(StrSeed).inspect_err(bad)?),
             Field::Sub => got.sub = Some(map.next_value_seed(UuidSeed).inspect_err(bad)?),
             Field::Sid => got.sid = Some(map.next_value_seed(UuidSeed).inspect_err(bad)?),
+            Field::Tid => got.tid = Some(map.next_value_seed(UuidSeed).inspect_err(bad)?),
             Field::Jti => got.jti = Some(map.next_value_seed(UuidSeed).inspect_err(bad)?),
             Field::Iat => got.iat = Some(map.next_value_seed(IntSeed).inspect_err(bad)?),
             Field::Nbf => got.nbf = Some(map.next_value_seed(IntSeed).inspect_err(bad)?),
@@ -273,6 +304,11 @@ fn collect<'de, A: MapAccess<'de>>(mut map: A, claims: &[Field], reason: &Reason
         }
     }
     Ok(got)
+}
+
+/// A missing `tid` is a token from before tenants: the default tenant's.
+fn tenant(tid: Option<Uuid>) -> Uuid {
+    tid.unwrap_or(DEFAULT_TENANT)
 }
 
 fn required<T, E: de::Error>(value: Option<T>, field: Field, reason: &Reason) -> Result<T, E> {
@@ -298,6 +334,7 @@ impl<'de> Visitor<'de> for AccessVisitor<'_> {
             aud: required(c.aud, Field::Aud, r)?,
             sub: required(c.sub, Field::Sub, r)?,
             sid: required(c.sid, Field::Sid, r)?,
+            tid: tenant(c.tid),
             email: required(c.email, Field::Email, r)?,
             role: required(c.role, Field::Role, r)?,
             iat: required(c.iat, Field::Iat, r)?,
@@ -326,6 +363,7 @@ impl<'de> Visitor<'de> for RefreshVisitor<'_> {
             iss: required(c.iss, Field::Iss, r)?,
             sub: required(c.sub, Field::Sub, r)?,
             sid: required(c.sid, Field::Sid, r)?,
+            tid: tenant(c.tid),
             jti: required(c.jti, Field::Jti, r)?,
             iat: required(c.iat, Field::Iat, r)?,
             exp: required(c.exp, Field::Exp, r)?,
@@ -526,6 +564,7 @@ mod tests {
     const SUB: &str = "6f1c7a52-2f0e-4b7a-9a39-0d6c1f0c9a11";
     const SID: &str = "0b9d4a8e-55d2-4f5e-8f61-3a3cc6f0d2b7";
     const JTI: &str = "d2b0f7e4-3c5a-4e0f-b1a2-9f8e7d6c5b4a";
+    const TID: &str = "8c3e2d1f-7a6b-4c5d-9e8f-0a1b2c3d4e5f";
 
     fn access_json(replace: &[(&str, &str)], extra: &str) -> String {
         let mut members = vec![
@@ -533,6 +572,7 @@ mod tests {
             ("aud", "\"tessera\"".to_owned()),
             ("sub", format!("\"{SUB}\"")),
             ("sid", format!("\"{SID}\"")),
+            ("tid", format!("\"{TID}\"")),
             ("email", "\"ada@example.com\"".to_owned()),
             ("role", "\"user\"".to_owned()),
             ("iat", "1700000000".to_owned()),
@@ -581,6 +621,38 @@ mod tests {
             let err = access(&json).unwrap_err();
             assert_eq!(err, Field::from_name(name).unwrap().missing(), "{name}");
         }
+    }
+
+    #[test]
+    fn tid_is_read_and_a_missing_tid_is_the_default_tenant() {
+        let json = access_json(&[], "");
+        assert_eq!(access(&json).unwrap().tid.to_string(), TID);
+        let legacy = access_json(&[("tid", "")], "");
+        assert!(!legacy.contains("tid"));
+        assert_eq!(access(&legacy).unwrap().tid, DEFAULT_TENANT);
+        assert_eq!(parse_access_strict(&legacy).unwrap().tid, DEFAULT_TENANT);
+        let refresh = format!(r#"{{"iss":"i","sub":"{SUB}","sid":"{SID}","jti":"{JTI}","iat":1,"exp":2}}"#);
+        assert_eq!(parse_refresh(&refresh).unwrap().tid, DEFAULT_TENANT);
+        let refresh = refresh.replacen(",\"jti\"", &format!(",\"tid\":\"{TID}\",\"jti\""), 1);
+        assert_eq!(parse_refresh(&refresh).unwrap().tid.to_string(), TID);
+    }
+
+    #[test]
+    fn tid_is_strict_like_every_id() {
+        let upper = format!("\"{}\"", TID.to_uppercase());
+        for bad in [upper.as_str(), "\"\"", "null", "0", "\"default\""] {
+            let json = access_json(&[("tid", bad)], "");
+            assert_eq!(
+                access(&json).unwrap_err(),
+                TokenError::InvalidClaims("tid must be a lowercase hyphenated uuid"),
+                "{bad}"
+            );
+        }
+        // A second tid, even the same one, is a duplicate, not a choice.
+        let json = access_json(&[], &format!(",\"tid\":\"{TID}\""));
+        assert_eq!(access(&json).unwrap_err(), TokenError::InvalidClaims("duplicate claim"));
+        let json = access_json(&[("tid", "")], &format!(",\"tid\":\"{TID}\",\"t\\u0069d\":\"{TID}\""));
+        assert_eq!(access(&json).unwrap_err(), TokenError::InvalidClaims("duplicate claim"));
     }
 
     #[test]
@@ -655,9 +727,9 @@ mod tests {
 
     #[test]
     fn duplicate_unknown_claim_is_rejected() {
-        let json = access_json(&[], ",\"tid\":1,\"x\":2,\"tid\":1");
+        let json = access_json(&[], ",\"org\":1,\"x\":2,\"org\":1");
         assert_eq!(access(&json).unwrap_err(), TokenError::InvalidClaims("duplicate claim"));
-        let json = access_json(&[], ",\"tid\":1,\"t\\u0069d\":1");
+        let json = access_json(&[], ",\"org\":1,\"o\\u0072g\":1");
         assert_eq!(access(&json).unwrap_err(), TokenError::InvalidClaims("duplicate claim"));
     }
 

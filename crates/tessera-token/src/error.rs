@@ -16,7 +16,7 @@ pub enum TokenError {
     /// `jku`, `x5u`, `jwk`, ...), so it refuses the token rather than ignore it.
     #[error("unsupported token header member: {0}")]
     UnsupportedHeader(&'static str),
-    /// The `kid` names no key of the keyring.
+    /// The `kid` names no key of the keyring or key set.
     #[error("token names an unknown key")]
     UnknownKey,
     /// An access token where a refresh token was expected, or the reverse
@@ -32,6 +32,17 @@ pub enum TokenError {
     /// A claim is missing, of the wrong JSON type, or repeated.
     #[error("invalid token claims: {0}")]
     InvalidClaims(&'static str),
+    /// The token's `tid` is not the tenant of the key that verified its
+    /// signature; or it has no `tid` (a token from before tenants existed)
+    /// and that key is not [`crate::DEFAULT_TENANT`]'s. Only reported for a
+    /// token whose signature is valid.
+    #[error("token's tid is not its key's tenant")]
+    TenantMismatch,
+    /// A genuine token of another tenant than the one it was verified for
+    /// (`KeySet::verify_*_for`). Reported before the time checks, so an
+    /// expired token of another tenant is this, not [`TokenError::Expired`].
+    #[error("token belongs to another tenant")]
+    WrongTenant,
     /// `exp` has passed (beyond the leeway). Only reported for a token whose
     /// signature is valid.
     #[error("token has expired")]
@@ -75,7 +86,11 @@ pub enum KeyError {
         expected: crate::TokenKind,
         actual: crate::TokenKind,
     },
-    /// Two keys of one keyring have the same `kid`.
+    /// Two keys of one keyring or key set have the same `kid`.
     #[error("kid {0:?} is already in the keyring")]
     DuplicateKid(String),
+    /// Keys that must belong to one tenant (a signing pair, or a keyring's
+    /// keys) belong to different tenants.
+    #[error("keys belong to different tenants")]
+    TenantMismatch,
 }

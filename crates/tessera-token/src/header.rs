@@ -1,6 +1,6 @@
 //! The JOSE header, read the slow way: only for tokens whose header segment
-//! is not byte-equal to one a key of the keyring produces (see
-//! `Keyring::find_key`).
+//! is not exactly one a key of the key set signs with (see
+//! `KeySet::find_key`), and by `header_kid`.
 //!
 //! The header must be a JSON object with exactly `alg`, `typ` and `kid`, all
 //! strings, each once. Anything else is refused rather than ignored: `crit`

@@ -6,6 +6,8 @@ use sha2::{Digest, Sha256};
 use crate::b64::B64;
 use crate::error::KeyError;
 use crate::hmac::{HmacSha256, MAC_LEN};
+use crate::DEFAULT_TENANT;
+use uuid::Uuid;
 
 /// Shortest HMAC secret accepted, in bytes (RFC 7518 §3.2: at least the hash
 /// output size).
@@ -57,29 +59,71 @@ impl Algorithm {
     }
 }
 
-/// An HS256 key for exactly one [`TokenKind`].
+/// An HS256 key for exactly one [`TokenKind`] of exactly one tenant.
 ///
 /// The secret is used as given (the UTF-8 bytes of `JWT_SECRET`), so any
 /// standard JWT library verifies tessera's access tokens with the same secret.
 /// The key keeps only HMAC's precomputed keyed state, never the secret
-/// itself, and wipes that state when dropped. `Debug` shows kid and kind only.
+/// itself, and wipes that state when dropped. `Debug` shows kid, kind and
+/// tenant only.
+///
+/// The tenant is part of the key, not of the token: a token is bound to the
+/// tenant of the key that verified its signature, and its `tid` claim must
+/// agree (see [`crate::KeySet`]). Keys are built for [`DEFAULT_TENANT`];
+/// [`HmacKey::for_tenant`] moves one to another tenant.
+///
+/// Everything a verification reads of the key is inline, in 120 bytes:
+/// a [`crate::KeySet`] of 400,000 keys finds one by kid and checks a
+/// signature with it reading two cache lines of one table slot, rather than
+/// chasing a pointer to a kid elsewhere on the heap.
 #[derive(Clone)]
 pub struct HmacKey {
-    kind: TokenKind,
-    kid: Box<str>,
-    /// The exact base64url header segment this key signs with, e.g. the
-    /// encoding of `{"alg":"HS256","typ":"at+jwt","kid":"..."}`. Tokens whose
-    /// header segment is byte-equal skip header decoding.
-    header_b64: Box<str>,
     mac: HmacSha256,
+    kid: Kid,
+    kind: TokenKind,
+    tenant: Uuid,
+}
+
+/// Kids up to this long are stored inline: every kid tessera makes is
+/// (derived ones are 16 characters, the server's random ones 22).
+const KID_INLINE: usize = 30;
+
+/// A valid kid's bytes (ASCII, see [`valid_kid`]), inline when short.
+#[derive(Clone)]
+enum Kid {
+    Inline { len: u8, bytes: [u8; KID_INLINE] },
+    Long(Box<[u8]>),
+}
+
+impl Kid {
+    fn new(kid: &[u8]) -> Self {
+        let mut bytes = [0u8; KID_INLINE];
+        match bytes.get_mut(..kid.len()) {
+            Some(prefix) => {
+                prefix.copy_from_slice(kid);
+                // At most KID_INLINE (30).
+                let len = kid.len() as u8;
+                Self::Inline { len, bytes }
+            }
+            None => Self::Long(kid.into()),
+        }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            Self::Inline { len, bytes } => &bytes[..usize::from(*len)],
+            Self::Long(bytes) => bytes,
+        }
+    }
 }
 
 impl HmacKey {
-    /// A key whose `kid` is derived from the secret and kind: the first 16
-    /// characters of base64url(SHA-256(`"tessera-kid-v1\0" || kind || "\0" ||
-    /// secret`)), with kind `access` or `refresh`. The same secret gives the
-    /// same kid on every instance and every restart; the kid reveals nothing
-    /// useful about the secret.
+    /// A key of [`DEFAULT_TENANT`] whose `kid` is derived from the secret
+    /// and kind: the first 16 characters of
+    /// base64url(SHA-256(`"tessera-kid-v1\0" || kind || "\0" || secret`)),
+    /// with kind `access` or `refresh`. The same secret gives the same kid
+    /// on every instance and every restart; the kid reveals nothing useful
+    /// about the secret.
     ///
     /// Refuses secrets shorter than [`MIN_SECRET_BYTES`].
     pub fn from_secret(kind: TokenKind, secret: &[u8]) -> Result<Self, KeyError> {
@@ -91,42 +135,55 @@ impl HmacKey {
             .chain_update(secret)
             .finalize();
         // 12 bytes encode to exactly 16 base64url characters.
-        let kid = B64.encode(&digest[..12]);
-        Ok(Self::build(kind, kid.into_boxed_str(), secret))
+        let mut kid = [0u8; 16];
+        let len = B64.encode_slice(&digest[..12], &mut kid).unwrap_or_default();
+        Ok(Self::build(kind, &kid[..len], secret))
     }
 
-    /// A key with an explicit `kid` (for stored keyrings): 1 to
+    /// A key of [`DEFAULT_TENANT`] with an explicit `kid` (for stored
+    /// keys; the server makes them random, 22 characters): 1 to
     /// [`MAX_KID_CHARS`] characters of `A-Z a-z 0-9 _ -`. Refuses secrets
     /// shorter than [`MIN_SECRET_BYTES`].
     pub fn with_kid(kind: TokenKind, kid: &str, secret: &[u8]) -> Result<Self, KeyError> {
-        if !valid_kid(kid) {
+        if !valid_kid(kid.as_bytes()) {
             return Err(KeyError::InvalidKid);
         }
         check_secret(secret)?;
-        Ok(Self::build(kind, kid.into(), secret))
+        Ok(Self::build(kind, kid.as_bytes(), secret))
     }
 
-    fn build(kind: TokenKind, kid: Box<str>, secret: &[u8]) -> Self {
-        // The kid is restricted to characters JSON never escapes, so this is
-        // the header's one and only canonical serialization.
-        let header = format!(
-            r#"{{"alg":"{}","typ":"{}","kid":"{}"}}"#,
-            Algorithm::HS256.name(),
-            kind.typ(),
-            kid
-        );
-        let header_b64 = B64.encode(header).into_boxed_str();
+    /// `kid` is valid: 1 to [`MAX_KID_CHARS`] ASCII bytes.
+    fn build(kind: TokenKind, kid: &[u8], secret: &[u8]) -> Self {
         Self {
-            kind,
-            kid,
-            header_b64,
             mac: HmacSha256::new(secret),
+            kid: Kid::new(kid),
+            kind,
+            tenant: DEFAULT_TENANT,
         }
+    }
+
+    /// The same key, for `tenant`. Its tokens verify only as that tenant's:
+    /// their `tid` must be `tenant`.
+    #[must_use]
+    pub fn for_tenant(mut self, tenant: Uuid) -> Self {
+        self.tenant = tenant;
+        self
+    }
+
+    /// The tenant whose tokens this key signs and verifies.
+    pub fn tenant(&self) -> Uuid {
+        self.tenant
     }
 
     /// The key id, carried in the header of every token this key signs.
     pub fn kid(&self) -> &str {
-        &self.kid
+        // ASCII by construction, so this never falls back.
+        std::str::from_utf8(self.kid_bytes()).unwrap_or_default()
+    }
+
+    /// The kid's bytes, as the key set hashes and compares them.
+    pub(crate) fn kid_bytes(&self) -> &[u8] {
+        self.kid.as_bytes()
     }
 
     /// The kind of token this key signs and verifies.
@@ -139,8 +196,21 @@ impl HmacKey {
         Algorithm::HS256
     }
 
-    pub(crate) fn header_b64(&self) -> &str {
-        &self.header_b64
+    /// Appends the header segment this key signs with: the base64url of
+    /// [`header_prefix`], the kid and [`HEADER_SUFFIX`], written without
+    /// allocating.
+    pub(crate) fn write_header_b64(&self, out: &mut String) {
+        let mut json = [0u8; HEADER_JSON_MAX];
+        let len = header_json_into(self.kind, self.kid_bytes(), &mut json);
+        B64.encode_string(&json[..len], out);
+    }
+
+    /// The header segment this key signs with.
+    #[cfg(test)]
+    pub(crate) fn header_b64(&self) -> String {
+        let mut out = String::new();
+        self.write_header_b64(&mut out);
+        out
     }
 
     pub(crate) fn sign_input(&self, input: &[u8]) -> [u8; MAC_LEN] {
@@ -156,7 +226,8 @@ impl fmt::Debug for HmacKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("HmacKey")
             .field("kind", &self.kind)
-            .field("kid", &self.kid)
+            .field("tenant", &self.tenant)
+            .field("kid", &self.kid())
             .field("algorithm", &self.algorithm())
             .field("secret", &format_args!("[redacted]"))
             .finish()
@@ -170,10 +241,43 @@ fn check_secret(secret: &[u8]) -> Result<(), KeyError> {
     Ok(())
 }
 
-fn valid_kid(kid: &str) -> bool {
+/// The start of the header of every token of `kind`, up to the kid's
+/// opening quote: `{"alg":"HS256","typ":"at+jwt"|"rt+jwt","kid":"`.
+///
+/// The kid is restricted to characters JSON never escapes, so prefix, kid
+/// and [`HEADER_SUFFIX`] are the header's one and only canonical
+/// serialization; the verifier's fast path (`keyset::header_kid_candidate`)
+/// matches exactly this form.
+pub(crate) const fn header_prefix(kind: TokenKind) -> &'static [u8] {
+    match kind {
+        TokenKind::Access => br#"{"alg":"HS256","typ":"at+jwt","kid":""#,
+        TokenKind::Refresh => br#"{"alg":"HS256","typ":"rt+jwt","kid":""#,
+    }
+}
+
+/// The end of every header, after the kid.
+pub(crate) const HEADER_SUFFIX: &[u8] = br#""}"#;
+
+/// The longest header a key signs with, in bytes.
+const HEADER_JSON_MAX: usize = header_prefix(TokenKind::Access).len() + MAX_KID_CHARS + HEADER_SUFFIX.len();
+
+/// Writes the JOSE header of a token `kind` signed by key `kid` to `out`
+/// and returns its length.
+fn header_json_into(kind: TokenKind, kid: &[u8], out: &mut [u8; HEADER_JSON_MAX]) -> usize {
+    let mut len = 0;
+    for part in [header_prefix(kind), kid, HEADER_SUFFIX] {
+        let end = (len + part.len()).min(HEADER_JSON_MAX);
+        out[len..end].copy_from_slice(&part[..end - len]);
+        len = end;
+    }
+    len
+}
+
+/// Whether `kid` is 1 to [`MAX_KID_CHARS`] characters of `A-Z a-z 0-9 _ -`.
+pub(crate) fn valid_kid(kid: &[u8]) -> bool {
     !kid.is_empty()
         && kid.len() <= MAX_KID_CHARS
-        && kid.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        && kid.iter().all(|&b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 #[cfg(test)]
@@ -236,10 +340,64 @@ mod tests {
         let shown = format!("{key:?}");
         assert!(shown.contains("k1") && shown.contains("[redacted]"), "{shown}");
         assert!(!shown.contains("super-secret"), "{shown}");
+        let tenant = Uuid::from_u128(0x1234_5678_9abc_def0_1234_5678_9abc_def0);
+        let shown = format!("{:?}", key.for_tenant(tenant));
+        assert!(shown.contains("12345678-9abc-def0-1234-56789abcdef0"), "{shown}");
+        assert!(!shown.contains("super-secret"), "{shown}");
     }
 
     #[test]
-    fn precomputed_header_is_the_canonical_json() {
+    fn keys_are_the_default_tenants_until_moved() {
+        let key = HmacKey::from_secret(TokenKind::Access, SECRET).unwrap();
+        assert_eq!(key.tenant(), DEFAULT_TENANT);
+        assert_eq!(
+            HmacKey::with_kid(TokenKind::Access, "k", SECRET).unwrap().tenant(),
+            DEFAULT_TENANT
+        );
+        let tenant = Uuid::from_u128(7);
+        let moved = key.clone().for_tenant(tenant);
+        assert_eq!(moved.tenant(), tenant);
+        // The tenant is not in the header: the same kid and secret sign the
+        // same bytes, whoever the tenant.
+        assert_eq!((moved.kid(), moved.header_b64()), (key.kid(), key.header_b64()));
+        assert_eq!(moved.sign_input(b"x"), key.sign_input(b"x"));
+    }
+
+    #[test]
+    fn short_kids_are_inline_and_long_ones_are_not() {
+        for len in 1..=MAX_KID_CHARS {
+            let kid = "k".repeat(len);
+            let key = HmacKey::with_kid(TokenKind::Access, &kid, SECRET).unwrap();
+            assert_eq!(key.kid(), kid);
+            assert_eq!(matches!(key.kid, Kid::Inline { .. }), len <= KID_INLINE, "{len}");
+        }
+        // What a key set's table holds per key.
+        assert!(
+            std::mem::size_of::<HmacKey>() <= 120,
+            "{}",
+            std::mem::size_of::<HmacKey>()
+        );
+    }
+
+    #[test]
+    fn header_is_built_from_alg_typ_and_kid() {
+        let longest = "k".repeat(MAX_KID_CHARS);
+        for kind in [TokenKind::Access, TokenKind::Refresh] {
+            for kid in ["a", "k-1", longest.as_str()] {
+                let key = HmacKey::with_kid(kind, kid, SECRET).unwrap();
+                let expected = format!(
+                    r#"{{"alg":"{}","typ":"{}","kid":"{kid}"}}"#,
+                    Algorithm::HS256.name(),
+                    kind.typ()
+                );
+                assert_eq!(B64.decode(key.header_b64()).unwrap(), expected.as_bytes());
+                assert_eq!(key.kid(), kid);
+            }
+        }
+    }
+
+    #[test]
+    fn header_is_the_canonical_json() {
         let key = HmacKey::with_kid(TokenKind::Refresh, "k-1", SECRET).unwrap();
         let json = B64.decode(key.header_b64()).unwrap();
         assert_eq!(json, br#"{"alg":"HS256","typ":"rt+jwt","kid":"k-1"}"#);

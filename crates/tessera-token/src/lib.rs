@@ -2,23 +2,43 @@
 //!
 //! Tokens are JWS compact serializations (RFC 7515) signed with HS256, with
 //! the header `{"alg":"HS256","typ":"at+jwt"|"rt+jwt","kid":"..."}` and the
-//! claims of [`AccessClaims`] or [`RefreshClaims`]. A [`Keyring`] holds one
-//! signing [`HmacKey`] per [`TokenKind`] plus any verify-only keys, and finds
-//! the key of a token by its `kid`.
+//! claims of [`AccessClaims`] or [`RefreshClaims`].
+//!
+//! Every [`HmacKey`] is for one [`TokenKind`] and one tenant (a customer;
+//! [`DEFAULT_TENANT`], the nil uuid, unless [`HmacKey::for_tenant`] says
+//! otherwise). A tenant signs with its [`SigningKeys`], one key per kind. A
+//! [`KeySet`] holds every verification key of every tenant (the current
+//! ones, the next ones, the previous ones during a rotation) in a hash map,
+//! and finds the key of a token by its `kid` in O(1) however many tenants
+//! there are. A [`Keyring`] is the single-tenant form: one tenant's signing
+//! pair plus its verify-only keys.
+//!
+//! A token belongs to the tenant of the key that verified its signature,
+//! and says so in its `tid` claim, which must agree
+//! ([`TokenError::TenantMismatch`] otherwise). Tokens signed before tenants
+//! existed have no `tid`: they verify only under a key of the default
+//! tenant, and read as its (`tid` = [`DEFAULT_TENANT`]). A server that
+//! knows whose request it serves verifies with [`KeySet::verify_access_for`],
+//! which refuses a genuine token of any other tenant
+//! ([`TokenError::WrongTenant`]). [`header_kid`] reads the kid of a token
+//! whose key is not in the set yet, for the server to load it.
 //!
 //! Verification follows RFC 8725 and RFC 7519 strictly: the key, never the
 //! header, decides the algorithm; `alg: none` and every other algorithm are
 //! refused; header members other than `alg`, `typ`, `kid` (`crit`, `jku`,
 //! `jwk`, `x5u`, ...) are refused; base64url must be canonical; every claim
 //! must be present once with its JSON type; duplicate member names are
-//! refused; the signature is checked before the payload is read; `exp`,
-//! `nbf`, `iat`, `iss`, `aud` and `typ` are checked.
+//! refused; the signature is checked before the payload is read; the
+//! tenant (`tid` against the key's, then the one expected) before `iss`,
+//! `aud`, `nbf`, `iat` and `exp`, in that order, so that `Expired` means
+//! "genuine and otherwise valid"; `typ` must be the key's kind.
 //!
 //! Verifying a token tessera issued does no heap allocation: the payload is
 //! decoded into a caller-provided [`TokenBuf`] and the claims borrow from it.
 //! Two fast paths skip parsing for the exact bytes this crate writes: a
-//! header segment equal to one a key of the keyring signs with, and a
-//! payload in exactly the serialization `sign_*` produces. Anything else
+//! header in exactly the form a key signs with (only the kid's part of the
+//! segment is decoded, and looked up), and a payload in exactly the
+//! serialization `sign_*` produces (with or without `tid`). Anything else
 //! takes the strict path, and both paths give the same answer. The HMAC
 //! keyed state is computed once per key, not per token.
 //!
@@ -31,7 +51,7 @@
 //! ```
 //! use std::borrow::Cow;
 //! use tessera_token::{
-//!     AccessClaims, HmacKey, Keyring, TokenBuf, TokenError, TokenKind, Validation,
+//!     AccessClaims, HmacKey, Keyring, TokenBuf, TokenError, TokenKind, Validation, DEFAULT_TENANT,
 //! };
 //! use uuid::Uuid;
 //!
@@ -45,6 +65,7 @@
 //!     aud: Cow::Borrowed("tessera"),
 //!     sub: Uuid::new_v4(),
 //!     sid: Uuid::new_v4(),
+//!     tid: DEFAULT_TENANT,
 //!     email: Cow::Borrowed("ada@example.com"),
 //!     role: Cow::Borrowed("user"),
 //!     iat: now,
@@ -68,6 +89,8 @@
 //! assert_eq!(as_refresh, Err(TokenError::WrongKind));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! Many tenants in one [`KeySet`]: see its documentation.
 
 #![forbid(unsafe_code)]
 
@@ -85,14 +108,22 @@ mod header;
 mod hmac;
 /// Keys and token kinds.
 mod key;
-/// Signing and verification.
+/// Signing, and the single-tenant keyring.
 mod keyring;
+/// Every tenant's verification keys, and verification.
+mod keyset;
 
 pub use claims::{AccessClaims, RefreshClaims};
 pub use error::{KeyError, TokenError};
 pub use key::{Algorithm, HmacKey, TokenKind, MAX_KID_CHARS, MIN_SECRET_BYTES};
-pub use keyring::Keyring;
+pub use keyring::{Keyring, SigningKeys};
+pub use keyset::{header_kid, KeySet};
 pub use uuid::Uuid;
+
+/// The default tenant's id: the nil uuid. Keys belong to it unless built
+/// [`HmacKey::for_tenant`] another, and tokens without `tid` (signed before
+/// tenants existed) are its.
+pub const DEFAULT_TENANT: Uuid = Uuid::nil();
 
 /// Longest token accepted, in bytes. Longer ones are refused before any
 /// decoding work ([`TokenError::TooLong`]).

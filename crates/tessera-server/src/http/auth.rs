@@ -4,9 +4,11 @@ use super::dto::{AuthResponse, TokenResponse, UserDto, VerifyResponse};
 use super::error::{ApiError, ApiResult};
 use super::extract::{
     bearer_token, checked, session_caller, token_caller, ClientMeta, Fields, JsonObject, OptionalJsonObject,
+    TenantScope,
 };
+use crate::audit::{event, Event};
 use crate::state::AppState;
-use crate::tokens::{unix_now, IssuedPair, Subject};
+use crate::tokens::{unix_now, IssuedPair, Scope, Subject};
 use axum::extract::{FromRequest, Request, State};
 use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -16,18 +18,24 @@ use tessera_core::{Email, Password, PasswordVerdict, PersonName, Role, SessionId
 use tessera_store::{NewSession, NewUser, Rotation, RotationOutcome, User};
 use tessera_token::TokenBuf;
 
+/// The account routes, relative: served under `/api/auth` for the default
+/// tenant and under `/api/tenants/{slug}/auth` for every other one.
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/api/auth/register", post(register))
-        .route("/api/auth/login", post(login))
-        .route("/api/auth/refresh", post(refresh))
-        .route("/api/auth/logout", post(logout))
-        .route("/api/auth/me", get(me))
-        .route("/api/auth/verify", get(verify))
+        .route("/register", post(register))
+        .route("/login", post(login))
+        .route("/refresh", post(refresh))
+        .route("/logout", post(logout))
+        .route("/me", get(me))
+        .route("/verify", get(verify))
 }
 
-/// Creates a session for `user` and answers with the user and its first pair.
-async fn open_session(state: &AppState, user: &User, client: ClientMeta, status: StatusCode) -> ApiResult<Response> {
+/// A new session of `user`: stored, and its first pair signed.
+pub(super) async fn start_session(
+    state: &AppState,
+    user: &User,
+    client: &ClientMeta,
+) -> ApiResult<(SessionId, IssuedPair)> {
     let now = unix_now();
     let session = SessionId::random();
     let refresh = state.tokens.next_refresh_state(now);
@@ -37,19 +45,38 @@ async fn open_session(state: &AppState, user: &User, client: ClientMeta, status:
             id: session,
             user_id: user.id,
             created_at: now,
-            user_agent: client.user_agent,
-            ip: client.ip,
+            user_agent: client.user_agent.clone(),
+            ip: client.ip.clone(),
             refresh,
         })
         .await?;
     let subject = Subject {
+        tenant: user.tenant,
         user: user.id,
         session,
         email: user.email.as_str(),
         role: user.role.as_str(),
     };
-    let pair = state.tokens.pair(&subject, &refresh, now);
-    tracing::info!(user = %user.id, session = %session, "session opened");
+    let pair = state.tokens.pair(&subject, &refresh, now)?;
+    tracing::info!(tenant = %user.tenant, user = %user.id, session = %session, "session opened");
+    Ok((session, pair))
+}
+
+/// Creates a session for `user` and answers with the user and its first pair.
+async fn open_session(
+    state: &AppState,
+    user: &User,
+    client: &ClientMeta,
+    status: StatusCode,
+    kind: &'static str,
+) -> ApiResult<Response> {
+    let (session, pair) = start_session(state, user, client).await?;
+    state.audit.record(
+        Event::new(kind, user.tenant, unix_now())
+            .user(user.id)
+            .session(session)
+            .client(client),
+    );
     let body = AuthResponse {
         user: UserDto::from(user),
         tokens: pair.into(),
@@ -74,6 +101,7 @@ fn token_response(pair: IssuedPair) -> Response {
     ))]
 async fn register(
     State(state): State<AppState>,
+    tenant: TenantScope,
     client: ClientMeta,
     JsonObject(body): JsonObject,
 ) -> ApiResult<Response> {
@@ -95,6 +123,7 @@ async fn register(
         .users
         .create_user(NewUser {
             id: UserId::random(),
+            tenant: tenant.id(),
             email,
             password_hash,
             first_name,
@@ -103,7 +132,7 @@ async fn register(
             created_at: unix_now(),
         })
         .await?;
-    match open_session(&state, &user, client, StatusCode::CREATED).await {
+    match open_session(&state, &user, &client, StatusCode::CREATED, event::USER_REGISTERED).await {
         Ok(response) => {
             tracing::info!(user = %user.id, "user registered");
             Ok(response)
@@ -131,7 +160,12 @@ async fn register(
         (status = 422, body = super::dto::ErrorBody),
         (status = 503, description = "`unavailable`: store down or password hashing saturated", body = super::dto::ErrorBody),
     ))]
-async fn login(State(state): State<AppState>, client: ClientMeta, JsonObject(body): JsonObject) -> ApiResult<Response> {
+async fn login(
+    State(state): State<AppState>,
+    tenant: TenantScope,
+    client: ClientMeta,
+    JsonObject(body): JsonObject,
+) -> ApiResult<Response> {
     let mut f = Fields::new(body);
     let email = f.required("email", Ok::<String, std::convert::Infallible>);
     let password = f.required("password", Password::parse_candidate);
@@ -141,13 +175,24 @@ async fn login(State(state): State<AppState>, client: ClientMeta, JsonObject(bod
     // A malformed email cannot match an account, but it gets the same answer
     // and the same hashing work as a wrong password.
     let record = match Email::parse(&email) {
-        Ok(email) => state.users.find_user_by_email(&email).await?,
+        Ok(email) => state.users.find_user_by_email(tenant.id(), &email).await?,
         Err(_) => None,
     };
     let stored = record.as_ref().map(|r| r.password_hash.clone());
+    let user_id = record.as_ref().map(|r| r.user.id);
     let verdict = state.hasher.verify(password.clone(), stored).await?;
     let (PasswordVerdict::Valid { needs_rehash }, Some(record)) = (verdict, record) else {
-        tracing::info!("login failed");
+        tracing::info!(tenant = %tenant.id(), "login failed");
+        // The attempted email is not recorded: people type passwords into
+        // the email field. Whether the account exists is.
+        let mut failed = Event::new(event::LOGIN_FAILED, tenant.id(), unix_now()).client(&client);
+        failed = match user_id {
+            Some(user) => failed
+                .user(user)
+                .detail(serde_json::json!({"reason": "wrong_password"})),
+            None => failed.detail(serde_json::json!({"reason": "unknown_email"})),
+        };
+        state.audit.record(failed);
         return Err(ApiError::InvalidCredentials);
     };
     if needs_rehash {
@@ -156,7 +201,7 @@ async fn login(State(state): State<AppState>, client: ClientMeta, JsonObject(bod
             Err(err) => tracing::warn!(user = %record.user.id, error = %err, "could not upgrade a password hash"),
         }
     }
-    open_session(&state, &record.user, client, StatusCode::OK).await
+    open_session(&state, &record.user, &client, StatusCode::OK, event::LOGIN_SUCCEEDED).await
 }
 
 /// Exchange a refresh token for a new pair. The presented token is retired;
@@ -172,7 +217,12 @@ async fn login(State(state): State<AppState>, client: ClientMeta, JsonObject(bod
         (status = 422, body = super::dto::ErrorBody),
         (status = 503, body = super::dto::ErrorBody),
     ))]
-async fn refresh(State(state): State<AppState>, JsonObject(body): JsonObject) -> ApiResult<Response> {
+async fn refresh(
+    State(state): State<AppState>,
+    tenant: TenantScope,
+    client: ClientMeta,
+    JsonObject(body): JsonObject,
+) -> ApiResult<Response> {
     let mut f = Fields::new(body);
     let token = f.required("refreshToken", Ok::<String, std::convert::Infallible>);
     f.finish()?;
@@ -181,7 +231,10 @@ async fn refresh(State(state): State<AppState>, JsonObject(body): JsonObject) ->
     let now = unix_now();
     let (user, session, presented) = {
         let mut buf = TokenBuf::new();
-        let claims = state.tokens.verify_refresh(&token, now, &mut buf)?;
+        let claims = state
+            .tokens
+            .verify_refresh(&token, tenant.scope(), now, &mut buf)
+            .await?;
         (
             UserId::from_uuid(claims.sub),
             SessionId::from_uuid(claims.sid),
@@ -207,20 +260,34 @@ async fn refresh(State(state): State<AppState>, JsonObject(body): JsonObject) ->
         }
         RotationOutcome::Reused => {
             tracing::warn!(user = %user, session = %session, "refresh token reuse detected; session revoked");
+            state.audit.record(
+                Event::new(event::REFRESH_REUSED, tenant.id(), now)
+                    .user(user)
+                    .session(session)
+                    .client(&client),
+            );
             return Err(ApiError::RefreshTokenReused);
         }
         RotationOutcome::Unknown => return Err(ApiError::InvalidToken("the session has ended; log in again")),
     };
-    if session.user_id != user {
+    if session.user_id != user || session.tenant != tenant.id() {
         return Err(ApiError::InvalidToken("the token does not match its session"));
     }
     let subject = Subject {
+        tenant: session.tenant,
         user,
         session: session.id,
         email: session.email.as_str(),
         role: session.role.as_str(),
     };
-    Ok(token_response(state.tokens.pair(&subject, &session.current, now)))
+    let pair = state.tokens.pair(&subject, &session.current, now)?;
+    state.audit.record(
+        Event::new(event::TOKEN_REFRESHED, tenant.id(), now)
+            .user(user)
+            .session(session.id)
+            .client(&client),
+    );
+    Ok(token_response(pair))
 }
 
 #[derive(Clone, Copy)]
@@ -243,7 +310,12 @@ enum LogoutScope {
         (status = 415, body = super::dto::ErrorBody), (status = 422, body = super::dto::ErrorBody),
         (status = 503, body = super::dto::ErrorBody),
     ))]
-async fn logout(State(state): State<AppState>, req: Request) -> ApiResult<StatusCode> {
+async fn logout(
+    State(state): State<AppState>,
+    tenant: TenantScope,
+    client: ClientMeta,
+    req: Request,
+) -> ApiResult<StatusCode> {
     let has_bearer = req.headers().contains_key(header::AUTHORIZATION);
     if has_bearer {
         // A malformed Authorization header fails before the body is read.
@@ -269,12 +341,15 @@ async fn logout(State(state): State<AppState>, req: Request) -> ApiResult<Status
         // Ending this session is idempotent; reaching into the user's other
         // sessions needs a session that is still live.
         let caller = match scope {
-            LogoutScope::Local => token_caller(&state, &headers)?,
-            LogoutScope::Others | LogoutScope::Global => session_caller(&state, &headers).await?,
+            LogoutScope::Local => token_caller(&state, &headers, &tenant).await?,
+            LogoutScope::Others | LogoutScope::Global => session_caller(&state, &headers, &tenant).await?,
         };
         (caller.user, caller.session)
     } else if let Some(token) = refresh_token.as_deref() {
-        let claims = state.tokens.verify_refresh(token, now, &mut buf)?;
+        let claims = state
+            .tokens
+            .verify_refresh(token, tenant.scope(), now, &mut buf)
+            .await?;
         let (user, session) = (UserId::from_uuid(claims.sub), SessionId::from_uuid(claims.sid));
         match state.sessions.session(user, session, now).await? {
             Some(live) if live.user_id == user && live.current.jti == claims.jti => {}
@@ -282,6 +357,12 @@ async fn logout(State(state): State<AppState>, req: Request) -> ApiResult<Status
                 // An old refresh token of a live session is a replay, here as on /refresh.
                 state.sessions.revoke_session(user, session).await?;
                 tracing::warn!(user = %user, session = %session, "logout with a rotated refresh token; session revoked");
+                state.audit.record(
+                    Event::new(event::REFRESH_REUSED, tenant.id(), now)
+                        .user(user)
+                        .session(session)
+                        .client(&client),
+                );
                 return Err(ApiError::RefreshTokenReused);
             }
             None => return Err(ApiError::InvalidToken("the session has ended")),
@@ -296,6 +377,18 @@ async fn logout(State(state): State<AppState>, req: Request) -> ApiResult<Status
         LogoutScope::Global => state.sessions.revoke_all_sessions(user).await?,
     };
     tracing::info!(user = %user, session = %session, ended, "logout");
+    let scope_name = match scope {
+        LogoutScope::Local => "local",
+        LogoutScope::Others => "others",
+        LogoutScope::Global => "global",
+    };
+    state.audit.record(
+        Event::new(event::LOGOUT, tenant.id(), now)
+            .user(user)
+            .session(session)
+            .client(&client)
+            .detail(serde_json::json!({"scope": scope_name, "sessionsEnded": ended})),
+    );
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -306,8 +399,8 @@ async fn logout(State(state): State<AppState>, req: Request) -> ApiResult<Status
         (status = 401, description = "`missing_token`, `invalid_token` or `token_expired`", body = super::dto::ErrorBody),
         (status = 503, body = super::dto::ErrorBody),
     ))]
-async fn me(State(state): State<AppState>, req: Request) -> ApiResult<Json<UserDto>> {
-    let caller = session_caller(&state, req.headers()).await?;
+async fn me(State(state): State<AppState>, tenant: TenantScope, req: Request) -> ApiResult<Json<UserDto>> {
+    let caller = session_caller(&state, req.headers(), &tenant).await?;
     let user = state
         .users
         .find_user(caller.user)
@@ -326,16 +419,22 @@ async fn me(State(state): State<AppState>, req: Request) -> ApiResult<Json<UserD
                 ("X-Auth-User-Email" = String, description = "`email`"),
                 ("X-Auth-User-Role" = String, description = "`role`"),
                 ("X-Auth-Session-Id" = String, description = "`sid`"),
+                ("X-Auth-Tenant-Id" = String, description = "`tid`: the token's tenant (the nil uuid for the default tenant)"),
             )),
         (status = 401, description = "`missing_token`, `invalid_token` or `token_expired`", body = super::dto::ErrorBody),
     ))]
-async fn verify(State(state): State<AppState>, req: Request) -> ApiResult<Response> {
+async fn verify(State(state): State<AppState>, tenant: TenantScope, req: Request) -> ApiResult<Response> {
     let token = bearer_token(req.headers())?;
+    // `/api/auth/verify` is the forward-auth endpoint of every tenant; a
+    // route that names its tenant (`/api/tenants/default/...` included)
+    // takes that tenant's tokens only.
+    let scope = if tenant.named { tenant.scope() } else { Scope::Any };
     let mut buf = TokenBuf::new();
-    let claims = state.tokens.verify_access(token, unix_now(), &mut buf)?;
+    let claims = state.tokens.verify_access(token, scope, unix_now(), &mut buf).await?;
     let body = VerifyResponse {
         sub: claims.sub,
         sid: claims.sid,
+        tid: claims.tid,
         email: &claims.email,
         role: &claims.role,
         exp: claims.exp,
@@ -353,6 +452,9 @@ async fn verify(State(state): State<AppState>, req: Request) -> ApiResult<Respon
     }
     if let Ok(v) = HeaderValue::from_str(claims.sid.hyphenated().encode_lower(&mut uuid_buf)) {
         headers.insert(HeaderName::from_static("x-auth-session-id"), v);
+    }
+    if let Ok(v) = HeaderValue::from_str(claims.tid.hyphenated().encode_lower(&mut uuid_buf)) {
+        headers.insert(HeaderName::from_static("x-auth-tenant-id"), v);
     }
     if let Ok(v) = HeaderValue::from_bytes(claims.email.as_bytes()) {
         headers.insert(HeaderName::from_static("x-auth-user-email"), v);

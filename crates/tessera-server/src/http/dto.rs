@@ -82,6 +82,8 @@ impl From<crate::tokens::IssuedPair> for TokenResponse {
 pub struct VerifyResponse<'a> {
     pub sub: Uuid,
     pub sid: Uuid,
+    /// The token's tenant (the nil uuid for the default tenant).
+    pub tid: Uuid,
     pub email: &'a str,
     pub role: &'a str,
     /// Expiry, seconds since the Unix epoch.
@@ -194,12 +196,129 @@ pub struct ErrorBody {
     /// A stable code: `invalid_request`, `validation_failed`,
     /// `unsupported_media_type`, `payload_too_large`, `invalid_credentials`,
     /// `missing_token`, `invalid_token`, `token_expired`,
-    /// `refresh_token_reused`, `forbidden`, `not_found`, `method_not_allowed`,
-    /// `email_taken`, `rate_limited`, `unavailable`, `internal`.
+    /// `refresh_token_reused`, `invalid_api_key`, `forbidden`, `not_found`,
+    /// `method_not_allowed`, `email_taken`, `conflict`, `rate_limited`,
+    /// `unavailable`, `internal`.
     #[schema(example = "invalid_token")]
     error: String,
     /// One human sentence.
     message: String,
     /// Present on 422: field name to what is wrong with it.
     fields: Option<BTreeMap<String, String>>,
+}
+
+/// A tenant, as its owner sees it.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TenantDto {
+    pub id: Uuid,
+    /// Its routes live under `/api/tenants/{slug}/`.
+    #[schema(example = "acme")]
+    pub slug: String,
+    #[schema(example = "Acme")]
+    pub name: String,
+}
+
+/// A new tenant, its owner, the owner's first token pair, and the tenant's
+/// API key, shown this once.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SignupResponse {
+    pub tenant: TenantDto,
+    pub user: UserDto,
+    #[serde(flatten)]
+    pub tokens: TokenResponse,
+    /// Send as `X-Api-Key` to administer the tenant. Stored only as a hash:
+    /// it cannot be shown again.
+    pub api_key: String,
+}
+
+/// The kids that sign from now on.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RotateResponse {
+    pub access_kid: String,
+    pub refresh_kid: String,
+}
+
+/// One audit event.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditEventDto {
+    /// Also the cursor: pass it as `before` to read older events.
+    #[schema(example = "1024")]
+    pub id: String,
+    #[schema(format = DateTime)]
+    pub at: String,
+    /// `user.registered`, `login.succeeded`, `login.failed`,
+    /// `token.refreshed`, `refresh.reused`, `session.revoked`, `logout`,
+    /// `keys.rotated`, `tenant.created`.
+    #[serde(rename = "type")]
+    #[schema(example = "login.succeeded")]
+    pub kind: String,
+    pub user_id: Option<Uuid>,
+    pub session_id: Option<Uuid>,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    /// Event-specific facts (for example the rotation mode); never a secret.
+    #[schema(value_type = Option<Object>)]
+    pub detail: Option<serde_json::Value>,
+}
+
+impl From<&tessera_store::AuditEvent> for AuditEventDto {
+    fn from(e: &tessera_store::AuditEvent) -> Self {
+        Self {
+            id: e.id.to_string(),
+            at: rfc3339(e.at),
+            kind: e.kind.clone(),
+            user_id: e.user.map(|u| u.as_uuid()),
+            session_id: e.session.map(|s| s.as_uuid()),
+            ip: e.ip.clone(),
+            user_agent: e.user_agent.clone(),
+            detail: e.detail.as_deref().and_then(|d| serde_json::from_str(d).ok()),
+        }
+    }
+}
+
+/// A page of audit events, newest first.
+#[derive(Serialize, ToSchema)]
+pub struct AuditPage {
+    pub events: Vec<AuditEventDto>,
+    /// The cursor of the next (older) page, or null at the end.
+    pub next: Option<String>,
+}
+
+#[allow(dead_code)]
+#[derive(ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SignupRequest {
+    #[schema(example = "ada@example.com", max_length = 254)]
+    email: String,
+    #[schema(min_length = 8, max_length = 128)]
+    password: String,
+    #[schema(min_length = 1, max_length = 100)]
+    first_name: String,
+    #[schema(max_length = 100)]
+    last_name: String,
+    /// The tenant's display name; its slug is made from it.
+    #[schema(example = "Acme", min_length = 1, max_length = 100)]
+    tenant_name: String,
+}
+
+#[allow(dead_code)]
+#[derive(ToSchema)]
+pub struct RotateRequest {
+    /// `graceful` (default): new keys sign from now on, old ones verify
+    /// until their last token expires. `revoke`: old keys, tokens and
+    /// sessions of the tenant end at once.
+    #[schema(inline)]
+    mode: Option<RotateModeDoc>,
+}
+
+#[allow(dead_code)]
+#[derive(ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RotateModeDoc {
+    Graceful,
+    Revoke,
 }

@@ -42,6 +42,12 @@ pub enum ApiError {
     /// 401 `refresh_token_reused`.
     #[error("this refresh token was already used; the session has been revoked, log in again")]
     RefreshTokenReused,
+    /// 401 `invalid_api_key`: an `X-Api-Key` that is not the tenant's.
+    #[error("the API key is not valid for this tenant")]
+    InvalidApiKey,
+    /// 403 `forbidden`: authenticated, but the role does not allow it.
+    #[error("{0}")]
+    Forbidden(&'static str),
     /// 404 `not_found`.
     #[error("{0}")]
     NotFound(&'static str),
@@ -54,6 +60,9 @@ pub enum ApiError {
     /// 409 `email_taken`.
     #[error("an account with this email already exists")]
     EmailTaken,
+    /// 409 `conflict`: the request contradicts the server's state or configuration.
+    #[error("{0}")]
+    Conflict(&'static str),
     /// 503 `unavailable`, with `Retry-After` in seconds.
     #[error("{message}")]
     Unavailable { message: &'static str, retry_after: u32 },
@@ -89,11 +98,13 @@ impl ApiError {
             | Self::MissingToken
             | Self::InvalidToken(_)
             | Self::TokenExpired
-            | Self::RefreshTokenReused => StatusCode::UNAUTHORIZED,
+            | Self::RefreshTokenReused
+            | Self::InvalidApiKey => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
-            Self::EmailTaken => StatusCode::CONFLICT,
+            Self::EmailTaken | Self::Conflict(_) => StatusCode::CONFLICT,
             Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -110,10 +121,13 @@ impl ApiError {
             Self::InvalidToken(_) => "invalid_token",
             Self::TokenExpired => "token_expired",
             Self::RefreshTokenReused => "refresh_token_reused",
+            Self::InvalidApiKey => "invalid_api_key",
+            Self::Forbidden(_) => "forbidden",
             Self::NotFound(_) => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::RequestTimeout => "request_timeout",
             Self::EmailTaken => "email_taken",
+            Self::Conflict(_) => "conflict",
             Self::Unavailable { .. } => "unavailable",
             Self::Internal(_) => "internal",
         }
@@ -124,7 +138,9 @@ impl ApiError {
         let described =
             |desc: &str| format!(r#"Bearer realm="tessera", error="invalid_token", error_description="{desc}""#);
         match self {
-            Self::MissingToken | Self::InvalidCredentials => Some(r#"Bearer realm="tessera""#.to_owned()),
+            Self::MissingToken | Self::InvalidCredentials | Self::InvalidApiKey => {
+                Some(r#"Bearer realm="tessera""#.to_owned())
+            }
             Self::InvalidToken(desc) => Some(described(desc)),
             Self::TokenExpired => Some(described("the token has expired")),
             Self::RefreshTokenReused => Some(described("the refresh token was already used")),

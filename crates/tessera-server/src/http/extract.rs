@@ -255,30 +255,45 @@ pub fn bearer_token(headers: &HeaderMap) -> ApiResult<&str> {
     Ok(token)
 }
 
-/// The caller of a bearer route, once its access token is verified.
+/// The verified bearer of an access token.
 #[derive(Debug, Clone, Copy)]
 pub struct Caller {
+    pub tenant: tessera_core::TenantId,
     pub user: tessera_core::UserId,
     pub session: tessera_core::SessionId,
+    /// Whether the token's role is `owner` (may administer its tenant).
+    pub owner: bool,
 }
 
-/// Verifies the bearer access token (no storage read).
-pub fn token_caller(state: &crate::state::AppState, headers: &HeaderMap) -> ApiResult<Caller> {
+/// The caller named by a valid access token of `scope`'s tenant. No store
+/// is read (unless the token's key is new to this instance), so a logged-out
+/// session's token still passes until it expires.
+pub async fn token_caller(
+    state: &crate::state::AppState,
+    headers: &HeaderMap,
+    scope: &TenantScope,
+) -> ApiResult<Caller> {
     let token = bearer_token(headers)?;
     let mut buf = tessera_token::TokenBuf::new();
-    let claims = state.tokens.verify_access(token, crate::tokens::unix_now(), &mut buf)?;
+    let claims = state
+        .tokens
+        .verify_access(token, scope.scope(), crate::tokens::unix_now(), &mut buf)
+        .await?;
     Ok(Caller {
+        tenant: tessera_core::TenantId::from_uuid(claims.tid),
         user: tessera_core::UserId::from_uuid(claims.sub),
         session: tessera_core::SessionId::from_uuid(claims.sid),
+        owner: claims.role == tessera_core::Role::OWNER,
     })
 }
 
-/// Verifies the bearer access token and that its session is still live.
-/// Routes that read storage anyway use this, so a token of a session that was
-/// logged out or revoked cannot list, end or read anything there, even
-/// before it expires.
-pub async fn session_caller(state: &crate::state::AppState, headers: &HeaderMap) -> ApiResult<Caller> {
-    let caller = token_caller(state, headers)?;
+/// Like [`token_caller`], and the token's session must still be live.
+pub async fn session_caller(
+    state: &crate::state::AppState,
+    headers: &HeaderMap,
+    scope: &TenantScope,
+) -> ApiResult<Caller> {
+    let caller = token_caller(state, headers, scope).await?;
     match state
         .sessions
         .session(caller.user, caller.session, crate::tokens::unix_now())
@@ -287,6 +302,64 @@ pub async fn session_caller(state: &crate::state::AppState, headers: &HeaderMap)
         // `session` only returns a session of this user.
         Some(_) => Ok(caller),
         None => Err(ApiError::InvalidToken("the session of this token has ended")),
+    }
+}
+
+/// The tenant a route serves: `{slug}` in `/api/tenants/{slug}/...`, else
+/// the default tenant (`/api/auth/...`). An unknown slug is a 404.
+#[derive(Clone)]
+pub struct TenantScope {
+    pub tenant: std::sync::Arc<crate::tenants::TenantInfo>,
+    /// Whether the route names its tenant (`/api/tenants/{slug}/...`, even
+    /// `default`) rather than being a plain `/api/auth/...` route.
+    pub named: bool,
+}
+
+impl TenantScope {
+    pub fn id(&self) -> tessera_core::TenantId {
+        self.tenant.id
+    }
+
+    /// Whose tokens the route accepts: its tenant's only.
+    pub fn scope(&self) -> crate::tokens::Scope {
+        crate::tokens::Scope::Tenant(self.tenant.id)
+    }
+}
+
+impl FromRequestParts<crate::state::AppState> for TenantScope {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &crate::state::AppState) -> Result<Self, Self::Rejection> {
+        let slug = match axum::extract::RawPathParams::from_request_parts(parts, state).await {
+            Ok(params) => params
+                .iter()
+                .find(|(name, _)| *name == "slug")
+                .map(|(_, v)| v.to_owned()),
+            // Routes without parameters serve the default tenant.
+            Err(axum::extract::rejection::RawPathParamsRejection::MissingPathParams(_)) => None,
+            // A parameter that is not UTF-8 names no tenant (nor anything else).
+            Err(_) => return Err(ApiError::NotFound("no such tenant")),
+        };
+        let Some(raw) = slug else {
+            return Ok(Self {
+                tenant: state.tenants.default_tenant(),
+                named: false,
+            });
+        };
+        let unknown = ApiError::NotFound("no such tenant");
+        let slug = tessera_core::TenantSlug::parse(&raw).map_err(|_| unknown)?;
+        let tenant = state
+            .tenants
+            .by_slug(&slug)
+            .await?
+            .ok_or(ApiError::NotFound("no such tenant"))?;
+        // A tenant created elsewhere (another instance, the CLI) may be
+        // served before this instance has heard of its keys.
+        let keys = state.tokens.keys();
+        if keys.signer(tenant.id).is_none() {
+            keys.reload_tenant(tenant.id, crate::tokens::unix_now()).await?;
+        }
+        Ok(Self { tenant, named: true })
     }
 }
 

@@ -16,6 +16,8 @@ pub mod health;
 pub mod openapi;
 /// `/api/auth/sessions`.
 pub mod sessions;
+/// Tenants: signup, key rotation, audit log.
+pub mod tenants;
 
 use crate::state::AppState;
 use axum::extract::{DefaultBodyLimit, Request, State};
@@ -31,8 +33,11 @@ use tracing::Instrument as _;
 
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .merge(auth::router())
-        .merge(sessions::router())
+        // One set of account routes, served for the default tenant and,
+        // scoped by `{slug}`, for every other one.
+        .nest("/api/auth", auth::router().merge(sessions::router()))
+        .nest("/api/tenants/{slug}/auth", auth::router().merge(sessions::router()))
+        .merge(tenants::router())
         .merge(health::router())
         .merge(openapi::router())
         .fallback(|| async { ApiError::NotFound("no such route") })
@@ -70,7 +75,13 @@ async fn request_id(State(deadline): State<Duration>, req: Request, next: Next) 
     // hyper bounds slow headers; this bounds the rest (a body trickled in a
     // byte at a time, a handler stuck behind a store). Dropping the handler
     // is safe: a password hash in flight keeps its slot until it finishes.
-    let mut response = match tokio::time::timeout(deadline, next.run(req).instrument(span.clone())).await {
+    let handled = async move {
+        match buffer_body(req).await {
+            Ok(req) => next.run(req).await,
+            Err(refused) => refused,
+        }
+    };
+    let mut response = match tokio::time::timeout(deadline, handled.instrument(span.clone())).await {
         Ok(response) => response,
         Err(_) => {
             span.in_scope(|| tracing::warn!("request deadline exceeded"));
@@ -86,6 +97,47 @@ async fn request_id(State(deadline): State<Duration>, req: Request, next: Next) 
         .entry(axum::http::header::CACHE_CONTROL)
         .or_insert(HeaderValue::from_static("no-store"));
     response
+}
+
+/// Reads the whole request body (at most [`extract::BODY_LIMIT`]) before any
+/// handler runs. A handler that answers early (401, 404, 415) would
+/// otherwise leave unread bytes on the connection, and hyper would then
+/// close a keep-alive connection without a word, failing the client's next
+/// request. A body that cannot be taken whole is refused here, with
+/// `Connection: close`, since its rest is still on the wire.
+async fn buffer_body(req: Request) -> Result<Request, Response> {
+    use axum::http::header;
+    use http_body_util::BodyExt as _;
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let has_body = declared.is_some_and(|n| n > 0) || req.headers().contains_key(header::TRANSFER_ENCODING);
+    if !has_body {
+        return Ok(req);
+    }
+    let close = |err: ApiError| {
+        let mut response = err.into_response();
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        response
+    };
+    // Refused before a byte is read (and before `100 Continue` invites it).
+    if declared.is_some_and(|n| n > extract::BODY_LIMIT as u64) {
+        return Err(close(ApiError::PayloadTooLarge));
+    }
+    let (parts, body) = req.into_parts();
+    match http_body_util::Limited::new(body, extract::BODY_LIMIT).collect().await {
+        Ok(collected) => Ok(Request::from_parts(parts, axum::body::Body::from(collected.to_bytes()))),
+        Err(err) if err.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
+            Err(close(ApiError::PayloadTooLarge))
+        }
+        Err(_) => Err(close(ApiError::InvalidRequest(
+            "the request body could not be read".to_owned(),
+        ))),
+    }
 }
 
 /// At most `max` bytes of `s`, cut at a character boundary, so a hostile

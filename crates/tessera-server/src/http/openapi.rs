@@ -3,7 +3,10 @@
 use crate::state::AppState;
 use axum::routing::get;
 use axum::{Json, Router};
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::path::{ParameterBuilder, ParameterIn, PathItem};
+use utoipa::openapi::schema::{ObjectBuilder, Type};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::Required;
 use utoipa::{Modify, OpenApi};
 
 #[derive(OpenApi)]
@@ -23,14 +26,18 @@ use utoipa::{Modify, OpenApi};
         super::auth::verify,
         super::sessions::list_sessions,
         super::sessions::delete_session,
+        super::tenants::signup,
+        super::tenants::rotate_keys,
+        super::tenants::audit,
         super::health::healthz,
         super::health::readyz,
         openapi_json,
     ),
-    modifiers(&BearerScheme),
+    modifiers(&BearerScheme, &TenantRoutes),
     tags(
         (name = "auth", description = "Accounts and tokens"),
         (name = "sessions", description = "A user's sessions, one per device"),
+        (name = "tenants", description = "Tenants: signup, key rotation, audit log. Every `/api/auth/...` account route also exists as `/api/tenants/{slug}/auth/...`, scoped to that tenant"),
         (name = "health", description = "Probes"),
         (name = "meta", description = "This document"),
     )
@@ -51,6 +58,64 @@ impl Modify for BearerScheme {
                     .build(),
             ),
         );
+        components.add_security_scheme(
+            "apiKey",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "X-Api-Key",
+                "The tenant's API key, shown once at signup",
+            ))),
+        );
+    }
+}
+
+/// The account routes exist once per tenant: `/api/auth/x` is the default
+/// tenant's, `/api/tenants/{slug}/auth/x` any tenant's. The handlers are
+/// annotated once; this adds the scoped copies.
+struct TenantRoutes;
+
+impl Modify for TenantRoutes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let scoped: Vec<(String, PathItem)> = openapi
+            .paths
+            .paths
+            .iter()
+            .filter(|(path, _)| path.starts_with("/api/auth/") && path.as_str() != "/api/auth/signup")
+            .map(|(path, item)| {
+                let mut item = item.clone();
+                let slug = ParameterBuilder::new()
+                    .name("slug")
+                    .parameter_in(ParameterIn::Path)
+                    .required(Required::True)
+                    .description(Some("The tenant's slug (`default` is the default tenant)"))
+                    .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+                    .build();
+                for op in [
+                    &mut item.get,
+                    &mut item.post,
+                    &mut item.put,
+                    &mut item.delete,
+                    &mut item.head,
+                    &mut item.patch,
+                ]
+                .into_iter()
+                .flatten()
+                {
+                    op.operation_id = op.operation_id.take().map(|id| format!("tenant_{id}"));
+                    op.parameters.get_or_insert_with(Vec::new).insert(0, slug.clone());
+                }
+                (path.replacen("/api/auth/", "/api/tenants/{slug}/auth/", 1), item)
+            })
+            .collect();
+        openapi.paths.paths.extend(scoped);
+        // One handler serves GET and HEAD; operation ids must stay unique.
+        for item in openapi.paths.paths.values_mut() {
+            let get_id = item.get.as_ref().and_then(|op| op.operation_id.clone());
+            if let Some(head) = item.head.as_mut() {
+                if head.operation_id.is_some() && head.operation_id == get_id {
+                    head.operation_id = head.operation_id.take().map(|id| format!("{id}_head"));
+                }
+            }
+        }
     }
 }
 

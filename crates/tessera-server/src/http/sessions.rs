@@ -2,19 +2,21 @@
 
 use super::dto::{SessionDto, SessionList};
 use super::error::{ApiError, ApiResult};
-use super::extract::{session_caller, Caller};
+use super::extract::{session_caller, Caller, ClientMeta, TenantScope};
+use crate::audit::{event, Event};
 use crate::state::AppState;
 use crate::tokens::unix_now;
 use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
 use axum::routing::{delete, get};
 use axum::{Json, Router};
+use std::collections::HashMap;
 use tessera_core::SessionId;
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/api/auth/sessions", get(list_sessions))
-        .route("/api/auth/sessions/{id}", delete(delete_session))
+        .route("/sessions", get(list_sessions))
+        .route("/sessions/{id}", delete(delete_session))
 }
 
 /// The caller's live sessions, most recently used first.
@@ -24,8 +26,14 @@ pub fn router() -> Router<AppState> {
         (status = 401, body = super::dto::ErrorBody),
         (status = 503, body = super::dto::ErrorBody),
     ))]
-async fn list_sessions(State(state): State<AppState>, req: Request) -> ApiResult<Json<SessionList>> {
-    let Caller { user, session: current } = session_caller(&state, req.headers()).await?;
+async fn list_sessions(
+    State(state): State<AppState>,
+    tenant: TenantScope,
+    req: Request,
+) -> ApiResult<Json<SessionList>> {
+    let Caller {
+        user, session: current, ..
+    } = session_caller(&state, req.headers(), &tenant).await?;
     let sessions = state.sessions.list_sessions(user, unix_now()).await?;
     Ok(Json(SessionList {
         sessions: sessions.iter().map(|s| SessionDto::new(s, s.id == current)).collect(),
@@ -41,12 +49,28 @@ async fn list_sessions(State(state): State<AppState>, req: Request) -> ApiResult
         (status = 404, description = "No such session of the caller's", body = super::dto::ErrorBody),
         (status = 503, body = super::dto::ErrorBody),
     ))]
-async fn delete_session(State(state): State<AppState>, Path(id): Path<String>, req: Request) -> ApiResult<StatusCode> {
-    let Caller { user, .. } = session_caller(&state, req.headers()).await?;
+async fn delete_session(
+    State(state): State<AppState>,
+    tenant: TenantScope,
+    client: ClientMeta,
+    params: Result<Path<HashMap<String, String>>, axum::extract::rejection::PathRejection>,
+    req: Request,
+) -> ApiResult<StatusCode> {
+    let Caller { user, session, .. } = session_caller(&state, req.headers(), &tenant).await?;
     let not_found = ApiError::NotFound("no such session");
-    let id = SessionId::parse(&id).ok_or(not_found)?;
+    let id = params
+        .ok()
+        .and_then(|Path(p)| p.get("id").and_then(|id| SessionId::parse(id)))
+        .ok_or(not_found)?;
     if state.sessions.revoke_session(user, id).await? {
         tracing::info!(user = %user, session = %id, "session revoked by its owner");
+        state.audit.record(
+            Event::new(event::SESSION_REVOKED, tenant.id(), unix_now())
+                .user(user)
+                .session(id)
+                .client(&client)
+                .detail(serde_json::json!({"by": session.to_string()})),
+        );
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::NotFound("no such session"))

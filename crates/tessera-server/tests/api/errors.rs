@@ -285,3 +285,51 @@ async fn no_body_shape_produces_a_server_error() {
         }
     }
 }
+
+/// An error answered before the handler needs the body (401, 404, 415) must
+/// not leave the body unread on a keep-alive connection: the client's next
+/// request on it has to be answered too.
+#[tokio::test]
+async fn early_errors_keep_the_connection_usable() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let app = spawn_app().await;
+    let addr = app.base.trim_start_matches("http://").to_owned();
+    let body = format!("{{\"email\":\"{}\",\"password\":\"{}\"}}", "x".repeat(4000), PASSWORD);
+    let early = [
+        ("POST /api/tenants/nope-nope/auth/login", "application/json", 404),
+        ("POST /api/auth/login", "text/plain", 415),
+        ("POST /api/tenants/default/keys/rotate", "application/json", 401),
+        ("POST /api/auth/logout", "application/json", 401),
+    ];
+    for (line, content_type, status) in early {
+        let mut conn = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        let first = format!(
+            "{line} HTTP/1.1\r\nHost: t\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        conn.write_all(first.as_bytes()).await.unwrap();
+        conn.write_all(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
+            .await
+            .unwrap();
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 8192];
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while std::time::Instant::now() < deadline {
+            let text = String::from_utf8_lossy(&seen).into_owned();
+            if text.matches("HTTP/1.1 ").count() >= 2 && text.ends_with("}") {
+                break;
+            }
+            match tokio::time::timeout(std::time::Duration::from_millis(500), conn.read(&mut buf)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => break,
+                Ok(Ok(n)) => seen.extend_from_slice(&buf[..n]),
+                Err(_) => {}
+            }
+        }
+        let text = String::from_utf8_lossy(&seen);
+        assert!(text.starts_with(&format!("HTTP/1.1 {status}")), "{line}: {text}");
+        assert!(
+            text.contains("HTTP/1.1 200 OK"),
+            "{line}: the next request was not answered: {text}"
+        );
+    }
+}

@@ -16,4 +16,5 @@ mod refresh;
 mod register_login;
 mod scale;
 mod sessions;
+mod tenants;
 mod verify;

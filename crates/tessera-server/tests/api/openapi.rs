@@ -23,6 +23,18 @@ async fn the_openapi_document_describes_the_contract() {
         ("/healthz", "get"),
         ("/readyz", "get"),
         ("/api/openapi.json", "get"),
+        ("/api/auth/signup", "post"),
+        ("/api/tenants/{slug}/keys/rotate", "post"),
+        ("/api/tenants/{slug}/audit", "get"),
+        ("/api/tenants/{slug}/auth/register", "post"),
+        ("/api/tenants/{slug}/auth/login", "post"),
+        ("/api/tenants/{slug}/auth/refresh", "post"),
+        ("/api/tenants/{slug}/auth/logout", "post"),
+        ("/api/tenants/{slug}/auth/me", "get"),
+        ("/api/tenants/{slug}/auth/verify", "get"),
+        ("/api/tenants/{slug}/auth/verify", "head"),
+        ("/api/tenants/{slug}/auth/sessions", "get"),
+        ("/api/tenants/{slug}/auth/sessions/{id}", "delete"),
     ];
     let paths = doc["paths"].as_object().unwrap();
     let mut documented: Vec<(String, String)> = paths
@@ -48,7 +60,19 @@ async fn the_openapi_document_describes_the_contract() {
             "/api/auth/sessions",
             "/api/auth/sessions/{id}",
         ]
-        .contains(&path);
+        .iter()
+        .any(|p| path == *p || path == p.replacen("/api/auth/", "/api/tenants/{slug}/auth/", 1));
+        if path.starts_with("/api/tenants/{slug}/") {
+            let params = op["parameters"].to_string();
+            assert!(
+                params.contains("\"slug\""),
+                "{method} {path} must document its slug: {params}"
+            );
+            assert!(
+                op["operationId"].as_str().is_some_and(|id| !id.is_empty()),
+                "{method} {path}"
+            );
+        }
         if needs_bearer {
             assert!(responses.contains_key("401"), "{method} {path} must document 401");
             assert!(
@@ -58,6 +82,17 @@ async fn the_openapi_document_describes_the_contract() {
         }
     }
     assert_eq!(doc["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
+    assert_eq!(doc["components"]["securitySchemes"]["apiKey"]["name"], "X-Api-Key");
+    // Operation ids stay unique across the default and the tenant copies.
+    let mut ids: Vec<&str> = paths
+        .values()
+        .flat_map(|ops| ops.as_object().unwrap().values())
+        .filter_map(|op| op["operationId"].as_str())
+        .collect();
+    let total = ids.len();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), total, "duplicate operationIds");
     let logout_body = &paths["/api/auth/logout"]["post"]["requestBody"];
     assert_ne!(
         logout_body["required"], true,

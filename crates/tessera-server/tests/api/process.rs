@@ -236,10 +236,14 @@ async fn restart_keeps_users_sessions_and_generated_keys() {
     let (status, _) = tokio::task::spawn_blocking(move || server.terminate()).await.unwrap();
     assert!(status.success(), "SIGTERM is a clean exit: {status:?}");
 
-    for file in ["secrets.json", "tessera.db"] {
+    for file in ["master.key", "tessera.db"] {
         let mode = std::fs::metadata(data.join(file)).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600, "{file} must be private");
     }
+    assert!(
+        !data.join("secrets.json").exists(),
+        "generated keys live sealed in the database"
+    );
 
     let server = start(&data, &env);
     let res = http
@@ -527,4 +531,284 @@ fn settings_of_features_not_built_yet_and_typos_are_warned_about() {
         log.contains("TESSERA_REDIS_ULR") && log.contains("unknown setting"),
         "{log}"
     );
+}
+
+/// An access token as an earlier version (before tenants) issued it: the kid
+/// derived from the secret, no `tid`.
+fn legacy_access_token(secret: &str, issuer: &str) -> String {
+    let kid = tessera_token::HmacKey::from_secret(tessera_token::TokenKind::Access, secret.as_bytes())
+        .unwrap()
+        .kid()
+        .to_owned();
+    let now = now();
+    let header = json!({"alg": "HS256", "typ": "at+jwt", "kid": kid});
+    let claims = json!({"iss": issuer, "aud": "tessera", "sub": uuid::Uuid::new_v4(), "sid": uuid::Uuid::new_v4(),
+        "email": "old@example.com", "role": "user", "iat": now, "nbf": now, "exp": now + 600, "jti": uuid::Uuid::new_v4()});
+    forge(&header.to_string(), &claims.to_string(), secret.as_bytes())
+}
+
+#[tokio::test]
+async fn an_earlier_versions_generated_secrets_file_is_adopted_without_logging_anyone_out() {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let (access, refresh) = (
+        tessera_server::secrets::generate_secret(),
+        tessera_server::secrets::generate_secret(),
+    );
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(data.join("secrets.json"))
+        .unwrap();
+    file.write_all(
+        json!({"version": 1, "jwtSecret": access, "refreshTokenSecret": refresh})
+            .to_string()
+            .as_bytes(),
+    )
+    .unwrap();
+    drop(file);
+    let issuer = "https://auth.example";
+    let token = legacy_access_token(&access, issuer);
+    let env = [("TESSERA_ISSUER", issuer)];
+    let http = client();
+    for round in 0..2 {
+        let server = start(&data, &env);
+        let res = http
+            .get(server.url("/api/auth/verify"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK, "round {round}");
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["tid"], "00000000-0000-0000-0000-000000000000");
+        let (status, log) = tokio::task::spawn_blocking(move || server.terminate()).await.unwrap();
+        assert!(status.success());
+        assert!(!log.contains(&access) && !log.contains(&refresh));
+        assert!(
+            !data.join("secrets.json").exists(),
+            "the plaintext file is gone once adopted"
+        );
+        assert!(data.join("master.key").exists());
+    }
+}
+
+#[tokio::test]
+async fn an_earlier_versions_shared_postgres_secrets_are_adopted() {
+    use tessera_store::SecretStore as _;
+    let db = TestDatabase::create().await;
+    let master = tessera_core::MasterKey::generate_base64();
+    let sealer = tessera_core::MasterKey::from_base64(&master).unwrap();
+    let (access, refresh) = (
+        tessera_server::secrets::generate_secret(),
+        tessera_server::secrets::generate_secret(),
+    );
+    {
+        // What the earlier version stored: the pair sealed with these contexts.
+        let store = tessera_store::PostgresStore::connect(&db.url).await.unwrap();
+        store.migrate().await.unwrap();
+        store
+            .default_secrets_or_insert(tessera_store::SealedSecrets {
+                master_key_id: sealer.id().to_owned(),
+                access: sealer.seal(access.as_bytes(), b"tessera/default-keyring/access/v1"),
+                refresh: sealer.seal(refresh.as_bytes(), b"tessera/default-keyring/refresh/v1"),
+                created_at: now(),
+            })
+            .await
+            .unwrap();
+    }
+    let issuer = "https://auth.example";
+    let token = legacy_access_token(&access, issuer);
+    let dir = tempfile::tempdir().unwrap();
+    let env = [
+        ("TESSERA_DATABASE_URL", db.url.as_str()),
+        ("TESSERA_MASTER_KEY", master.as_str()),
+        ("TESSERA_ISSUER", issuer),
+    ];
+    let server = start(dir.path(), &env);
+    let res = client()
+        .get(server.url("/api/auth/verify"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let (status, _) = tokio::task::spawn_blocking(move || server.terminate()).await.unwrap();
+    assert!(status.success());
+    db.drop_now().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operators_manage_tenants_keys_and_the_master_key_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let text = |out: &std::process::Output| {
+        (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let out = run(&data, &[], &["tenant", "create", "Acme Corp", "--slug", "acme"]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    let api_key = stdout
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("api key"))
+        .map(|k| k.trim().to_owned())
+        .unwrap();
+    assert!(api_key.starts_with("tsk_"), "{stdout}");
+    let out = run(&data, &[], &["tenant", "create", "Another", "--slug", "acme"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out).1.contains("taken"));
+    let out = run(&data, &[], &["tenant", "create", "Bad", "--slug", "Not A Slug"]);
+    assert!(!out.status.success());
+
+    let (stdout, _) = text(&run(&data, &[], &["tenant", "list"]));
+    assert!(stdout.lines().any(|l| l.starts_with("acme ")), "{stdout}");
+    let (stdout, _) = text(&run(&data, &[], &["tenant", "show", "acme"]));
+    assert_eq!(stdout.matches(" active ").count(), 2, "{stdout}");
+    assert_eq!(stdout.matches(" next ").count(), 2, "{stdout}");
+    assert!(!stdout.contains(&api_key));
+
+    let server = start(&data, &[("TESSERA_ISSUER", "https://auth.example")]);
+    let http = client();
+    let email = unique_email();
+    let res = http
+        .post(server.url("/api/tenants/acme/auth/register"))
+        .json(&json!({"email": email, "password": PASSWORD, "firstName": "A", "lastName": ""}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let body: Value = res.json().await.unwrap();
+    let access = body["accessToken"].as_str().unwrap().to_owned();
+
+    // A tenant created from the CLI beside the running server is served at
+    // once (its keys are loaded when its slug is first seen).
+    assert!(run(&data, &[], &["tenant", "create", "Live One", "--slug", "live-one"])
+        .status
+        .success());
+    let res = http
+        .post(server.url("/api/tenants/live-one/auth/register"))
+        .json(&json!({"email": unique_email(), "password": PASSWORD, "firstName": "A", "lastName": ""}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+
+    // A graceful rotation from the CLI reaches the running server (it
+    // re-reads changed keys every second on SQLite).
+    let out = run(&data, &[], &["tenant", "rotate-keys", "acme"]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    let new_kid = stdout
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("access kid"))
+        .map(|k| k.trim().to_owned())
+        .unwrap();
+    let started = Instant::now();
+    loop {
+        let res = http
+            .post(server.url("/api/tenants/acme/auth/login"))
+            .json(&json!({"email": email, "password": PASSWORD}))
+            .send()
+            .await
+            .unwrap();
+        let body: Value = res.json().await.unwrap();
+        let (header, _) = decode_parts(body["accessToken"].as_str().unwrap());
+        if header["kid"] == new_kid.as_str() {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "the server never saw the rotation"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let res = http
+        .get(server.url("/api/auth/verify"))
+        .bearer_auth(&access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK, "graceful: old tokens still verify");
+
+    // The master key cannot be rotated under a running embedded server.
+    let out = run(&data, &[], &["master-key", "rotate"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out).1.contains("stop it first"), "{}", text(&out).1);
+
+    // A revoking rotation ends the old tokens on the running server.
+    assert!(run(&data, &[], &["tenant", "rotate-keys", "acme", "--mode", "revoke"])
+        .status
+        .success());
+    let started = Instant::now();
+    loop {
+        let res = http
+            .get(server.url("/api/auth/verify"))
+            .bearer_auth(&access)
+            .send()
+            .await
+            .unwrap();
+        if res.status() == StatusCode::UNAUTHORIZED {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(3), "revoked keys still verify");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (status, _) = tokio::task::spawn_blocking(move || server.terminate()).await.unwrap();
+    assert!(status.success());
+
+    let (stdout, _) = text(&run(&data, &[], &["audit", "--tenant", "acme", "--json"]));
+    let types: Vec<String> = stdout
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["type"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(types.iter().filter(|t| *t == "keys.rotated").count(), 2, "{types:?}");
+    assert!(types.contains(&"user.registered".to_owned()) && types.contains(&"tenant.created".to_owned()));
+
+    // Stopped: the master key rotates, and everything still opens afterwards.
+    let old_master = std::fs::read_to_string(data.join("master.key")).unwrap();
+    let out = run(&data, &[], &["master-key", "rotate"]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains("re-sealed"), "{stdout}");
+    let new_master = std::fs::read_to_string(data.join("master.key")).unwrap();
+    assert_ne!(old_master.trim(), new_master.trim());
+    assert_eq!(
+        new_master.trim().lines().count(),
+        1,
+        "the old key is dropped once nothing needs it"
+    );
+    let server = start(&data, &[("TESSERA_ISSUER", "https://auth.example")]);
+    let res = http
+        .post(server.url("/api/tenants/acme/auth/login"))
+        .json(&json!({"email": email, "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let res = http
+        .post(server.url("/api/auth/register"))
+        .json(&json!({"email": unique_email(), "password": PASSWORD, "firstName": "A", "lastName": ""}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.status(),
+        StatusCode::CREATED,
+        "the default tenant's keys opened too"
+    );
+    let (status, _) = tokio::task::spawn_blocking(move || server.terminate()).await.unwrap();
+    assert!(status.success());
 }

@@ -17,9 +17,11 @@ async fn verify_reports_the_subject_in_body_and_headers() {
     let (_, claims) = decode_parts(&user.access);
     assert_eq!(
         body,
-        json!({"sub": user.id, "sid": claims["sid"], "email": user.email, "role": "user", "exp": claims["exp"]})
+        json!({"sub": user.id, "sid": claims["sid"], "tid": "00000000-0000-0000-0000-000000000000",
+               "email": user.email, "role": "user", "exp": claims["exp"]})
     );
     assert_eq!(h["x-auth-session-id"], claims["sid"].as_str().unwrap());
+    assert_eq!(h["x-auth-tenant-id"], "00000000-0000-0000-0000-000000000000");
 }
 
 #[tokio::test]

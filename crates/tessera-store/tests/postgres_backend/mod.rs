@@ -155,14 +155,16 @@ fn open(url: String) -> Pin<Box<dyn Future<Output = Stores> + Send>> {
         Stores {
             users: Arc::new(store.clone()),
             sessions: Arc::new(store.clone()),
-            secrets: Arc::new(store),
+            secrets: Arc::new(store.clone()),
+            tenants: Arc::new(store.clone()),
+            audit: Arc::new(store),
             reopen: Box::new(move || open(url.clone())),
             _keep: Box::new(()),
         }
     })
 }
 
-store_suite!(postgres, super::postgres_stores);
+store_suite!(postgres, super::postgres_stores, +tenants);
 
 /// A TCP proxy to the server that can stop forwarding, holding every byte
 /// (and every connection) as a network partition or a frozen host would.
@@ -255,10 +257,12 @@ mod postgres_only {
 
     use sqlx::postgres::PgConnectOptions;
     use sqlx::{Connection, Executor};
-    use tessera_core::{Email, PersonName, Role, SessionId, UserId};
+    use tessera_core::{Email, PersonName, Role, SessionId, TenantId, UserId};
+    use tessera_core::{TenantName, TenantSlug};
     use tessera_store::{
-        Health, NewSession, NewUser, PostgresOptions, PostgresStore, RefreshState, Rotation, RotationOutcome,
-        SessionStore, StoreError, UserStore,
+        Conflict, Health, KeyChangeListener, KeyKind, KeyRotation, KeyState, NewKey, NewSession, NewTenant, NewUser,
+        PostgresOptions, PostgresStore, RefreshState, Rotation, RotationMode, RotationOutcome, Session, SessionStore,
+        StoreError, TenantStore, User, UserStore,
     };
     use tokio::net::TcpListener;
     use tokio::sync::Barrier;
@@ -271,6 +275,7 @@ mod postgres_only {
     fn new_user(email: &str) -> NewUser {
         NewUser {
             id: UserId::random(),
+            tenant: TenantId::DEFAULT,
             email: Email::parse(email).unwrap(),
             password_hash: "$argon2id$v=19$secret-hash".to_owned(),
             first_name: PersonName::parse("Ada").unwrap(),
@@ -350,7 +355,7 @@ mod postgres_only {
                 .fetch_one(stores[0].pool())
                 .await
                 .unwrap();
-        assert_eq!((applied, failed), (2, 0));
+        assert_eq!((applied, failed), (3, 0));
 
         let user = stores[1].create_user(new_user("ada@example.com")).await.unwrap();
         assert_eq!(stores[2].find_user(user.id).await.unwrap(), Some(user));
@@ -362,8 +367,9 @@ mod postgres_only {
         let store = open(&db, PostgresOptions::default()).await;
 
         let constraints: Vec<(String,)> = sqlx::query_as(
-            "SELECT conname::text FROM pg_constraint \
-             WHERE conrelid IN ('users'::regclass, 'sessions'::regclass, 'default_secrets'::regclass)",
+            "SELECT conname::text FROM pg_constraint WHERE conrelid IN ('users'::regclass, \
+             'sessions'::regclass, 'default_secrets'::regclass, 'tenants'::regclass, \
+             'tenant_keys'::regclass, 'audit_events'::regclass)",
         )
         .fetch_all(store.pool())
         .await
@@ -371,36 +377,69 @@ mod postgres_only {
         let constraints: Vec<String> = constraints.into_iter().map(|(name,)| name).collect();
         for name in [
             "users_pkey",
-            "users_email_key",
+            "users_tenant_email_key",
+            "users_tenant_id_fkey",
             "sessions_pkey",
             "sessions_user_id_fkey",
             "sessions_rotation_check",
             "default_secrets_pkey",
             "default_secrets_single_row_check",
+            "tenants_pkey",
+            "tenants_slug_key",
+            "tenants_api_key_hash_check",
+            "tenant_keys_pkey",
+            "tenant_keys_tenant_id_fkey",
+            "tenant_keys_kind_check",
+            "tenant_keys_state_check",
+            "tenant_keys_sealed_check",
+            "audit_events_pkey",
+            "audit_events_tenant_id_fkey",
         ] {
             assert!(
                 constraints.iter().any(|c| c == name),
                 "{name} missing from {constraints:?}"
             );
         }
-        let (on_delete,): (String,) =
-            sqlx::query_as("SELECT confdeltype::text FROM pg_constraint WHERE conname = 'sessions_user_id_fkey'")
-                .fetch_one(store.pool())
-                .await
-                .unwrap();
-        assert_eq!(on_delete, "c", "ON DELETE CASCADE");
-        let indexes: Vec<(String,)> =
-            sqlx::query_as("SELECT indexname::text FROM pg_indexes WHERE tablename = 'sessions'")
-                .fetch_all(store.pool())
-                .await
-                .unwrap();
-        for name in ["sessions_user_id_idx", "sessions_expires_at_idx"] {
+        assert!(!constraints.iter().any(|c| c == "users_email_key"), "{constraints:?}");
+        for fkey in [
+            "sessions_user_id_fkey",
+            "users_tenant_id_fkey",
+            "tenant_keys_tenant_id_fkey",
+            "audit_events_tenant_id_fkey",
+        ] {
+            let (on_delete,): (String,) =
+                sqlx::query_as("SELECT confdeltype::text FROM pg_constraint WHERE conname = $1")
+                    .bind(fkey)
+                    .fetch_one(store.pool())
+                    .await
+                    .unwrap();
+            assert_eq!(on_delete, "c", "{fkey}: ON DELETE CASCADE");
+        }
+        let indexes: Vec<(String,)> = sqlx::query_as(
+            "SELECT indexname::text FROM pg_indexes WHERE tablename IN \
+             ('sessions', 'users', 'tenant_keys', 'audit_events')",
+        )
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+        for name in [
+            "sessions_user_id_idx",
+            "sessions_expires_at_idx",
+            "users_tenant_id_idx",
+            "tenant_keys_one_active",
+            "tenant_keys_one_next",
+            "tenant_keys_changed_at_idx",
+            "tenant_keys_tenant_id_idx",
+            "audit_events_tenant_id_idx",
+            "audit_events_at_idx",
+        ] {
             assert!(indexes.iter().any(|(i,)| i == name), "{name} missing from {indexes:?}");
         }
 
         let columns: Vec<(String, String, String)> = sqlx::query_as(
             "SELECT table_name::text, column_name::text, data_type::text FROM information_schema.columns \
-             WHERE table_schema = current_schema() AND table_name IN ('users', 'sessions', 'default_secrets')",
+             WHERE table_schema = current_schema() AND table_name IN \
+             ('users', 'sessions', 'default_secrets', 'tenants', 'tenant_keys', 'audit_events')",
         )
         .fetch_all(store.pool())
         .await
@@ -419,6 +458,22 @@ mod postgres_only {
         assert_eq!(type_of("sessions", "previous_jti"), "uuid");
         assert_eq!(type_of("sessions", "expires_at"), "bigint");
         assert_eq!(type_of("default_secrets", "access"), "bytea");
+        assert_eq!(type_of("users", "tenant_id"), "uuid");
+        assert_eq!(type_of("tenants", "id"), "uuid");
+        assert_eq!(type_of("tenants", "api_key_hash"), "bytea");
+        assert_eq!(type_of("tenant_keys", "tenant_id"), "uuid");
+        assert_eq!(type_of("tenant_keys", "sealed"), "bytea");
+        assert_eq!(type_of("tenant_keys", "changed_at"), "bigint");
+        assert_eq!(type_of("audit_events", "id"), "bigint");
+        assert_eq!(type_of("audit_events", "user_id"), "uuid");
+        let (collation,): (Option<String>,) = sqlx::query_as(
+            "SELECT collation_name::text FROM information_schema.columns \
+             WHERE table_schema = current_schema() AND table_name = 'tenants' AND column_name = 'slug'",
+        )
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+        assert_eq!(collation.as_deref(), Some("C"), "slugs order bytewise, as in SQLite");
 
         // The secrets table holds one row at most, whatever writes to it.
         let err = sqlx::query(
@@ -471,6 +526,137 @@ mod postgres_only {
             .unwrap();
         let err = store.session(user.id, id, T0).await.unwrap_err();
         assert!(matches!(err, StoreError::Corrupt(_)), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn migrating_from_0002_keeps_users_and_sessions_in_the_default_tenant() {
+        let db = TempDatabase::create().await;
+        let store = PostgresStore::connect(&db.url).await.unwrap();
+        let (_old_dir, old) = crate::migrations_before_tenants("postgres");
+        sqlx::migrate::Migrator::new(old.as_path())
+            .await
+            .unwrap()
+            .run(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(store.pending_migrations().await.unwrap(), 1);
+
+        // A user with a rotated session, and one without, as the 0002 build
+        // wrote them.
+        let (user, session, lonely) = (UserId::random(), SessionId::random(), UserId::random());
+        let (jti1, jti2, access2) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        for (id, email) in [(user, "ada@example.com"), (lonely, "grace@example.com")] {
+            sqlx::query(
+                "INSERT INTO users (id, email, email_verified, password_hash, first_name, last_name, role, \
+                 created_at) VALUES ($1, $2, true, '$argon2id$old-hash', 'Ada', 'Lovelace', 'admin', $3)",
+            )
+            .bind(id.as_uuid())
+            .bind(email)
+            .bind(T0)
+            .execute(store.pool())
+            .await
+            .unwrap();
+        }
+        sqlx::query(
+            "INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, user_agent, ip, \
+             current_jti, current_access_jti, current_issued_at, previous_jti, rotated_at) \
+             VALUES ($1, $2, $3, $4, $5, 'Mozilla/5.0', '198.51.100.1', $6, $7, $4, $8, $4)",
+        )
+        .bind(session.as_uuid())
+        .bind(user.as_uuid())
+        .bind(T0)
+        .bind(T0 + 50)
+        .bind(T0 + 3600)
+        .bind(jti2)
+        .bind(access2)
+        .bind(jti1)
+        .execute(store.pool())
+        .await
+        .unwrap();
+
+        store.migrate().await.unwrap();
+        assert_eq!(store.pending_migrations().await.unwrap(), 0);
+
+        let email = Email::parse("ada@example.com").unwrap();
+        let migrated = User {
+            id: user,
+            tenant: TenantId::DEFAULT,
+            email: email.clone(),
+            email_verified: true,
+            first_name: "Ada".to_owned(),
+            last_name: "Lovelace".to_owned(),
+            role: Role::parse("admin").unwrap(),
+            created_at: T0,
+        };
+        assert_eq!(store.find_user(user).await.unwrap(), Some(migrated.clone()));
+        let record = store
+            .find_user_by_email(TenantId::DEFAULT, &email)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(record.user, migrated);
+        assert_eq!(record.password_hash, "$argon2id$old-hash");
+        assert_eq!(
+            store.find_user(lonely).await.unwrap().unwrap().tenant,
+            TenantId::DEFAULT
+        );
+
+        let expected = Session {
+            id: session,
+            user_id: user,
+            created_at: T0,
+            last_used_at: T0 + 50,
+            expires_at: T0 + 3600,
+            user_agent: Some("Mozilla/5.0".to_owned()),
+            ip: Some("198.51.100.1".to_owned()),
+            current: RefreshState {
+                jti: jti2,
+                access_jti: access2,
+                issued_at: T0 + 50,
+                expires_at: T0 + 3600,
+            },
+            email: email.clone(),
+            role: Role::parse("admin").unwrap(),
+            tenant: TenantId::DEFAULT,
+        };
+        assert_eq!(
+            store.session(user, session, T0 + 55).await.unwrap(),
+            Some(expected.clone())
+        );
+        // The rotation bookkeeping survived too: the replaced token is still
+        // within its grace window.
+        let retry = Rotation {
+            user,
+            session,
+            presented_jti: jti1,
+            next: refresh(T0 + 55),
+            now: T0 + 55,
+            grace_secs: 10,
+        };
+        assert_eq!(store.rotate(retry).await.unwrap(), RotationOutcome::Grace(expected));
+
+        // The email is unique per tenant now; new rows name their tenant.
+        let err = store.create_user(new_user("ada@example.com")).await.unwrap_err();
+        assert!(matches!(err, StoreError::Conflict(Conflict::EmailTaken)), "{err:?}");
+        let acme = store.create_tenant(new_tenant(), Vec::new(), None).await.unwrap().id;
+        let elsewhere = store
+            .create_user(NewUser {
+                tenant: acme,
+                ..new_user("ada@example.com")
+            })
+            .await
+            .unwrap();
+        assert_eq!(elsewhere.tenant, acme);
+        let (default,): (Option<String>,) = sqlx::query_as(
+            "SELECT column_default::text FROM information_schema.columns \
+             WHERE table_name = 'users' AND column_name = 'tenant_id'",
+        )
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+        assert_eq!(default, None, "no default tenant for new users");
+        assert!(store.delete_user(user).await.unwrap());
+        assert_eq!(store.session(user, session, T0 + 55).await.unwrap(), None);
     }
 
     #[tokio::test]
@@ -835,5 +1021,186 @@ mod postgres_only {
         let debug = format!("{store:?}");
         assert!(!debug.contains(&password), "{debug}");
         assert!(debug.contains(&db.name), "{debug}");
+    }
+
+    // ---- key change notifications ----
+
+    fn new_tenant() -> NewTenant {
+        NewTenant {
+            id: TenantId::random(),
+            slug: TenantSlug::parse(&format!("t-{}", &Uuid::new_v4().simple().to_string()[..12])).unwrap(),
+            name: TenantName::parse("Acme").unwrap(),
+            api_key_hash: None,
+            created_at: T0,
+        }
+    }
+
+    fn new_key(tenant: TenantId, kind: KeyKind, state: KeyState) -> NewKey {
+        NewKey {
+            kid: format!("{kind}-{}", Uuid::new_v4().simple()),
+            tenant,
+            kind,
+            state,
+            master_key_id: "master-1".to_owned(),
+            sealed: vec![1, 2, 3],
+            created_at: T0,
+        }
+    }
+
+    fn key_set(tenant: TenantId) -> Vec<NewKey> {
+        KeyKind::ALL
+            .iter()
+            .flat_map(|kind| {
+                [
+                    new_key(tenant, *kind, KeyState::Active),
+                    new_key(tenant, *kind, KeyState::Next),
+                ]
+            })
+            .collect()
+    }
+
+    fn rotation(tenant: TenantId, mode: RotationMode) -> KeyRotation {
+        let new_keys = match mode {
+            RotationMode::Graceful => KeyKind::ALL
+                .iter()
+                .map(|kind| new_key(tenant, *kind, KeyState::Next))
+                .collect(),
+            RotationMode::Revoke => key_set(tenant),
+        };
+        KeyRotation {
+            tenant,
+            mode,
+            now: T0 + 100,
+            access_verify_until: T0 + 1000,
+            refresh_verify_until: T0 + 2000,
+            new_keys,
+        }
+    }
+
+    async fn next_change(listener: &mut Box<dyn KeyChangeListener>, within: Duration) -> Option<TenantId> {
+        tokio::time::timeout(within, listener.next())
+            .await
+            .unwrap_or_else(|_| panic!("no key change announced within {within:?}"))
+            .unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn key_changes_on_one_instance_reach_another_within_a_second() {
+        const SECOND: Duration = Duration::from_secs(1);
+        let db = TempDatabase::create().await;
+        let writer = open(&db, PostgresOptions::default()).await;
+        let reader = open(&db, PostgresOptions::default()).await;
+        let mut listener = reader.listen_key_changes().await.unwrap().unwrap();
+
+        let tenant = new_tenant();
+        let id = tenant.id;
+        writer.create_tenant(tenant, key_set(id), None).await.unwrap();
+        assert_eq!(next_change(&mut listener, SECOND).await, Some(id));
+
+        writer.rotate_keys(rotation(id, RotationMode::Graceful)).await.unwrap();
+        assert_eq!(next_change(&mut listener, SECOND).await, Some(id));
+
+        // What changes no key announces nothing: a tenant without keys, a
+        // rotation that fails (its transaction rolls back, with its NOTIFY),
+        // an install that finds keys. So the next announcement is the next
+        // real change's.
+        let bare = writer.create_tenant(new_tenant(), Vec::new(), None).await.unwrap().id;
+        let err = writer
+            .rotate_keys(rotation(bare, RotationMode::Graceful))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Conflict(Conflict::NoNextKey)), "{err:?}");
+        let installed = writer
+            .install_keys_if_absent(TenantId::DEFAULT, key_set(TenantId::DEFAULT))
+            .await
+            .unwrap();
+        assert_eq!(next_change(&mut listener, SECOND).await, Some(TenantId::DEFAULT));
+        assert_eq!(
+            writer
+                .install_keys_if_absent(TenantId::DEFAULT, key_set(TenantId::DEFAULT))
+                .await
+                .unwrap(),
+            installed
+        );
+
+        let kid = &installed[0].kid;
+        assert!(writer
+            .reseal_key(kid, "master-1", "master-2", vec![4, 5])
+            .await
+            .unwrap());
+        assert_eq!(next_change(&mut listener, SECOND).await, Some(TenantId::DEFAULT));
+        assert!(!writer.reseal_key(kid, "master-1", "master-3", vec![6]).await.unwrap());
+
+        writer.rotate_keys(rotation(id, RotationMode::Revoke)).await.unwrap();
+        assert_eq!(next_change(&mut listener, SECOND).await, Some(id));
+
+        // Nothing else is pending.
+        assert!(tokio::time::timeout(Duration::from_millis(300), listener.next())
+            .await
+            .is_err());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_listener_whose_connection_is_terminated_says_so_and_listens_again() {
+        let db = TempDatabase::create().await;
+        let store = open(&db, PostgresOptions::default()).await;
+        let mut listener = store.listen_key_changes().await.unwrap().unwrap();
+
+        let mut admin = super::admin_connection().await;
+        let (terminated,): (i64,) = sqlx::query_as(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+             WHERE datname = $1 AND query LIKE 'LISTEN%'",
+        )
+        .bind(&db.name)
+        .fetch_one(&mut admin)
+        .await
+        .unwrap();
+        assert_eq!(terminated, 1);
+        admin.close().await.unwrap();
+
+        // "Changes may have been missed", then announcements again.
+        assert_eq!(next_change(&mut listener, Duration::from_secs(5)).await, None);
+        let tenant = new_tenant();
+        let id = tenant.id;
+        store.create_tenant(tenant, key_set(id), None).await.unwrap();
+        assert_eq!(next_change(&mut listener, Duration::from_secs(1)).await, Some(id));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_listener_whose_network_goes_silent_notices_and_recovers() {
+        let db = TempDatabase::create().await;
+        let proxy = FreezableProxy::start().await;
+        let options = quick();
+        let writer = open(&db, options.clone()).await;
+        let through_proxy = PostgresStore::connect_with(&db.url_via(&proxy.addr.to_string()), options.clone())
+            .await
+            .unwrap();
+        let mut listener = through_proxy.listen_key_changes().await.unwrap().unwrap();
+
+        // A partition: no error, no bytes. The listener's ping on a quiet
+        // connection gets no answer within the deadline, and connecting
+        // anew runs into the acquire timeout.
+        proxy.freeze(true);
+        let started = Instant::now();
+        let limit = PostgresStore::LISTENER_PING_EVERY
+            + options.statement_timeout
+            + PostgresStore::DEADLINE_MARGIN
+            + options.acquire_timeout
+            + Duration::from_secs(3);
+        let result = tokio::time::timeout(limit, listener.next())
+            .await
+            .unwrap_or_else(|_| panic!("the listener did not notice within {limit:?}"));
+        let took = started.elapsed();
+        assert_unavailable(result);
+        assert!(took >= PostgresStore::LISTENER_PING_EVERY, "{took:?}");
+
+        // Once the network is back, it says it may have missed changes,
+        // and hears the next one.
+        proxy.freeze(false);
+        assert_eq!(next_change(&mut listener, Duration::from_secs(5)).await, None);
+        let tenant = new_tenant();
+        let id = tenant.id;
+        writer.create_tenant(tenant, key_set(id), None).await.unwrap();
+        assert_eq!(next_change(&mut listener, Duration::from_secs(1)).await, Some(id));
     }
 }

@@ -8,13 +8,13 @@ use proptest::prelude::*;
 use uuid::Uuid;
 
 use super::*;
-use crate::Validation;
+use crate::{Validation, DEFAULT_TENANT, MAX_KID_CHARS, MAX_TOKEN_BYTES};
 
 pub(crate) const ACCESS_SECRET: &[u8] = b"access-secret-0123456789abcdefghij";
 pub(crate) const REFRESH_SECRET: &[u8] = b"refresh-secret-0123456789abcdefghi";
-const NOW: i64 = 1_700_000_000;
-const ISS: &str = "https://auth.example.com";
-const AUD: &str = "tessera";
+pub(crate) const NOW: i64 = 1_700_000_000;
+pub(crate) const ISS: &str = "https://auth.example.com";
+pub(crate) const AUD: &str = "tessera";
 
 fn access_key() -> HmacKey {
     HmacKey::from_secret(TokenKind::Access, ACCESS_SECRET).unwrap()
@@ -28,7 +28,7 @@ fn keyring() -> Keyring {
     Keyring::new(access_key(), refresh_key()).unwrap()
 }
 
-fn validation() -> Validation {
+pub(crate) fn validation() -> Validation {
     Validation::new(ISS, AUD)
 }
 
@@ -36,12 +36,13 @@ fn id(n: u8) -> Uuid {
     Uuid::from_bytes([n; 16])
 }
 
-fn claims() -> AccessClaims<'static> {
+pub(crate) fn claims() -> AccessClaims<'static> {
     AccessClaims {
         iss: Cow::Borrowed(ISS),
         aud: Cow::Borrowed(AUD),
         sub: id(1),
         sid: id(2),
+        tid: DEFAULT_TENANT,
         email: Cow::Borrowed("ada@example.com"),
         role: Cow::Borrowed("user"),
         iat: NOW,
@@ -51,11 +52,12 @@ fn claims() -> AccessClaims<'static> {
     }
 }
 
-fn refresh_claims() -> RefreshClaims<'static> {
+pub(crate) fn refresh_claims() -> RefreshClaims<'static> {
     RefreshClaims {
         iss: Cow::Borrowed(ISS),
         sub: id(1),
         sid: id(2),
+        tid: DEFAULT_TENANT,
         jti: id(4),
         iat: NOW,
         exp: NOW + 7 * 86_400,
@@ -88,18 +90,18 @@ fn verify_refresh(ring: &Keyring, token: &str, now: i64) -> Result<RefreshClaims
 }
 
 /// A correctly signed token made of the given (already encoded) segments.
-fn sign_segments(key: &HmacKey, header_b64: &str, payload_b64: &str) -> String {
+pub(crate) fn sign_segments(key: &HmacKey, header_b64: &str, payload_b64: &str) -> String {
     let input = format!("{header_b64}.{payload_b64}");
     let tag = key.sign_input(input.as_bytes());
     format!("{input}.{}", B64.encode(tag))
 }
 
 /// A correctly signed token with the given header and payload JSON.
-fn sign_json(key: &HmacKey, header: &str, payload: &str) -> String {
+pub(crate) fn sign_json(key: &HmacKey, header: &str, payload: &str) -> String {
     sign_segments(key, &B64.encode(header), &B64.encode(payload))
 }
 
-fn header_json(alg: &str, typ: &str, kid: &str) -> String {
+pub(crate) fn header_json(alg: &str, typ: &str, kid: &str) -> String {
     format!(r#"{{"alg":"{alg}","typ":"{typ}","kid":"{kid}"}}"#)
 }
 
@@ -152,9 +154,10 @@ fn claims_are_serialized_in_the_documented_order() {
     assert_eq!(
         access,
         format!(
-            r#"{{"iss":"{ISS}","aud":"{AUD}","sub":"{}","sid":"{}","email":"ada@example.com","role":"user","iat":{NOW},"nbf":{NOW},"exp":{},"jti":"{}"}}"#,
+            r#"{{"iss":"{ISS}","aud":"{AUD}","sub":"{}","sid":"{}","tid":"{}","email":"ada@example.com","role":"user","iat":{NOW},"nbf":{NOW},"exp":{},"jti":"{}"}}"#,
             id(1).hyphenated(),
             id(2).hyphenated(),
+            DEFAULT_TENANT.hyphenated(),
             NOW + 900,
             id(3).hyphenated()
         )
@@ -163,9 +166,10 @@ fn claims_are_serialized_in_the_documented_order() {
     assert_eq!(
         refresh,
         format!(
-            r#"{{"iss":"{ISS}","sub":"{}","sid":"{}","jti":"{}","iat":{NOW},"exp":{}}}"#,
+            r#"{{"iss":"{ISS}","sub":"{}","sid":"{}","tid":"{}","jti":"{}","iat":{NOW},"exp":{}}}"#,
             id(1).hyphenated(),
             id(2).hyphenated(),
+            DEFAULT_TENANT.hyphenated(),
             id(4).hyphenated(),
             NOW + 7 * 86_400
         )
@@ -279,7 +283,7 @@ fn padded_segments_are_rejected() {
     let key = access_key();
     // Pick a payload whose encoding needs padding, then add it.
     let mut p = payload();
-    while p.len() % 3 == 0 {
+    while p.len().is_multiple_of(3) {
         p.push(' ');
     }
     let padding = "=".repeat(3 - p.len() % 3);
@@ -389,7 +393,7 @@ fn signature_with_nonzero_trailing_bits_is_rejected() {
 fn non_canonical_payload_encoding_is_rejected_even_when_signed() {
     let key = access_key();
     let mut p = payload();
-    while p.len() % 3 == 0 {
+    while p.len().is_multiple_of(3) {
         p.push(' ');
     }
     let enc = B64.encode(&p);
@@ -688,13 +692,13 @@ fn aud_array_is_invalid_claims() {
 fn duplicate_claim_in_a_signed_token_is_rejected() {
     let json = payload().replacen('}', ",\"role\":\"admin\"}", 1);
     assert_eq!(with_payload(&json), Err(TokenError::InvalidClaims("duplicate claim")));
-    let json = payload().replacen('}', ",\"tid\":\"a\",\"tid\":\"b\"}", 1);
+    let json = payload().replacen('}', ",\"org\":\"a\",\"org\":\"b\"}", 1);
     assert_eq!(with_payload(&json), Err(TokenError::InvalidClaims("duplicate claim")));
 }
 
 #[test]
 fn unknown_claims_are_ignored() {
-    let json = payload().replacen('}', ",\"tid\":\"t1\",\"extra\":{\"nested\":[1,2,{}]}}", 1);
+    let json = payload().replacen('}', ",\"org\":\"t1\",\"extra\":{\"nested\":[1,2,{}]}}", 1);
     assert_eq!(with_payload(&json), Ok(claims()));
 }
 
@@ -885,7 +889,7 @@ fn verification_keys_verify_but_never_sign() {
     // New tokens are still signed by the signing key.
     assert_eq!(ring.access_kid(), access_key().kid());
     let new_token = ring.sign_access(&claims());
-    assert!(new_token.starts_with(access_key().header_b64()));
+    assert!(new_token.starts_with(&access_key().header_b64()));
     assert_eq!(
         ring.add_verification_key(old).err(),
         Some(KeyError::DuplicateKid("old".into()))
@@ -908,9 +912,94 @@ fn verification_key_of_the_other_kind_is_wrong_kind() {
 }
 
 #[test]
+fn keyring_refuses_keys_of_two_tenants() {
+    let other = Uuid::from_u128(0xac3e);
+    assert_eq!(
+        Keyring::new(access_key().for_tenant(other), refresh_key()).err(),
+        Some(KeyError::TenantMismatch)
+    );
+    assert_eq!(
+        SigningKeys::new(access_key(), refresh_key().for_tenant(other)).err(),
+        Some(KeyError::TenantMismatch)
+    );
+    // Kind and kid are checked first, as before tenants.
+    assert!(matches!(
+        SigningKeys::new(refresh_key(), access_key().for_tenant(other)).err(),
+        Some(KeyError::WrongKind { .. })
+    ));
+    let mut ring = keyring();
+    let foreign = HmacKey::with_kid(TokenKind::Access, "theirs", ACCESS_SECRET)
+        .unwrap()
+        .for_tenant(other);
+    assert_eq!(ring.add_verification_key(foreign).err(), Some(KeyError::TenantMismatch));
+    assert_eq!(ring.keys().len(), 2);
+}
+
+#[test]
+fn keyring_is_a_signing_pair_and_a_key_set() {
+    let mut ring = keyring();
+    assert_eq!(ring.signing().access_kid(), access_key().kid());
+    assert_eq!(ring.signing().refresh_kid(), refresh_key().kid());
+    assert_eq!(ring.signing().tenant(), DEFAULT_TENANT);
+    assert_eq!(ring.signing().access_key().kid(), ring.access_kid());
+    assert_eq!(ring.signing().refresh_key().kid(), ring.refresh_kid());
+    assert_eq!(ring.keys().len(), 2);
+    assert!(ring.keys().contains(ring.access_kid()) && ring.keys().contains(ring.refresh_kid()));
+    let old = HmacKey::with_kid(TokenKind::Access, "old", b"the-old-access-secret-0123456789abc").unwrap();
+    ring.add_verification_key(old).unwrap();
+    assert_eq!(ring.keys().len(), 3);
+    // The signing pair signs what the keyring signs.
+    assert_eq!(ring.signing().sign_access(&claims()), ring.sign_access(&claims()));
+    assert_eq!(
+        ring.signing().sign_refresh(&refresh_claims()),
+        ring.sign_refresh(&refresh_claims())
+    );
+    let shown = format!("{:?}", ring.signing());
+    assert!(
+        shown.contains("[redacted]") && !shown.contains("access-secret"),
+        "{shown}"
+    );
+}
+
+#[test]
+fn keyring_of_another_tenant_verifies_that_tenants_tokens_only() {
+    let tenant = Uuid::from_u128(0xac3e);
+    let ring = Keyring::new(access_key().for_tenant(tenant), refresh_key().for_tenant(tenant)).unwrap();
+    let mut c = claims();
+    c.tid = tenant;
+    assert_eq!(verify(&ring, &ring.sign_access(&c), NOW), Ok(c));
+    // Its key, the default tenant's tid (or none: a legacy payload).
+    assert_eq!(
+        verify(&ring, &ring.sign_access(&claims()), NOW),
+        Err(TokenError::TenantMismatch)
+    );
+    let mut r = refresh_claims();
+    r.tid = tenant;
+    assert_eq!(verify_refresh(&ring, &ring.sign_refresh(&r), NOW), Ok(r));
+}
+
+#[test]
+fn legacy_tokens_without_tid_verify_under_the_default_keyring() {
+    let legacy = payload().replacen(&format!(",\"tid\":\"{DEFAULT_TENANT}\""), "", 1);
+    assert!(!legacy.contains("tid"));
+    let token = sign_json(&access_key(), &access_header(), &legacy);
+    assert_eq!(verify_now(&token), Ok(claims()));
+    let ring = keyring();
+    let refresh =
+        serde_json::to_string(&refresh_claims())
+            .unwrap()
+            .replacen(&format!(",\"tid\":\"{DEFAULT_TENANT}\""), "", 1);
+    let header = header_json("HS256", "rt+jwt", refresh_key().kid());
+    let token = sign_json(&refresh_key(), &header, &refresh);
+    assert_eq!(verify_refresh(&ring, &token, NOW), Ok(refresh_claims()));
+}
+
+#[test]
 fn keyring_is_send_and_sync() {
     fn check<T: Send + Sync + 'static>() {}
     check::<Keyring>();
+    check::<KeySet>();
+    check::<SigningKeys>();
     check::<HmacKey>();
     check::<TokenBuf>();
     check::<TokenError>();
@@ -927,6 +1016,8 @@ fn error_messages_are_lowercase_and_only_expired_is_expired() {
         TokenError::AlgorithmMismatch,
         TokenError::BadSignature,
         TokenError::InvalidClaims("x"),
+        TokenError::TenantMismatch,
+        TokenError::WrongTenant,
         TokenError::Expired,
         TokenError::NotYetValid,
         TokenError::IssuedInFuture,
@@ -985,7 +1076,18 @@ fn arb_token_text() -> impl Strategy<Value = String> {
             prop_oneof![
                 Just(access_key().kid().to_owned()),
                 Just(refresh_key().kid().to_owned()),
-                Just("x".to_owned())
+                Just("x".to_owned()),
+                // Not kids any key can have: never looked up by the fast path.
+                Just(String::new()),
+                Just("a b".to_owned()),
+                Just("é".to_owned()),
+                Just("k".repeat(MAX_KID_CHARS + 1)),
+                // A known kid, spelled with an escape.
+                Just(format!(
+                    "\\u00{:x}{}",
+                    access_key().kid().as_bytes()[0],
+                    &access_key().kid()[1..]
+                )),
             ],
             prop_oneof![Just(""), Just(r#","crit":[]"#), Just(r#","alg":"HS256""#)],
             any::<bool>(),

@@ -1,0 +1,225 @@
+//! What the operator commands (`tessera tenant ...`, `tessera audit`,
+//! `tessera master-key rotate`) do, apart from printing. They work on the
+//! stores directly; running instances learn of key changes through
+//! notifications (PostgreSQL) or their periodic re-read (within a second on
+//! SQLite).
+
+use crate::audit::event;
+use crate::config::Config;
+use crate::http::tenants::{mode_name, new_api_key};
+use crate::keys::KeyManager;
+use crate::master::{replace_key_file, MasterKeys};
+use crate::secrets::SecretsSource;
+use crate::startup::{master_keys, open_stores, Stores};
+use crate::tenants::hash_api_key;
+use crate::tokens::unix_now;
+use anyhow::Context as _;
+use std::sync::Arc;
+use std::time::Duration;
+use tessera_core::{MasterKey, TenantId, TenantName, TenantSlug};
+use tessera_store::{
+    AuditEvent, Conflict, NewAuditEvent, NewTenant, RotatedKeys, RotationMode, StoreError, StoredKey, Tenant,
+    TenantRecord,
+};
+use zeroize::Zeroizing;
+
+pub struct Operator {
+    config: Config,
+    stores: Stores,
+    keys: Arc<KeyManager>,
+}
+
+/// A tenant operators look at.
+pub struct TenantReport {
+    pub record: TenantRecord,
+    pub users: u64,
+    pub keys: Vec<StoredKey>,
+}
+
+impl Operator {
+    pub async fn open(config: Config) -> anyhow::Result<Self> {
+        config.validate()?;
+        if !config.uses_postgres() {
+            crate::secrets::ensure_data_dir(&config.data_dir)?;
+        }
+        let stores = open_stores(&config).await?;
+        let master = master_keys(&config)?;
+        let keys = KeyManager::offline(
+            master,
+            stores.tenants.clone(),
+            matches!(config.secrets, SecretsSource::Env { .. }),
+            secs(config.access_ttl),
+            secs(config.refresh_ttl),
+            secs(config.leeway),
+        );
+        Ok(Self { config, stores, keys })
+    }
+
+    /// A tenant with its keys and API key (returned once), without an owner:
+    /// the API key administers it, and its users register on its routes.
+    pub async fn create_tenant(&self, name: &str, slug: Option<&str>) -> anyhow::Result<(Tenant, String)> {
+        let name = TenantName::parse(name).map_err(|e| anyhow::anyhow!("the tenant name {e}"))?;
+        let slug = match slug {
+            Some(raw) => {
+                let slug = TenantSlug::parse(raw).map_err(|e| anyhow::anyhow!("the slug {raw:?} {e}"))?;
+                anyhow::ensure!(!slug.is_default(), "the slug `default` is the default tenant's");
+                slug
+            }
+            None => TenantSlug::from_name(name.as_str()),
+        };
+        let now = unix_now();
+        let id = TenantId::random();
+        let api_key = new_api_key();
+        let tenant = self
+            .stores
+            .tenants
+            .create_tenant(
+                NewTenant {
+                    id,
+                    slug: slug.clone(),
+                    name,
+                    api_key_hash: Some(hash_api_key(&api_key).to_vec()),
+                    created_at: now,
+                },
+                self.keys.new_tenant_keys(id, now),
+                None,
+            )
+            .await
+            .map_err(|e| match e {
+                StoreError::Conflict(Conflict::SlugTaken) => {
+                    anyhow::anyhow!("the slug {slug} is taken; choose another with --slug")
+                }
+                other => anyhow::Error::new(other).context("cannot create the tenant"),
+            })?;
+        self.append_event(NewAuditEvent {
+            tenant: id,
+            at: now,
+            kind: event::TENANT_CREATED.to_owned(),
+            user: None,
+            session: None,
+            ip: None,
+            user_agent: None,
+            detail: Some(serde_json::json!({"slug": tenant.slug.as_str(), "by": "cli"}).to_string()),
+        })
+        .await;
+        Ok((tenant, api_key))
+    }
+
+    pub async fn list_tenants(&self, after: Option<&str>, limit: u32) -> anyhow::Result<Vec<(Tenant, u64)>> {
+        let after = after
+            .map(|a| TenantSlug::parse(a).map_err(|e| anyhow::anyhow!("--after {a:?} {e}")))
+            .transpose()?;
+        let tenants = self.stores.tenants.list_tenants(after.as_ref(), limit).await?;
+        let mut out = Vec::with_capacity(tenants.len());
+        for tenant in tenants {
+            let users = self.stores.tenants.count_users(tenant.id).await?;
+            out.push((tenant, users));
+        }
+        Ok(out)
+    }
+
+    pub async fn show_tenant(&self, slug: &str) -> anyhow::Result<TenantReport> {
+        let record = self.tenant(slug).await?;
+        let users = self.stores.tenants.count_users(record.tenant.id).await?;
+        let keys = self.stores.tenants.tenant_keys(record.tenant.id).await?;
+        Ok(TenantReport { record, users, keys })
+    }
+
+    pub async fn rotate_keys(&self, slug: &str, mode: RotationMode) -> anyhow::Result<RotatedKeys> {
+        let tenant = self.tenant(slug).await?.tenant;
+        let now = unix_now();
+        let rotated = self.keys.rotate(tenant.id, mode, now).await?;
+        if mode == RotationMode::Revoke {
+            self.stores.sessions.revoke_tenant_sessions(tenant.id).await?;
+        }
+        self.append_event(NewAuditEvent {
+            tenant: tenant.id,
+            at: now,
+            kind: event::KEYS_ROTATED.to_owned(),
+            user: None,
+            session: None,
+            ip: None,
+            user_agent: None,
+            detail: Some(
+                serde_json::json!({
+                    "mode": mode_name(mode),
+                    "by": "cli",
+                    "accessKid": rotated.access_kid,
+                    "refreshKid": rotated.refresh_kid,
+                })
+                .to_string(),
+            ),
+        })
+        .await;
+        Ok(rotated)
+    }
+
+    pub async fn audit(&self, slug: &str, before: Option<i64>, limit: u32) -> anyhow::Result<Vec<AuditEvent>> {
+        let tenant = self.tenant(slug).await?.tenant;
+        Ok(self.stores.audit.audit_events(tenant.id, before, limit).await?)
+    }
+
+    /// Re-seals every stored key under the current master key. On the
+    /// embedded default (no `TESSERA_MASTER_KEY`) it first generates the new
+    /// key into the data directory, keeping the old one openable until every
+    /// key is re-sealed. Returns (re-sealed, left unopenable, new key id).
+    pub async fn rotate_master_key(&self) -> anyhow::Result<(u64, u64, String)> {
+        let _lock = if self.config.master_key.is_none() && !self.config.uses_postgres() {
+            Some(crate::startup::lock_data_dir(&self.config.data_dir, true)?)
+        } else {
+            None
+        };
+        let keys = if self.config.master_key.is_some() {
+            self.keys.clone()
+        } else {
+            let old = Zeroizing::new(
+                std::fs::read_to_string(self.config.data_dir.join(crate::master::MASTER_KEY_FILE))
+                    .context("cannot read the master key file")?,
+            );
+            let new = Zeroizing::new(MasterKey::generate_base64());
+            let mut lines: Vec<&str> = vec![new.as_str()];
+            lines.extend(old.lines().map(str::trim).filter(|l| !l.is_empty()));
+            replace_key_file(&self.config.data_dir, &lines)?;
+            KeyManager::offline(
+                MasterKeys::load_or_generate(&self.config.data_dir)?,
+                self.stores.tenants.clone(),
+                matches!(self.config.secrets, SecretsSource::Env { .. }),
+                secs(self.config.access_ttl),
+                secs(self.config.refresh_ttl),
+                secs(self.config.leeway),
+            )
+        };
+        let (resealed, stuck) = keys.reseal_all().await?;
+        let current = keys.master().current().id().to_owned();
+        if self.config.master_key.is_none() && stuck == 0 {
+            // Every key opens with the new master key alone now.
+            let text = Zeroizing::new(
+                std::fs::read_to_string(self.config.data_dir.join(crate::master::MASTER_KEY_FILE))
+                    .context("cannot read the master key file")?,
+            );
+            if let Some(first) = text.lines().map(str::trim).find(|l| !l.is_empty()) {
+                replace_key_file(&self.config.data_dir, &[first])?;
+            }
+        }
+        Ok((resealed, stuck, current))
+    }
+
+    async fn tenant(&self, slug: &str) -> anyhow::Result<TenantRecord> {
+        let parsed = TenantSlug::parse(slug).map_err(|e| anyhow::anyhow!("the slug {slug:?} {e}"))?;
+        self.stores
+            .tenants
+            .tenant_by_slug(&parsed)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("no tenant has the slug {slug} (`tessera tenant list` shows them)"))
+    }
+
+    async fn append_event(&self, event: NewAuditEvent) {
+        if let Err(err) = self.stores.audit.append_audit(&[event]).await {
+            tracing::warn!(error = %err, "could not record the audit event");
+        }
+    }
+}
+
+fn secs(d: Duration) -> i64 {
+    i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
+}
