@@ -98,9 +98,12 @@ REFRESH_FAILURES=$(awk '/refresh failures/ {print $3}' "$WORK/refresh.txt")
 # default-tenant token is the comparison with the same client-side cost.
 SPREAD=""
 if [ "$TENANTS" -gt 0 ]; then
-  seq 1 "$TENANTS" | xargs -P 8 -I{} curl -sf -w '\n' "$URL/api/auth/signup" -H 'content-type: application/json' \
-    -d '{"email":"owner{}@example.com","password":"correct horse battery","firstName":"Owner","lastName":"","tenantName":"Load Tenant {}"}' \
-    | python3 -c 'import json,sys; [print(json.loads(l)["accessToken"]) for l in sys.stdin if l.strip()]' >"$WORK/tenant-tokens"
+  mkdir -p "$WORK/signups"
+  seq 1 "$TENANTS" | xargs -P 8 -I{} curl -sf -o "$WORK/signups/{}.json" "$URL/api/auth/signup" \
+    -H 'content-type: application/json' \
+    -d '{"email":"owner{}@example.com","password":"correct horse battery","firstName":"Owner","lastName":"","tenantName":"Load Tenant {}"}'
+  python3 -c 'import json,sys,glob; [print(json.load(open(f))["accessToken"]) for f in glob.glob(sys.argv[1] + "/*.json")]' \
+    "$WORK/signups" >"$WORK/tenant-tokens"
   for _ in $(seq 1 "$(wc -l <"$WORK/tenant-tokens")"); do echo "$ACCESS"; done >"$WORK/default-tokens"
   AFTER_TENANTS_RSS=$(rss)
   wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --latency -s scripts/verify-spread.lua \
