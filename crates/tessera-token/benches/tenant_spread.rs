@@ -69,7 +69,10 @@ fn claims(rng: &mut Rng, tenant: Uuid, now: i64) -> AccessClaims<'static> {
 /// A set of `tenants` tenants (active and next keys of both kinds, random
 /// 22-character kids and 64-byte secrets, as the server makes them) and
 /// 1,024 tokens of random tenants.
-fn tenant_set(rng: &mut Rng, tenants: usize, now: i64) -> (KeySet, Vec<(Uuid, String)>) {
+/// Tokens with the tenant they belong to.
+type Sample = Vec<(Uuid, String)>;
+
+fn tenant_set(rng: &mut Rng, tenants: usize, now: i64) -> (KeySet, Sample) {
     let mut set = KeySet::with_capacity(4 * tenants);
     let mut signers = Vec::with_capacity(tenants);
     for _ in 0..tenants {
@@ -115,7 +118,7 @@ fn main() {
     let default_tokens: Vec<String> = (0..SAMPLE)
         .map(|_| keyring.sign_access(&claims(&mut rng, DEFAULT_TENANT, now)))
         .collect();
-    let sets: Vec<(usize, KeySet, Vec<(Uuid, String)>)> = [1usize, 1_000, 100_000]
+    let sets: Vec<(usize, KeySet, Sample)> = [1usize, 1_000, 100_000]
         .into_iter()
         .map(|n| {
             let (set, tokens) = tenant_set(&mut rng, n, now);
