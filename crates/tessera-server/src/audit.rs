@@ -21,6 +21,8 @@ use tokio::sync::{mpsc, oneshot};
 const QUEUE: usize = 20_000;
 /// Events per insert.
 const BATCH: usize = 500;
+/// How long the writer gathers events before an insert.
+const LINGER: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// The event types of the contract.
 pub mod event {
@@ -125,8 +127,15 @@ async fn write_events(store: Arc<dyn AuditStore>, mut rx: mpsc::Receiver<Message
     let mut batch: Vec<NewAuditEvent> = Vec::with_capacity(BATCH);
     let mut waiting: Vec<oneshot::Sender<()>> = Vec::new();
     while let Some(first) = rx.recv().await {
+        // Gather for a moment: under load that turns a stream of events into
+        // a few large inserts instead of many small transactions competing
+        // with the requests' own writes (SQLite has one writer). A flush
+        // request ends the wait at once.
+        let linger = tokio::time::sleep(LINGER);
+        tokio::pin!(linger);
         let mut next = Some(first);
         while let Some(message) = next.take() {
+            let flush = matches!(message, Message::Flush(_));
             match message {
                 Message::Event(e) => batch.push(e),
                 Message::Flush(done) => waiting.push(done),
@@ -134,7 +143,14 @@ async fn write_events(store: Arc<dyn AuditStore>, mut rx: mpsc::Receiver<Message
             if batch.len() >= BATCH {
                 break;
             }
-            next = rx.try_recv().ok();
+            next = match rx.try_recv() {
+                Ok(message) => Some(message),
+                Err(_) if flush || !waiting.is_empty() => None,
+                Err(_) => tokio::select! {
+                    message = rx.recv() => message,
+                    () = &mut linger => None,
+                },
+            };
         }
         if !batch.is_empty() {
             write_batch(store.as_ref(), &mut batch, &dropped).await;

@@ -94,6 +94,10 @@ struct Keys {
     kids: HashMap<TenantId, Vec<String>>,
     /// Retired keys: when they stop verifying, kid, tenant.
     retired: Vec<(i64, String, TenantId)>,
+    /// The newest `changed_at_ms` applied per tenant, so the periodic re-read
+    /// reopens only tenants that changed since (not every tenant touched in
+    /// the look-back window, every time).
+    applied: HashMap<TenantId, i64>,
 }
 
 impl KeyManager {
@@ -359,6 +363,10 @@ impl KeyManager {
         }
         keys.retired.retain(|(_, _, t)| *t != tenant);
         keys.retired.extend(retired);
+        if let Some(newest) = rows.iter().map(|r| r.changed_at_ms).max() {
+            let applied = keys.applied.entry(tenant).or_insert(newest);
+            *applied = (*applied).max(newest);
+        }
         Ok(())
     }
 
@@ -376,7 +384,19 @@ impl KeyManager {
     pub async fn sync_changes(&self, now: i64) -> Result<usize, StoreError> {
         let since = lock(&self.synced_ms).saturating_sub(CHANGE_LOOKBACK_MS);
         let changes = self.store.keys_changed_since(since).await?;
-        let tenants: HashSet<TenantId> = changes.keys.iter().map(|k| k.tenant).collect();
+        let mut newest: HashMap<TenantId, i64> = HashMap::new();
+        for key in &changes.keys {
+            let seen = newest.entry(key.tenant).or_insert(key.changed_at_ms);
+            *seen = (*seen).max(key.changed_at_ms);
+        }
+        let tenants: Vec<TenantId> = {
+            let keys = self.read();
+            newest
+                .into_iter()
+                .filter(|(tenant, changed)| keys.applied.get(tenant).is_none_or(|applied| changed > applied))
+                .map(|(tenant, _)| tenant)
+                .collect()
+        };
         for tenant in &tenants {
             self.reload_tenant(*tenant, now).await?;
         }
