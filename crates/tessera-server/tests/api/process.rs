@@ -379,6 +379,28 @@ async fn logs_never_contain_secrets_passwords_or_tokens() {
             .send()
             .await
             .unwrap();
+        // A tenant: its API key, its tokens, a rotation and an audit read.
+        let res = http
+            .post(server.url("/api/auth/signup"))
+            .json(&json!({"email": unique_email(), "password": PASSWORD, "firstName": "O", "lastName": "",
+                          "tenantName": "Log Test"}))
+            .send()
+            .await
+            .unwrap();
+        let signup: Value = res.json().await.unwrap();
+        let api_key = signup["apiKey"].as_str().unwrap().to_owned();
+        let slug = signup["tenant"]["slug"].as_str().unwrap().to_owned();
+        tokens.push(signup["accessToken"].as_str().unwrap().to_owned());
+        tokens.push(signup["refreshToken"].as_str().unwrap().to_owned());
+        for path in [format!("/api/tenants/{slug}/keys/rotate"), format!("/api/tenants/{slug}/audit")] {
+            let res = if path.ends_with("rotate") {
+                http.post(server.url(&path)).header("X-Api-Key", &api_key).send().await.unwrap()
+            } else {
+                http.get(server.url(&path)).header("X-Api-Key", &api_key).send().await.unwrap()
+            };
+            assert_eq!(res.status(), StatusCode::OK);
+        }
+        let master = std::fs::read_to_string(dir.path().join("master.key")).unwrap();
         let (_, log) = tokio::task::spawn_blocking(move || server.terminate()).await.unwrap();
 
         assert!(log.contains("tessera is listening"), "{log}");
@@ -393,6 +415,9 @@ async fn logs_never_contain_secrets_passwords_or_tokens() {
             refresh_secret.clone(),
             PASSWORD.to_owned(),
             wrong_password.to_owned(),
+            api_key.clone(),
+            api_key.trim_start_matches("tsk_").to_owned(),
+            master.trim().to_owned(),
         ];
         for token in &tokens {
             secrets.push(token.clone());
