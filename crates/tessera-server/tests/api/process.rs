@@ -382,8 +382,10 @@ async fn logs_never_contain_secrets_passwords_or_tokens() {
         // A tenant: its API key, its tokens, a rotation and an audit read.
         let res = http
             .post(server.url("/api/auth/signup"))
-            .json(&json!({"email": unique_email(), "password": PASSWORD, "firstName": "O", "lastName": "",
-                          "tenantName": "Log Test"}))
+            .json(
+                &json!({"email": unique_email(), "password": PASSWORD, "firstName": "O", "lastName": "",
+                          "tenantName": "Log Test"}),
+            )
             .send()
             .await
             .unwrap();
@@ -392,11 +394,22 @@ async fn logs_never_contain_secrets_passwords_or_tokens() {
         let slug = signup["tenant"]["slug"].as_str().unwrap().to_owned();
         tokens.push(signup["accessToken"].as_str().unwrap().to_owned());
         tokens.push(signup["refreshToken"].as_str().unwrap().to_owned());
-        for path in [format!("/api/tenants/{slug}/keys/rotate"), format!("/api/tenants/{slug}/audit")] {
+        for path in [
+            format!("/api/tenants/{slug}/keys/rotate"),
+            format!("/api/tenants/{slug}/audit"),
+        ] {
             let res = if path.ends_with("rotate") {
-                http.post(server.url(&path)).header("X-Api-Key", &api_key).send().await.unwrap()
+                http.post(server.url(&path))
+                    .header("X-Api-Key", &api_key)
+                    .send()
+                    .await
+                    .unwrap()
             } else {
-                http.get(server.url(&path)).header("X-Api-Key", &api_key).send().await.unwrap()
+                http.get(server.url(&path))
+                    .header("X-Api-Key", &api_key)
+                    .send()
+                    .await
+                    .unwrap()
             };
             assert_eq!(res.status(), StatusCode::OK);
         }
