@@ -766,3 +766,69 @@ pub fn env_pair(access: &str, refresh: &str) -> SecretPair {
         refresh: SecretValue::new(refresh.to_owned()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_kids_are_looked_up_within_a_budget_and_remembered_when_missing() {
+        let mut unknown = UnknownKids::new();
+        // The burst: twice the per-second budget, then nothing until it refills.
+        let burst = (UNKNOWN_LOOKUPS_PER_SEC * 2.0) as usize;
+        let allowed = (0..burst * 3)
+            .filter(|i| unknown.may_look_up(&format!("kid-{i}")))
+            .count();
+        assert!(allowed >= burst && allowed <= burst + 1, "{allowed}");
+        // A kid the store did not know is not asked for again for a while.
+        let mut unknown = UnknownKids::new();
+        assert!(unknown.may_look_up("gone"));
+        unknown.remember_missing("gone".to_owned());
+        assert!(!unknown.may_look_up("gone"));
+        assert!(unknown.may_look_up("other"));
+    }
+
+    #[test]
+    fn the_negative_cache_stays_bounded() {
+        let mut unknown = UnknownKids::new();
+        for i in 0..NEGATIVE_MAX + 10 {
+            unknown.remember_missing(format!("kid-{i}"));
+        }
+        assert!(unknown.missing.len() <= NEGATIVE_MAX);
+    }
+
+    #[test]
+    fn a_sealed_key_is_bound_to_its_tenant_kind_and_kid() {
+        let master = MasterKeys::new(
+            tessera_core::MasterKey::from_bytes(&[7u8; 31].iter().chain(&[8u8]).copied().collect::<Vec<_>>()).unwrap(),
+            Vec::new(),
+        );
+        let tenant = TenantId::random();
+        let context = seal_context(tenant, KeyKind::Access, "kid-a");
+        let sealed = master.current().seal(
+            b"sixty-four bytes of key material, more or less, for this test..",
+            &context,
+        );
+        let row = |tenant, kind, kid: &str| StoredKey {
+            kid: kid.to_owned(),
+            tenant,
+            kind,
+            state: KeyState::Active,
+            master_key_id: master.current().id().to_owned(),
+            sealed: Some(sealed.clone()),
+            created_at: 0,
+            activated_at: Some(0),
+            retired_at: None,
+            verify_until: None,
+            changed_at_ms: 0,
+        };
+        assert!(open_stored_key(&master, &row(tenant, KeyKind::Access, "kid-a")).is_ok());
+        for moved in [
+            row(TenantId::random(), KeyKind::Access, "kid-a"),
+            row(tenant, KeyKind::Refresh, "kid-a"),
+            row(tenant, KeyKind::Access, "kid-b"),
+        ] {
+            assert!(open_stored_key(&master, &moved).is_err(), "{moved:?}");
+        }
+    }
+}
