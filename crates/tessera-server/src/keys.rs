@@ -721,7 +721,10 @@ pub async fn follow_key_changes(keys: Arc<KeyManager>) {
                 let now = crate::tokens::unix_now();
                 let result = match event {
                     Ok(Some(tenant)) => keys.reload_tenant(tenant, now).await,
-                    Ok(None) => keys.sync_changes(now).await.map(|_| ()),
+                    Ok(None) => {
+                        tracing::warn!("key change notifications reconnected (some may have been missed); re-reading recent changes");
+                        keys.sync_changes(now).await.map(|_| ())
+                    }
                     Err(err) => {
                         tracing::warn!(error = %err, "key change notifications interrupted; retrying");
                         tokio::time::sleep(Duration::from_secs(1)).await;

@@ -16,6 +16,14 @@ use tessera_server::telemetry::{self, LogFormat};
 use tessera_server::Application;
 use tessera_store::RotationMode;
 
+/// `println!` that returns an error instead of panicking when standard
+/// output is gone (`tessera tenant list | head -1`).
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        write_line(format_args!($($arg)*))
+    };
+}
+
 /// Self-hosted authentication: accounts, sessions and JSON Web Tokens.
 #[derive(Parser)]
 #[command(name = "tessera", version, propagate_version = true)]
@@ -252,8 +260,14 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Keygen => {
-            print!("{}", secrets::keygen_env());
-            ExitCode::SUCCESS
+            use std::io::Write as _;
+            match std::io::stdout().lock().write_all(secrets::keygen_env().as_bytes()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(err) => {
+                    eprintln!("tessera: cannot write to standard output: {err}");
+                    ExitCode::FAILURE
+                }
+            }
         }
         Command::Serve(args) => {
             let (format, filter) = (args.store.log_format, args.store.log.clone());
@@ -274,11 +288,11 @@ fn main() -> ExitCode {
                     &filter,
                     operate(*ops, |op| async move {
                         let (tenant, api_key) = op.create_tenant(&name, slug.as_deref()).await?;
-                        println!("created tenant {}", tenant.slug);
-                        println!("  id       {}", tenant.id);
-                        println!("  name     {}", tenant.name);
-                        println!("  api key  {api_key}");
-                        println!("The API key is shown this once (tessera keeps only its hash); store it now.");
+                        outln!("created tenant {}", tenant.slug)?;
+                        outln!("  id       {}", tenant.id)?;
+                        outln!("  name     {}", tenant.name)?;
+                        outln!("  api key  {api_key}")?;
+                        outln!("The API key is shown this once (tessera keeps only its hash); store it now.")?;
                         Ok(())
                     }),
                 )
@@ -290,20 +304,20 @@ fn main() -> ExitCode {
                     &filter,
                     operate(*ops, |op| async move {
                         let tenants = op.list_tenants(after.as_deref(), limit).await?;
-                        println!("{:<40} {:<36} {:>7}  {:<20}  NAME", "SLUG", "ID", "USERS", "CREATED");
+                        outln!("{:<40} {:<36} {:>7}  {:<20}  NAME", "SLUG", "ID", "USERS", "CREATED")?;
                         for (t, users) in &tenants {
-                            println!(
+                            outln!(
                                 "{:<40} {:<36} {:>7}  {:<20}  {}",
                                 t.slug.as_str(),
                                 t.id.to_string(),
                                 users,
                                 when(t.created_at),
                                 t.name
-                            );
+                            )?;
                         }
                         if tenants.len() == limit as usize {
                             if let Some((last, _)) = tenants.last() {
-                                println!("more: --after {}", last.slug);
+                                outln!("more: --after {}", last.slug)?;
                             }
                         }
                         Ok(())
@@ -318,26 +332,31 @@ fn main() -> ExitCode {
                     operate(*ops, |op| async move {
                         let report = op.show_tenant(&slug).await?;
                         let t = &report.record.tenant;
-                        println!("slug     {}", t.slug);
-                        println!("id       {}", t.id);
-                        println!("name     {}", t.name);
-                        println!("created  {}", when(t.created_at));
-                        println!("users    {}", report.users);
-                        println!(
+                        outln!("slug     {}", t.slug)?;
+                        outln!("id       {}", t.id)?;
+                        outln!("name     {}", t.name)?;
+                        outln!("created  {}", when(t.created_at))?;
+                        outln!("users    {}", report.users)?;
+                        outln!(
                             "api key  {}",
                             if report.record.api_key_hash.is_some() {
                                 "set (hash only)"
                             } else {
                                 "none"
                             }
-                        );
-                        println!();
-                        println!(
+                        )?;
+                        outln!("")?;
+                        outln!(
                             "{:<24} {:<8} {:<8} {:<20}  {:<20}  {:<20}  MASTER KEY",
-                            "KID", "KIND", "STATE", "CREATED", "ACTIVATED", "VERIFIES UNTIL"
-                        );
+                            "KID",
+                            "KIND",
+                            "STATE",
+                            "CREATED",
+                            "ACTIVATED",
+                            "VERIFIES UNTIL"
+                        )?;
                         for k in &report.keys {
-                            println!(
+                            outln!(
                                 "{:<24} {:<8} {:<8} {:<20}  {:<20}  {:<20}  {}",
                                 k.kid,
                                 k.kind.as_str(),
@@ -346,7 +365,7 @@ fn main() -> ExitCode {
                                 k.activated_at.map(when).unwrap_or_default(),
                                 k.verify_until.map(when).unwrap_or_default(),
                                 k.master_key_id
-                            );
+                            )?;
                         }
                         Ok(())
                     }),
@@ -364,9 +383,9 @@ fn main() -> ExitCode {
                     &filter,
                     operate(*ops, |op| async move {
                         let rotated = op.rotate_keys(&slug, mode).await?;
-                        println!("rotated the keys of {slug}");
-                        println!("  access kid   {}", rotated.access_kid);
-                        println!("  refresh kid  {}", rotated.refresh_kid);
+                        outln!("rotated the keys of {slug}")?;
+                        outln!("  access kid   {}", rotated.access_kid)?;
+                        outln!("  refresh kid  {}", rotated.refresh_kid)?;
                         Ok(())
                     }),
                 )
@@ -383,9 +402,9 @@ fn main() -> ExitCode {
                     let events = op.audit(&tenant, before, limit).await?;
                     for e in &events {
                         if json {
-                            println!("{}", audit_json(e));
+                            outln!("{}", audit_json(e))?;
                         } else {
-                            println!(
+                            outln!(
                                 "{:>8}  {}  {:<16} user={} session={} ip={} detail={}",
                                 e.id,
                                 when(e.at),
@@ -394,7 +413,7 @@ fn main() -> ExitCode {
                                 e.session.map(|s| s.to_string()).unwrap_or_else(|| "-".to_owned()),
                                 e.ip.as_deref().unwrap_or("-"),
                                 e.detail.as_deref().unwrap_or("-"),
-                            );
+                            )?;
                         }
                     }
                     if events.len() == limit as usize {
@@ -415,19 +434,28 @@ fn main() -> ExitCode {
                 &filter,
                 operate(*ops, |op| async move {
                     let (resealed, stuck, current) = op.rotate_master_key().await?;
-                    println!("re-sealed {resealed} key(s) under master key {current}");
                     if stuck > 0 {
                         anyhow::bail!(
-                            "{stuck} key(s) are sealed by a master key that is not configured; \
-                         add it to TESSERA_MASTER_KEY_PREVIOUS and run this again"
+                            "re-sealed {resealed} key(s) under master key {current}, but {stuck} are sealed by a \
+                             master key that is not configured; add it to TESSERA_MASTER_KEY_PREVIOUS and run this again"
                         );
                     }
-                    println!("every stored key opens with the current master key; previous keys can be dropped");
+                    outln!("re-sealed {resealed} key(s) under master key {current}")?;
+                    outln!("every stored key opens with the current master key; previous keys can be dropped")?;
                     Ok(())
                 }),
             )
         }
     }
+}
+
+fn write_line(args: std::fmt::Arguments<'_>) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    out.write_fmt(args)
+        .and_then(|()| out.write_all(b"\n"))
+        .and_then(|()| out.flush())
+        .map_err(|e| anyhow::anyhow!("cannot write to standard output: {e}"))
 }
 
 fn ops_config(args: OpsArgs) -> anyhow::Result<Config> {
