@@ -319,11 +319,13 @@ async fn prepare_schema(
 /// share one data directory), exclusive for operator commands that must run
 /// alone.
 pub fn lock_data_dir(data_dir: &std::path::Path, exclusive: bool) -> anyhow::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt as _;
     let path = data_dir.join("tessera.lock");
     let file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
+        .mode(0o600)
         .open(&path)
         .with_context(|| format!("cannot open the lock file {}", path.display()))?;
     let locked = if exclusive {
