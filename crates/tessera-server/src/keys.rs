@@ -21,7 +21,7 @@
 //! negatively cached so that garbage kids cannot hammer the database.
 
 use crate::master::MasterKeys;
-use crate::secrets::{SecretPair, SecretValue};
+use crate::secrets::SecretPair;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use rand::RngCore as _;
@@ -139,6 +139,8 @@ impl KeyManager {
             }
             DefaultKeys::Stored { legacy } => manager.ensure_default_keys(legacy, now).await?,
         }
+        // The database clock before the load, so the first re-read also
+        // covers changes committed while the keys were being opened.
         let baseline = manager.store.keys_changed_since(i64::MAX).await?.db_now_ms;
         let live = manager.store.live_keys().await?;
         let mut by_tenant: HashMap<TenantId, Vec<StoredKey>> = HashMap::new();
@@ -201,15 +203,6 @@ impl KeyManager {
 
     pub fn master(&self) -> &MasterKeys {
         &self.master
-    }
-
-    pub fn default_from_env(&self) -> bool {
-        self.default_from_env
-    }
-
-    /// How many verification keys are in memory (every tenant).
-    pub fn key_count(&self) -> usize {
-        self.read().verify.len()
     }
 
     async fn ensure_default_keys(&self, legacy: Option<SecretPair>, now: i64) -> anyhow::Result<()> {
@@ -759,14 +752,6 @@ pub async fn prune_keys(store: Arc<dyn TenantStore>) {
             Ok(n) => tracing::info!(keys = n, "pruned expired keys"),
             Err(err) => tracing::warn!(error = %err, "could not prune expired keys"),
         }
-    }
-}
-
-/// The default tenant's keys from the environment, for tests and tools.
-pub fn env_pair(access: &str, refresh: &str) -> SecretPair {
-    SecretPair {
-        access: SecretValue::new(access.to_owned()),
-        refresh: SecretValue::new(refresh.to_owned()),
     }
 }
 

@@ -69,10 +69,6 @@ impl MasterKeys {
         &self.current
     }
 
-    pub fn previous(&self) -> &[MasterKey] {
-        &self.previous
-    }
-
     /// Opens a value sealed by the master key `sealed_by`.
     pub fn open(&self, sealed_by: &str, sealed: &[u8], context: &[u8]) -> Result<Zeroizing<Vec<u8>>, SealError> {
         let key = std::iter::once(&self.current)

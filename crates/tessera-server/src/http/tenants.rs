@@ -132,6 +132,7 @@ async fn signup(
     let now = unix_now();
     let tenant_id = TenantId::random();
     let api_key = new_api_key();
+    let api_key_hash = hash_api_key(&api_key).to_vec();
     let owner = User {
         id: UserId::random(),
         tenant: tenant_id,
@@ -157,7 +158,7 @@ async fn signup(
                     id: tenant_id,
                     slug,
                     name: tenant_name.clone(),
-                    api_key_hash: Some(hash_api_key(&api_key).to_vec()),
+                    api_key_hash: Some(api_key_hash.clone()),
                     created_at: now,
                 },
                 state.tokens.keys().new_tenant_keys(tenant_id, now),
@@ -190,7 +191,7 @@ async fn signup(
     state.tokens.keys().reload_tenant(tenant.id, now).await?;
     state.tenants.remember(TenantRecord {
         tenant: tenant.clone(),
-        api_key_hash: Some(hash_api_key(&api_key).to_vec()),
+        api_key_hash: Some(api_key_hash),
     });
     let (session, pair) = start_session(&state, &owner, &client).await?;
     tracing::info!(tenant = %tenant.id, slug = %tenant.slug, owner = %owner.id, "tenant created");
