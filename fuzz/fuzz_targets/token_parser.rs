@@ -24,7 +24,7 @@ use hmac::{Hmac, Mac};
 use libfuzzer_sys::fuzz_target;
 use sha2::Sha256;
 use tessera_token::{
-    header_kid, HmacKey, KeySet, Keyring, TokenBuf, TokenError, TokenKind, Uuid, Validation, DEFAULT_TENANT,
+    header_kid, Key, KeySet, Keyring, TokenBuf, TokenError, TokenKind, Uuid, Validation, DEFAULT_TENANT,
 };
 
 const ACCESS_SECRET: &[u8] = b"fuzz-access-secret-0123456789abcdef";
@@ -51,15 +51,15 @@ struct Fixture {
 fn fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
     FIXTURE.get_or_init(|| {
-        let access = HmacKey::from_secret(TokenKind::Access, ACCESS_SECRET).unwrap();
-        let refresh = HmacKey::from_secret(TokenKind::Refresh, REFRESH_SECRET).unwrap();
+        let access = Key::from_secret(TokenKind::Access, ACCESS_SECRET).unwrap();
+        let refresh = Key::from_secret(TokenKind::Refresh, REFRESH_SECRET).unwrap();
         let access_header = format!(r#"{{"alg":"HS256","typ":"at+jwt","kid":"{}"}}"#, access.kid());
         let refresh_header = format!(r#"{{"alg":"HS256","typ":"rt+jwt","kid":"{}"}}"#, refresh.kid());
         let mut keyring = Keyring::new(access, refresh).unwrap();
         // A verify-only key, so lookups see more than the signing keys.
         keyring
             .add_verification_key(
-                HmacKey::with_kid(TokenKind::Access, "old", b"fuzz-old-access-secret-0123456789ab").unwrap(),
+                Key::with_kid(TokenKind::Access, "old", b"fuzz-old-access-secret-0123456789ab").unwrap(),
             )
             .unwrap();
         let mut set = keyring.keys().clone();
@@ -67,7 +67,7 @@ fn fixture() -> &'static Fixture {
             (TokenKind::Access, TENANT_ACCESS_KID, TENANT_ACCESS_SECRET),
             (TokenKind::Refresh, TENANT_REFRESH_KID, TENANT_REFRESH_SECRET),
         ] {
-            set.insert(HmacKey::with_kid(kind, kid, secret).unwrap().for_tenant(TENANT))
+            set.insert(Key::with_kid(kind, kid, secret).unwrap().for_tenant(TENANT))
                 .unwrap();
         }
         Fixture {
@@ -135,7 +135,7 @@ fn check_set(token: &str) {
     let v = &f.validation;
     let (mut a, mut b, mut c) = (TokenBuf::new(), TokenBuf::new(), TokenBuf::new());
     let kid = header_kid(token, &mut c).map(str::to_owned);
-    let key_tenant = kid.as_deref().ok().and_then(|k| f.set.get(k)).map(HmacKey::tenant);
+    let key_tenant = kid.as_deref().ok().and_then(|k| f.set.get(k)).map(Key::tenant);
 
     let ring = f.keyring.verify_access(token, v, NOW, &mut a);
     let any = f.set.verify_access(token, v, NOW, &mut b).map(|c| c.into_owned());

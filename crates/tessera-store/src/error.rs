@@ -59,6 +59,11 @@ pub enum Conflict {
     /// nothing changed.
     #[error("the tenant has no next key to activate")]
     NoNextKey,
+    /// A rotation expected another active access key
+    /// ([`crate::KeyRotation::expect_active_access`]): the tenant's keys were
+    /// rotated meanwhile, by another instance or call; nothing changed.
+    #[error("the tenant's keys were rotated by someone else meanwhile")]
+    RotationRaced,
 }
 
 impl From<Conflict> for StoreError {

@@ -280,6 +280,13 @@ pub trait TenantStore: Send + Sync + 'static {
     ///   sealed secret wiped (`retired_at = now` unless already set), and
     ///   `new_keys` (an `Active` and a `Next` key per kind) are inserted.
     ///
+    /// With [`KeyRotation::expect_active_access`] set, the rotation is a
+    /// compare-and-set: checked in the same transaction, after the
+    /// per-tenant serialization, so it sees what a concurrent rotation left;
+    /// if the tenant's active access key is not that kid (or there is none),
+    /// nothing changes and the rotation is `Conflict::RotationRaced`.
+    /// Instances rotating on a schedule at once thus rotate a tenant once.
+    ///
     /// A tenant that does not exist is `Conflict::UnknownTenant`. New keys
     /// must belong to the tenant and be `Next` or `Active`, and the
     /// rotation must leave an active key of each kind; otherwise it is

@@ -431,6 +431,12 @@ pub struct KeyRotation {
     /// Graceful: one `Next` key per kind. Revoke: an `Active` and a `Next`
     /// key per kind. All of `tenant`.
     pub new_keys: Vec<NewKey>,
+    /// The kid of the tenant's active access key this rotation expects.
+    /// `Some` and the active access key is another (or there is none):
+    /// nothing changes and the rotation fails with `Conflict::RotationRaced`,
+    /// so that instances rotating on a schedule at once rotate a tenant once.
+    /// `None`: rotate whatever is active (manual rotation).
+    pub expect_active_access: Option<String>,
 }
 
 /// What a rotation left.

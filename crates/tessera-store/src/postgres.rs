@@ -1013,6 +1013,20 @@ async fn lock_tenant(conn: &mut PgConnection, tenant: TenantId) -> Result<bool, 
     Ok(found.is_some())
 }
 
+/// Whether `kid` is `tenant`'s active access key.
+async fn is_active_access_key(conn: &mut PgConnection, tenant: TenantId, kid: &str) -> Result<bool, StoreError> {
+    let found: Option<(i32,)> =
+        sqlx::query_as("SELECT 1 FROM tenant_keys WHERE tenant_id = $1 AND kind = $2 AND state = $3 AND kid = $4")
+            .bind(tenant.as_uuid())
+            .bind(KeyKind::Access.as_str())
+            .bind(KeyState::Active.as_str())
+            .bind(kid)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(map_err)?;
+    Ok(found.is_some())
+}
+
 async fn live_tenant_keys(conn: &mut PgConnection, tenant: TenantId) -> Result<Vec<StoredKey>, StoreError> {
     let rows: Vec<KeyRow> = sqlx::query_as(SELECT_LIVE_TENANT_KEYS)
         .bind(tenant.as_uuid())
@@ -1200,6 +1214,15 @@ impl TenantStore for PostgresStore {
             // before it left.
             if !lock_tenant(&mut tx, rotation.tenant).await? {
                 return Err(Conflict::UnknownTenant.into());
+            }
+            // Under the tenant lock: every writer of active keys takes it
+            // first, and this statement's snapshot (READ COMMITTED) is taken
+            // after the lock was granted, so it sees what the rotation before
+            // committed, and nothing can rotate between it and the updates.
+            if let Some(expected) = &rotation.expect_active_access {
+                if !is_active_access_key(&mut tx, rotation.tenant, expected).await? {
+                    return Err(Conflict::RotationRaced.into());
+                }
             }
             match rotation.mode {
                 RotationMode::Graceful => {

@@ -801,6 +801,20 @@ async fn tenant_exists(conn: &mut SqliteConnection, tenant: TenantId) -> Result<
     Ok(found.is_some())
 }
 
+/// Whether `kid` is `tenant`'s active access key.
+async fn is_active_access_key(conn: &mut SqliteConnection, tenant: TenantId, kid: &str) -> Result<bool, StoreError> {
+    let found: Option<(i64,)> =
+        sqlx::query_as("SELECT 1 FROM tenant_keys WHERE tenant_id = ?1 AND kind = ?2 AND state = ?3 AND kid = ?4")
+            .bind(tenant.to_string())
+            .bind(KeyKind::Access.as_str())
+            .bind(KeyState::Active.as_str())
+            .bind(kid)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(map_err)?;
+    Ok(found.is_some())
+}
+
 async fn live_tenant_keys(conn: &mut SqliteConnection, tenant: TenantId) -> Result<Vec<StoredKey>, StoreError> {
     let rows: Vec<KeyRow> = sqlx::query_as(SELECT_LIVE_TENANT_KEYS)
         .bind(tenant.to_string())
@@ -969,6 +983,13 @@ impl TenantStore for SqliteStore {
         let mut tx = self.begin_write().await?;
         if !tenant_exists(&mut tx, rotation.tenant).await? {
             return Err(Conflict::UnknownTenant.into());
+        }
+        // Read under the write lock (`BEGIN IMMEDIATE`): no other writer can
+        // rotate between this check and the updates below.
+        if let Some(expected) = &rotation.expect_active_access {
+            if !is_active_access_key(&mut tx, rotation.tenant, expected).await? {
+                return Err(Conflict::RotationRaced.into());
+            }
         }
         match rotation.mode {
             RotationMode::Graceful => {

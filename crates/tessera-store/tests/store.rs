@@ -84,6 +84,9 @@ macro_rules! store_suite {
             rotating_an_unknown_tenant_is_unknown_tenant,
             revoke_rotation_wipes_every_sealed_secret,
             concurrent_graceful_rotations_leave_one_active_and_one_next_per_kind,
+            rotation_expecting_the_active_key_rotates,
+            rotation_expecting_a_stale_key_is_raced_and_changes_nothing,
+            concurrent_rotations_expecting_one_key_rotate_once,
             concurrent_installs_end_with_one_set,
             keys_changed_since_reports_what_changed_after_the_mark,
             prune_keys_deletes_only_expired_retired_and_old_revoked_keys,
@@ -1203,6 +1206,7 @@ mod suite {
             access_verify_until: now + ACCESS_GRACE,
             refresh_verify_until: now + REFRESH_GRACE,
             new_keys: next_keys(tenant, now),
+            expect_active_access: None,
         }
     }
 
@@ -1214,6 +1218,7 @@ mod suite {
             access_verify_until: now,
             refresh_verify_until: now,
             new_keys: key_set(tenant, now),
+            expect_active_access: None,
         }
     }
 
@@ -1720,6 +1725,182 @@ mod suite {
         activated.dedup();
         assert_eq!(activated.len(), ROTATIONS);
         assert_eq!(results.iter().filter(|r| r.keys == keys).count(), 1);
+    }
+
+    /// `graceful(..)` expecting `kid` to be the active access key.
+    fn graceful_expecting(tenant: TenantId, now: i64, kid: &str) -> KeyRotation {
+        KeyRotation {
+            expect_active_access: Some(kid.to_owned()),
+            ..graceful(tenant, now)
+        }
+    }
+
+    pub async fn rotation_expecting_the_active_key_rotates(s: &Stores) {
+        let (tenant, keys) = tenant_with_keys(s).await;
+        let active = pick(&keys, KeyKind::Access, KeyState::Active);
+        let next_access = pick(&keys, KeyKind::Access, KeyState::Next);
+        let next_refresh = pick(&keys, KeyKind::Refresh, KeyState::Next);
+
+        let rotation = graceful_expecting(tenant, T0 + 100, &active.kid);
+        let rotated = s.tenants.rotate_keys(rotation.clone()).await.unwrap();
+        assert_eq!(rotated.access_kid, next_access.kid);
+        assert_eq!(rotated.refresh_kid, next_refresh.kid);
+        assert_eq!(find(&rotated.keys, &active.kid).state, KeyState::Retired);
+        for new in &rotation.new_keys {
+            assert_stored_as_new(find(&rotated.keys, &new.kid), new);
+        }
+        assert_eq!(s.tenants.tenant_keys(tenant).await.unwrap(), rotated.keys);
+
+        // The next one expects what this one activated.
+        let again = graceful_expecting(tenant, T0 + 200, &rotated.access_kid);
+        let again_rotated = s.tenants.rotate_keys(again).await.unwrap();
+        assert_eq!(
+            again_rotated.access_kid,
+            pick(&rotation.new_keys, KeyKind::Access, KeyState::Next).kid
+        );
+
+        // A revocation takes the expectation too.
+        let revocation = KeyRotation {
+            expect_active_access: Some(again_rotated.access_kid.clone()),
+            ..revoke(tenant, T0 + 300)
+        };
+        let revoked = s.tenants.rotate_keys(revocation.clone()).await.unwrap();
+        assert_eq!(
+            revoked.access_kid,
+            pick(&revocation.new_keys, KeyKind::Access, KeyState::Active).kid
+        );
+        assert_eq!(kids(&revoked.keys), new_kids(&revocation.new_keys));
+    }
+
+    pub async fn rotation_expecting_a_stale_key_is_raced_and_changes_nothing(s: &Stores) {
+        let (tenant, keys) = tenant_with_keys(s).await;
+        let stale = pick(&keys, KeyKind::Access, KeyState::Active).kid.clone();
+        // Someone else rotates first.
+        let first = s.tenants.rotate_keys(graceful(tenant, T0 + 100)).await.unwrap();
+        let (bystander, bystander_new) = tenant_with_keys(s).await;
+        let bystander_keys = s.tenants.tenant_keys(bystander).await.unwrap();
+        let before = s.tenants.tenant_keys(tenant).await.unwrap();
+        assert_eq!(before, first.keys);
+        tick().await;
+
+        let refresh_kid = first.refresh_kid.clone();
+        let next_access = first
+            .keys
+            .iter()
+            .find(|k| k.kind == KeyKind::Access && k.state == KeyState::Next)
+            .unwrap()
+            .kid
+            .clone();
+        let bystander_active = pick(&bystander_new, KeyKind::Access, KeyState::Active).kid.clone();
+        let rotations = [
+            // The key the other rotation retired.
+            graceful_expecting(tenant, T0 + 200, &stale),
+            // A key that never existed.
+            graceful_expecting(tenant, T0 + 200, "no-such-kid"),
+            // The tenant's next access key, not yet active.
+            graceful_expecting(tenant, T0 + 200, &next_access),
+            // The active refresh key: active, but not the access key.
+            graceful_expecting(tenant, T0 + 200, &refresh_kid),
+            // Another tenant's active access key.
+            graceful_expecting(tenant, T0 + 200, &bystander_active),
+            // A revocation expecting the stale key.
+            KeyRotation {
+                expect_active_access: Some(stale.clone()),
+                ..revoke(tenant, T0 + 200)
+            },
+        ];
+        for rotation in rotations {
+            let err = s.tenants.rotate_keys(rotation.clone()).await.unwrap_err();
+            assert!(matches!(err, StoreError::Conflict(Conflict::RotationRaced)), "{err:?}");
+            assert_eq!(
+                err.to_string(),
+                "conflict: the tenant's keys were rotated by someone else meanwhile"
+            );
+            assert_eq!(s.tenants.tenant_keys(tenant).await.unwrap(), before);
+            for new in &rotation.new_keys {
+                assert_eq!(s.tenants.key(&new.kid).await.unwrap(), None);
+            }
+        }
+        assert_eq!(s.tenants.tenant_keys(bystander).await.unwrap(), bystander_keys);
+
+        // A tenant without an active access key has nothing to match: raced,
+        // checked before the missing next keys.
+        let bare = tenant_without_anything(s).await;
+        let err = s
+            .tenants
+            .rotate_keys(graceful_expecting(bare, T0 + 200, &stale))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Conflict(Conflict::RotationRaced)), "{err:?}");
+        assert!(s.tenants.tenant_keys(bare).await.unwrap().is_empty());
+        // An unknown tenant is still that.
+        let nobody = TenantId::random();
+        let err = s
+            .tenants
+            .rotate_keys(graceful_expecting(nobody, T0 + 200, &stale))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Conflict(Conflict::UnknownTenant)), "{err:?}");
+
+        // Expecting the current key works.
+        let rotated = s
+            .tenants
+            .rotate_keys(graceful_expecting(tenant, T0 + 300, &first.access_kid))
+            .await
+            .unwrap();
+        assert_ne!(rotated.access_kid, first.access_kid);
+    }
+
+    pub async fn concurrent_rotations_expecting_one_key_rotate_once(s: &Stores) {
+        const INSTANCES: usize = 8;
+        let (tenant, keys) = tenant_with_keys(s).await;
+        let active = pick(&keys, KeyKind::Access, KeyState::Active).kid.clone();
+        let start = Arc::new(Barrier::new(INSTANCES));
+        let rotations: Vec<KeyRotation> = (0..INSTANCES)
+            .map(|i| graceful_expecting(tenant, T0 + 100 + i64::try_from(i).unwrap(), &active))
+            .collect();
+        let tasks: Vec<_> = rotations
+            .iter()
+            .map(|rotation| {
+                let tenants = Arc::clone(&s.tenants);
+                let start = Arc::clone(&start);
+                let rotation = rotation.clone();
+                tokio::spawn(async move {
+                    start.wait().await;
+                    tenants.rotate_keys(rotation).await
+                })
+            })
+            .collect();
+        let mut results = Vec::new();
+        for task in tasks {
+            results.push(task.await.unwrap());
+        }
+
+        let winners: Vec<usize> = (0..INSTANCES).filter(|i| results[*i].is_ok()).collect();
+        assert_eq!(winners.len(), 1, "{results:?}");
+        for result in &results {
+            if let Err(err) = result {
+                assert!(matches!(err, StoreError::Conflict(Conflict::RotationRaced)), "{err:?}");
+            }
+        }
+        let winner = winners[0];
+        let won = results[winner].as_ref().unwrap();
+        assert_eq!(won.access_kid, pick(&keys, KeyKind::Access, KeyState::Next).kid);
+        assert_eq!(won.refresh_kid, pick(&keys, KeyKind::Refresh, KeyState::Next).kid);
+
+        let stored = s.tenants.tenant_keys(tenant).await.unwrap();
+        assert_eq!(stored, won.keys);
+        for kind in KeyKind::ALL {
+            assert_eq!(count(&stored, kind, KeyState::Active), 1, "{stored:?}");
+            assert_eq!(count(&stored, kind, KeyState::Next), 1, "{stored:?}");
+            assert_eq!(count(&stored, kind, KeyState::Retired), 1, "{stored:?}");
+        }
+        assert_eq!(find(&stored, &active).retired_at, Some(rotations[winner].now));
+        // Only the winner's new keys are stored.
+        let mut expected = new_kids(&keys);
+        expected.extend(new_kids(&rotations[winner].new_keys));
+        expected.sort();
+        assert_eq!(kids(&stored), expected);
     }
 
     pub async fn concurrent_installs_end_with_one_set(s: &Stores) {

@@ -15,9 +15,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use tessera_token::{
-    AccessClaims, HmacKey, KeySet, Keyring, SigningKeys, TokenBuf, TokenKind, Validation, DEFAULT_TENANT,
-};
+use tessera_token::{AccessClaims, Key, KeySet, Keyring, SigningKeys, TokenBuf, TokenKind, Validation, DEFAULT_TENANT};
 use uuid::Uuid;
 
 const ISS: &str = "https://auth.example.com";
@@ -78,7 +76,7 @@ fn tenant_set(rng: &mut Rng, tenants: usize, now: i64) -> (KeySet, Sample) {
     for _ in 0..tenants {
         let tenant = rng.uuid();
         let mut key = |kind| {
-            HmacKey::with_kid(kind, &URL_SAFE_NO_PAD.encode(rng.bytes::<16>()), &rng.bytes::<64>())
+            Key::with_kid(kind, &URL_SAFE_NO_PAD.encode(rng.bytes::<16>()), &rng.bytes::<64>())
                 .unwrap()
                 .for_tenant(tenant)
         };
@@ -111,8 +109,8 @@ fn main() {
     let mut rng = Rng(0x5eed);
 
     let keyring = Keyring::new(
-        HmacKey::from_secret(TokenKind::Access, &rng.bytes::<64>()).unwrap(),
-        HmacKey::from_secret(TokenKind::Refresh, &rng.bytes::<64>()).unwrap(),
+        Key::from_secret(TokenKind::Access, &rng.bytes::<64>()).unwrap(),
+        Key::from_secret(TokenKind::Refresh, &rng.bytes::<64>()).unwrap(),
     )
     .unwrap();
     let default_tokens: Vec<String> = (0..SAMPLE)

@@ -25,9 +25,7 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
-use tessera_token::{
-    AccessClaims, HmacKey, KeySet, Keyring, SigningKeys, TokenBuf, TokenKind, Validation, DEFAULT_TENANT,
-};
+use tessera_token::{AccessClaims, Key, KeySet, Keyring, SigningKeys, TokenBuf, TokenKind, Validation, DEFAULT_TENANT};
 use uuid::Uuid;
 
 const ACCESS_SECRET: &[u8] = b"bench-access-secret-0123456789abcdef";
@@ -59,8 +57,8 @@ fn now() -> i64 {
 }
 
 fn benches(c: &mut Criterion) {
-    let access = HmacKey::from_secret(TokenKind::Access, ACCESS_SECRET).unwrap();
-    let refresh = HmacKey::from_secret(TokenKind::Refresh, REFRESH_SECRET).unwrap();
+    let access = Key::from_secret(TokenKind::Access, ACCESS_SECRET).unwrap();
+    let refresh = Key::from_secret(TokenKind::Refresh, REFRESH_SECRET).unwrap();
     let keyring = Keyring::new(access, refresh).unwrap();
     let validation = Validation::new(ISS, AUD);
 
@@ -200,7 +198,7 @@ impl Rng {
 /// A tenant's current signing pair, with its next pair also in `set`.
 fn add_tenant(set: &mut KeySet, rng: &mut Rng, tenant: uuid::Uuid) -> SigningKeys {
     let key = |rng: &mut Rng, kind| {
-        HmacKey::with_kid(kind, &rng.kid(), &rng.bytes::<64>())
+        Key::with_kid(kind, &rng.kid(), &rng.bytes::<64>())
             .unwrap()
             .for_tenant(tenant)
     };
@@ -236,8 +234,8 @@ fn tenant_benches(c: &mut Criterion) {
 
     // The single-tenant keyring on the same rotation of 1,024 tokens.
     let keyring = Keyring::new(
-        HmacKey::from_secret(TokenKind::Access, ACCESS_SECRET).unwrap(),
-        HmacKey::from_secret(TokenKind::Refresh, REFRESH_SECRET).unwrap(),
+        Key::from_secret(TokenKind::Access, ACCESS_SECRET).unwrap(),
+        Key::from_secret(TokenKind::Refresh, REFRESH_SECRET).unwrap(),
     )
     .unwrap();
     let tokens: Vec<String> = (0..SAMPLE)

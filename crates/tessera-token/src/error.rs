@@ -89,6 +89,24 @@ pub enum KeyError {
     /// Two keys of one keyring or key set have the same `kid`.
     #[error("kid {0:?} is already in the keyring")]
     DuplicateKid(String),
+    /// An algorithm this crate does not implement, or a JWK without `alg`.
+    #[error("unsupported algorithm (expected HS256, EdDSA, ES256 or RS256)")]
+    UnsupportedAlgorithm,
+    /// A public-key operation asked of an HS256 key or algorithm.
+    #[error("HS256 has no public or private key")]
+    NotAsymmetric,
+    /// The key material does not make a key of its algorithm.
+    #[error("invalid key: {0}")]
+    InvalidKey(&'static str),
+    /// RSA keys must have 2048 to 4096 bits.
+    #[error("RSA keys must have {} to {} bits", crate::MIN_RSA_BITS, crate::MAX_RSA_BITS)]
+    RsaKeySize,
+    /// A verify-only key (built from a public JWK) where one that signs is needed.
+    #[error("key cannot sign: it holds no private key")]
+    CannotSign,
+    /// Refresh tokens are always HS256: only tessera reads them.
+    #[error("refresh keys must be HS256")]
+    RefreshNotHmac,
     /// Keys that must belong to one tenant (a signing pair, or a keyring's
     /// keys) belong to different tenants.
     #[error("keys belong to different tenants")]

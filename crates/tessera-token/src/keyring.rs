@@ -5,8 +5,9 @@ use uuid::Uuid;
 use crate::b64::B64;
 use crate::claims::{AccessClaims, RefreshClaims};
 use crate::error::{KeyError, TokenError};
-use crate::key::{HmacKey, TokenKind};
-use crate::keyset::{KeySet, SIGNATURE_B64_LEN};
+use crate::key::Algorithm;
+use crate::key::{Key, TokenKind};
+use crate::keyset::KeySet;
 use crate::{TokenBuf, Validation};
 
 /// Room for the claims JSON of a typical token, so serializing it does not
@@ -24,15 +25,23 @@ const HEADER_B64_MAX: usize = 138;
 /// tenant). `Debug` shows kids, kinds and tenant, never a secret.
 #[derive(Clone, Debug)]
 pub struct SigningKeys {
-    access: HmacKey,
-    refresh: HmacKey,
+    access: Key,
+    refresh: Key,
 }
 
 impl SigningKeys {
     /// Signs access tokens with `access` and refresh tokens with `refresh`.
-    /// Each key must be of its slot's kind, their kids must differ, and
+    /// Each key must be of its slot's kind and able to sign, the refresh
+    /// key must be HS256 (only tessera reads refresh tokens, so nothing is
+    /// gained by publishing a key for them), their kids must differ, and
     /// they must belong to one tenant.
-    pub fn new(access: HmacKey, refresh: HmacKey) -> Result<Self, KeyError> {
+    pub fn new(access: Key, refresh: Key) -> Result<Self, KeyError> {
+        if !access.can_sign() || !refresh.can_sign() {
+            return Err(KeyError::CannotSign);
+        }
+        if refresh.algorithm() != Algorithm::HS256 {
+            return Err(KeyError::RefreshNotHmac);
+        }
         for (key, expected) in [(&access, TokenKind::Access), (&refresh, TokenKind::Refresh)] {
             if key.kind() != expected {
                 return Err(KeyError::WrongKind {
@@ -66,12 +75,12 @@ impl SigningKeys {
     }
 
     /// The key access tokens are signed with.
-    pub fn access_key(&self) -> &HmacKey {
+    pub fn access_key(&self) -> &Key {
         &self.access
     }
 
     /// The key refresh tokens are signed with.
-    pub fn refresh_key(&self) -> &HmacKey {
+    pub fn refresh_key(&self) -> &Key {
         &self.refresh
     }
 
@@ -108,7 +117,7 @@ impl Keyring {
     /// with `refresh`. Each key must be of its slot's kind, their kids
     /// must differ, and they must belong to one tenant (see
     /// [`SigningKeys::new`]).
-    pub fn new(access: HmacKey, refresh: HmacKey) -> Result<Self, KeyError> {
+    pub fn new(access: Key, refresh: Key) -> Result<Self, KeyError> {
         let signing = SigningKeys::new(access, refresh)?;
         let mut keys = KeySet::with_capacity(2);
         keys.insert(signing.access_key().clone())?;
@@ -120,7 +129,7 @@ impl Keyring {
     /// graceful rotation: the old key keeps verifying until its last token
     /// expires). A kid already in the keyring is an error, and so is a key
     /// of another tenant than the signing keys'.
-    pub fn add_verification_key(&mut self, key: HmacKey) -> Result<(), KeyError> {
+    pub fn add_verification_key(&mut self, key: Key) -> Result<(), KeyError> {
         if self.keys.contains(key.kid()) {
             return Err(KeyError::DuplicateKid(key.kid().to_owned()));
         }
@@ -213,7 +222,7 @@ impl Keyring {
     }
 }
 
-fn sign<T: Serialize>(key: &HmacKey, claims: &T) -> String {
+fn sign<T: Serialize>(key: &Key, claims: &T) -> String {
     let mut json = Vec::with_capacity(SIGN_JSON_CAPACITY);
     if serde_json::to_writer(&mut json, claims).is_err() {
         // Claims are strings and integers only, so serializing them into
@@ -223,13 +232,18 @@ fn sign<T: Serialize>(key: &HmacKey, claims: &T) -> String {
         json.extend_from_slice(b"{}");
     }
     let payload_len = json.len().div_ceil(3) * 4; // upper bound, unpadded
-    let mut token = String::with_capacity(HEADER_B64_MAX + payload_len + SIGNATURE_B64_LEN + 2);
+    let signature_len = (key.signature_len() * 4).div_ceil(3);
+    let mut token = String::with_capacity(HEADER_B64_MAX + payload_len + signature_len + 2);
     key.write_header_b64(&mut token);
     token.push('.');
     B64.encode_string(&json, &mut token);
-    let tag = key.sign_input(token.as_bytes());
+    // `SigningKeys::new` admits only keys that sign. Were one not to, the
+    // token would end in an empty signature: one that never verifies.
+    let signature = key.sign_input(token.as_bytes());
     token.push('.');
-    B64.encode_string(tag, &mut token);
+    if let Some(signature) = signature {
+        B64.encode_string(signature.as_bytes(), &mut token);
+    }
     token
 }
 

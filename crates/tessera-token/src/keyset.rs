@@ -6,15 +6,16 @@ use std::hash::{Hash, Hasher};
 use base64::Engine as _;
 use uuid::Uuid;
 
+use crate::asym::MAX_SIGNATURE_BYTES;
 use crate::b64::B64;
 use crate::claims::{parse_access, parse_refresh, AccessClaims, RefreshClaims};
 use crate::error::{KeyError, TokenError};
 use crate::header::parse_header;
-use crate::hmac::MAC_LEN;
-use crate::key::{valid_kid, Algorithm, HmacKey, TokenKind, HEADER_SUFFIX};
+use crate::key::{valid_kid, Algorithm, Key, TokenKind, HEADER_SUFFIX};
 use crate::{TokenBuf, Validation, MAX_LEEWAY_SECS, MAX_TOKEN_BYTES};
 
 /// Length of an HS256 signature segment: 32 bytes in unpadded base64url.
+#[cfg(test)]
 pub(crate) const SIGNATURE_B64_LEN: usize = 43;
 
 /// Every verification key of every tenant, found by `kid` in O(1).
@@ -37,13 +38,13 @@ pub(crate) const SIGNATURE_B64_LEN: usize = 43;
 /// ```
 /// use std::borrow::Cow;
 /// use tessera_token::{
-///     AccessClaims, HmacKey, KeySet, SigningKeys, TokenBuf, TokenError, TokenKind, Uuid, Validation,
+///     AccessClaims, Key, KeySet, SigningKeys, TokenBuf, TokenError, TokenKind, Uuid, Validation,
 /// };
 ///
 /// let (acme, globex) = (Uuid::new_v4(), Uuid::new_v4());
 /// let keys_of = |tenant: Uuid, kid: &str, secret: &[u8]| -> Result<SigningKeys, Box<dyn std::error::Error>> {
-///     let access = HmacKey::with_kid(TokenKind::Access, &format!("{kid}-a"), secret)?.for_tenant(tenant);
-///     let refresh = HmacKey::with_kid(TokenKind::Refresh, &format!("{kid}-r"), secret)?.for_tenant(tenant);
+///     let access = Key::with_kid(TokenKind::Access, &format!("{kid}-a"), secret)?.for_tenant(tenant);
+///     let refresh = Key::with_kid(TokenKind::Refresh, &format!("{kid}-r"), secret)?.for_tenant(tenant);
 ///     Ok(SigningKeys::new(access, refresh)?)
 /// };
 /// let acme_keys = keys_of(acme, "acme", b"acme's secret: 32+ random bytes.........")?;
@@ -92,7 +93,7 @@ pub struct KeySet {
 /// A key in the table: equal, and hashed, as its kid's bytes, so the table
 /// is a map from kid to key without storing the kid twice.
 #[derive(Clone)]
-struct ByKid(HmacKey);
+struct ByKid(Key);
 
 impl PartialEq for ByKid {
     fn eq(&self, other: &Self) -> bool {
@@ -131,7 +132,7 @@ impl KeySet {
 
     /// Adds `key`. A kid already in the set (of any tenant) is an error and
     /// leaves the set unchanged.
-    pub fn insert(&mut self, key: HmacKey) -> Result<(), KeyError> {
+    pub fn insert(&mut self, key: Key) -> Result<(), KeyError> {
         if self.keys.contains(key.kid_bytes()) {
             return Err(KeyError::DuplicateKid(key.kid().to_owned()));
         }
@@ -141,21 +142,21 @@ impl KeySet {
 
     /// Adds `key`, replacing the key of the same kid if there is one, and
     /// returns the replaced key.
-    pub fn upsert(&mut self, key: HmacKey) -> Option<HmacKey> {
+    pub fn upsert(&mut self, key: Key) -> Option<Key> {
         self.keys.replace(ByKid(key)).map(|old| old.0)
     }
 
     /// Removes the key `kid` and returns it.
-    pub fn remove(&mut self, kid: &str) -> Option<HmacKey> {
+    pub fn remove(&mut self, kid: &str) -> Option<Key> {
         self.keys.take(kid.as_bytes()).map(|old| old.0)
     }
 
     /// The key `kid`, of whichever tenant.
-    pub fn get(&self, kid: &str) -> Option<&HmacKey> {
+    pub fn get(&self, kid: &str) -> Option<&Key> {
         self.get_bytes(kid.as_bytes())
     }
 
-    fn get_bytes(&self, kid: &[u8]) -> Option<&HmacKey> {
+    fn get_bytes(&self, kid: &[u8]) -> Option<&Key> {
         self.keys.get(kid).map(|k| &k.0)
     }
 
@@ -175,7 +176,7 @@ impl KeySet {
     }
 
     /// Keeps only the keys for which `keep` is true.
-    pub fn retain(&mut self, mut keep: impl FnMut(&HmacKey) -> bool) {
+    pub fn retain(&mut self, mut keep: impl FnMut(&Key) -> bool) {
         self.keys.retain(|key| keep(&key.0));
     }
 
@@ -188,7 +189,7 @@ impl KeySet {
     }
 
     /// Every key, in no particular order.
-    pub fn iter(&self) -> impl Iterator<Item = &HmacKey> + '_ {
+    pub fn iter(&self) -> impl Iterator<Item = &Key> + '_ {
         self.keys.iter().map(|k| &k.0)
     }
 
@@ -299,22 +300,25 @@ impl KeySet {
         kind: TokenKind,
         buf: &'b mut TokenBuf,
         fast_header: bool,
-    ) -> Result<(&'s HmacKey, &'b str), TokenError> {
+    ) -> Result<(&'s Key, &'b str), TokenError> {
         let (header, payload, signature) = split(token)?;
 
         let key = self.find_key(header, kind, buf, fast_header)?;
 
-        if signature.len() != SIGNATURE_B64_LEN {
-            return Err(TokenError::Malformed("signature must be 32 bytes"));
+        // The key says how long its signatures are; the segment must be
+        // exactly that, in canonical base64url.
+        let expected = key.signature_len();
+        if signature.len() != (expected * 4).div_ceil(3) {
+            return Err(TokenError::Malformed("signature has the wrong length for its key"));
         }
-        let mut tag = [0u8; MAC_LEN];
-        match B64.decode_slice(signature, &mut tag) {
-            Ok(MAC_LEN) => {}
+        let mut bytes = [0u8; MAX_SIGNATURE_BYTES];
+        match B64.decode_slice(signature, &mut bytes) {
+            Ok(len) if len == expected => {}
             _ => return Err(TokenError::Malformed("signature is not canonical base64url")),
         }
         // header.payload: `split` took both from the start of `token`.
         let signing_input = &token.as_bytes()[..header.len() + 1 + payload.len()];
-        if !key.verify_input(signing_input, &tag) {
+        if !key.verify_input(signing_input, &bytes[..expected]) {
             return Err(TokenError::BadSignature);
         }
 
@@ -339,19 +343,19 @@ impl KeySet {
         kind: TokenKind,
         buf: &mut TokenBuf,
         fast_header: bool,
-    ) -> Result<&HmacKey, TokenError> {
+    ) -> Result<&Key, TokenError> {
         if fast_header {
             let mut scratch = [0u8; TAIL_SCRATCH];
-            if let Some((typ, kid)) = header_kid_candidate(header_b64, &mut scratch) {
+            if let Some((alg, typ, kid)) = header_kid_candidate(header_b64, &mut scratch) {
                 match self.get_bytes(kid) {
                     // A key's kid is valid, so the header is exactly
-                    // `{"alg":"HS256","typ":"..","kid":"<kid>"}`. With the
-                    // key's own typ, these are the very bytes the key signs
-                    // its headers with, and since base64url decoding is
-                    // canonical, the very segment too (tests check both).
-                    // The other typ is left to the strict path, which
-                    // reports it.
-                    Some(key) if typ == key.kind() => {
+                    // `{"alg":"<alg>","typ":"..","kid":"<kid>"}`. With the
+                    // key's own alg and typ, these are the very bytes the
+                    // key signs its headers with, and since base64url
+                    // decoding is canonical, the very segment too (tests
+                    // check both). Another alg or typ is left to the strict
+                    // path, which reports it.
+                    Some(key) if typ == key.kind() && alg == key.algorithm() => {
                         return if key.kind() == kind {
                             Ok(key)
                         } else {
@@ -394,8 +398,8 @@ impl fmt::Debug for KeySet {
 /// Only the header is read, and by the same rules as verification: the
 /// token must pass the length and segment checks, the header must be
 /// canonical base64url and a JSON object of exactly `alg`, `typ` and `kid`,
-/// `alg` must be `HS256` (the only algorithm there is) and `typ` one of the
-/// two token kinds. `crit`, `jku`, `jwk`, `x5u` and every other member are
+/// `alg` must be one of the four [`Algorithm`]s and `typ` one of the two
+/// token kinds. `crit`, `jku`, `jwk`, `x5u` and every other member are
 /// refused. A kid outside `A-Z a-z 0-9 _ -` or longer than
 /// [`crate::MAX_KID_CHARS`] names no key that can exist, so it is
 /// [`TokenError::UnknownKey`] rather than something to look up.
@@ -413,7 +417,7 @@ pub fn header_kid<'b>(token: &str, buf: &'b mut TokenBuf) -> Result<&'b str, Tok
     let mut kid = [0u8; crate::MAX_KID_CHARS];
     let kid_len = {
         let header = parse_header(&buf.bytes[..len])?;
-        if header.alg != Algorithm::HS256.name() {
+        if Algorithm::from_name(&header.alg).is_none() {
             return Err(TokenError::AlgorithmMismatch);
         }
         if header.typ != TokenKind::Access.typ() && header.typ != TokenKind::Refresh.typ() {
@@ -454,15 +458,63 @@ fn split(token: &str) -> Result<(&str, &str, &str), TokenError> {
     Ok((header, payload, signature))
 }
 
-/// The base64url of the first 36 bytes of `key::header_prefix(kind)`,
-/// `{"alg":"HS256","typ":"at+jwt","kid":` or its `rt+jwt` twin. 36 is a
-/// multiple of 3, so these 48 characters start the segment of every header
-/// of that kind, whatever the kid; what follows encodes `"<kid>"}` alone.
-const fn header_b64_prefix(kind: TokenKind) -> &'static str {
-    match kind {
-        TokenKind::Access => "eyJhbGciOiJIUzI1NiIsInR5cCI6ImF0K2p3dCIsImtpZCI6",
-        TokenKind::Refresh => "eyJhbGciOiJIUzI1NiIsInR5cCI6InJ0K2p3dCIsImtpZCI6",
-    }
+/// The base64url of the first 36 bytes of `key::header_prefix(alg, kind)`,
+/// `{"alg":"<alg>","typ":"at+jwt","kid":` or its `rt+jwt` twin. Every
+/// algorithm's name is five characters and 36 is a multiple of 3, so these
+/// 48 characters start the segment of every header of that algorithm and
+/// kind, whatever the kid; what follows encodes `"<kid>"}` alone. Tests
+/// check each against the header keys write.
+const HEADER_B64_PREFIXES: [(Algorithm, TokenKind, &str); 8] = [
+    (
+        Algorithm::HS256,
+        TokenKind::Access,
+        "eyJhbGciOiJIUzI1NiIsInR5cCI6ImF0K2p3dCIsImtpZCI6",
+    ),
+    (
+        Algorithm::HS256,
+        TokenKind::Refresh,
+        "eyJhbGciOiJIUzI1NiIsInR5cCI6InJ0K2p3dCIsImtpZCI6",
+    ),
+    (
+        Algorithm::EdDSA,
+        TokenKind::Access,
+        "eyJhbGciOiJFZERTQSIsInR5cCI6ImF0K2p3dCIsImtpZCI6",
+    ),
+    (
+        Algorithm::EdDSA,
+        TokenKind::Refresh,
+        "eyJhbGciOiJFZERTQSIsInR5cCI6InJ0K2p3dCIsImtpZCI6",
+    ),
+    (
+        Algorithm::ES256,
+        TokenKind::Access,
+        "eyJhbGciOiJFUzI1NiIsInR5cCI6ImF0K2p3dCIsImtpZCI6",
+    ),
+    (
+        Algorithm::ES256,
+        TokenKind::Refresh,
+        "eyJhbGciOiJFUzI1NiIsInR5cCI6InJ0K2p3dCIsImtpZCI6",
+    ),
+    (
+        Algorithm::RS256,
+        TokenKind::Access,
+        "eyJhbGciOiJSUzI1NiIsInR5cCI6ImF0K2p3dCIsImtpZCI6",
+    ),
+    (
+        Algorithm::RS256,
+        TokenKind::Refresh,
+        "eyJhbGciOiJSUzI1NiIsInR5cCI6InJ0K2p3dCIsImtpZCI6",
+    ),
+];
+
+/// The 48-character segment prefix of `alg` and `kind`.
+#[cfg(test)]
+fn header_b64_prefix(alg: Algorithm, kind: TokenKind) -> &'static str {
+    HEADER_B64_PREFIXES
+        .iter()
+        .find(|(a, k, _)| *a == alg && *k == kind)
+        .map(|(_, _, prefix)| *prefix)
+        .unwrap_or_default()
 }
 
 /// The longest encoded `"<kid>"}`: 67 bytes in base64url.
@@ -470,10 +522,10 @@ const TAIL_B64_MAX: usize = (1 + crate::MAX_KID_CHARS + 2) * 4 / 3 + 1;
 /// Room to decode it, rounded up to whole 3-byte groups.
 const TAIL_SCRATCH: usize = TAIL_B64_MAX.div_ceil(4) * 3;
 
-/// The kind named by `typ` and what stands as the kid in a header segment
-/// that is the canonical base64url of
-/// `{"alg":"HS256","typ":"at+jwt"|"rt+jwt","kid":"<kid>"}` byte for byte:
-/// the form keys sign with (see `key::header_prefix`), if the kid is a
+/// The algorithm and kind named by `alg` and `typ` and what stands as the
+/// kid in a header segment that is the canonical base64url of
+/// `{"alg":"<alg>","typ":"at+jwt"|"rt+jwt","kid":"<kid>"}` byte for byte:
+/// the form keys sign with (see `key::header_prefix_into`), if the kid is a
 /// valid one. `None` for anything else, which the strict parser then reads.
 /// The kid's validity is left to the caller: a kid found in a key set is
 /// valid, so only a miss needs checking.
@@ -482,23 +534,31 @@ const TAIL_SCRATCH: usize = TAIL_B64_MAX.div_ceil(4) * 3;
 /// which the kid then borrows): the same answer as decoding the whole
 /// segment, since base64url encodes each 3-byte group on its own and
 /// canonical decoding admits one spelling per group. Tests compare the two.
-fn header_kid_candidate<'s>(segment: &str, scratch: &'s mut [u8; TAIL_SCRATCH]) -> Option<(TokenKind, &'s [u8])> {
-    let (typ, tail) = [TokenKind::Access, TokenKind::Refresh]
-        .into_iter()
-        .find_map(|kind| Some((kind, segment.strip_prefix(header_b64_prefix(kind))?)))?;
+fn header_kid_candidate<'s>(
+    segment: &str,
+    scratch: &'s mut [u8; TAIL_SCRATCH],
+) -> Option<(Algorithm, TokenKind, &'s [u8])> {
+    // All eight prefixes share "eyJhbGciOiJ" and differ within the next
+    // few characters, so this rejects a foreign header after a byte or two.
+    let (alg, typ, tail) = HEADER_B64_PREFIXES
+        .iter()
+        .find_map(|(alg, kind, prefix)| Some((*alg, *kind, segment.strip_prefix(prefix)?)))?;
     if tail.len() > TAIL_B64_MAX {
         return None;
     }
     let len = B64.decode_slice(tail, scratch).ok()?;
     let kid = scratch.get(..len)?.strip_prefix(b"\"")?.strip_suffix(HEADER_SUFFIX)?;
-    Some((typ, kid))
+    Some((alg, typ, kid))
 }
 
 /// [`header_kid_candidate`] with a valid kid: exactly the headers keys sign
 /// with.
 #[cfg(test)]
-fn canonical_header_kid<'s>(segment: &str, scratch: &'s mut [u8; TAIL_SCRATCH]) -> Option<(TokenKind, &'s [u8])> {
-    header_kid_candidate(segment, scratch).filter(|(_, kid)| valid_kid(kid))
+fn canonical_header_kid<'s>(
+    segment: &str,
+    scratch: &'s mut [u8; TAIL_SCRATCH],
+) -> Option<(Algorithm, TokenKind, &'s [u8])> {
+    header_kid_candidate(segment, scratch).filter(|(_, _, kid)| valid_kid(kid))
 }
 
 /// Binds a genuine token to its key's tenant, then to the tenant expected.
@@ -507,7 +567,7 @@ fn canonical_header_kid<'s>(segment: &str, scratch: &'s mut [u8; TAIL_SCRATCH]) 
 /// comparison also makes the legacy rule: such a token verifies only under
 /// a default-tenant key. Checked before the times, so that `Expired` keeps
 /// meaning "genuine, valid, yours, and only late".
-fn check_tenant(key: &HmacKey, tid: Uuid, expected: Option<Uuid>) -> Result<(), TokenError> {
+fn check_tenant(key: &Key, tid: Uuid, expected: Option<Uuid>) -> Result<(), TokenError> {
     if tid != key.tenant() {
         return Err(TokenError::TenantMismatch);
     }

@@ -4,8 +4,8 @@
 //! the header `{"alg":"HS256","typ":"at+jwt"|"rt+jwt","kid":"..."}` and the
 //! claims of [`AccessClaims`] or [`RefreshClaims`].
 //!
-//! Every [`HmacKey`] is for one [`TokenKind`] and one tenant (a customer;
-//! [`DEFAULT_TENANT`], the nil uuid, unless [`HmacKey::for_tenant`] says
+//! Every [`Key`] is for one [`TokenKind`] and one tenant (a customer;
+//! [`DEFAULT_TENANT`], the nil uuid, unless [`Key::for_tenant`] says
 //! otherwise). A tenant signs with its [`SigningKeys`], one key per kind. A
 //! [`KeySet`] holds every verification key of every tenant (the current
 //! ones, the next ones, the previous ones during a rotation) in a hash map,
@@ -51,12 +51,12 @@
 //! ```
 //! use std::borrow::Cow;
 //! use tessera_token::{
-//!     AccessClaims, HmacKey, Keyring, TokenBuf, TokenError, TokenKind, Validation, DEFAULT_TENANT,
+//!     AccessClaims, Key, Keyring, TokenBuf, TokenError, TokenKind, Validation, DEFAULT_TENANT,
 //! };
 //! use uuid::Uuid;
 //!
-//! let access = HmacKey::from_secret(TokenKind::Access, b"an access secret of 32+ bytes....")?;
-//! let refresh = HmacKey::from_secret(TokenKind::Refresh, b"a refresh secret of 32+ bytes....")?;
+//! let access = Key::from_secret(TokenKind::Access, b"an access secret of 32+ bytes....")?;
+//! let refresh = Key::from_secret(TokenKind::Refresh, b"a refresh secret of 32+ bytes....")?;
 //! let keyring = Keyring::new(access, refresh)?;
 //!
 //! let now = 1_700_000_000;
@@ -94,6 +94,8 @@
 
 #![forbid(unsafe_code)]
 
+/// Ed25519, ECDSA P-256 and RSA keys.
+mod asym;
 /// Canonical base64url (no padding, no trailing bits).
 mod b64;
 /// Fast path for payloads in exactly the form this crate signs.
@@ -106,6 +108,8 @@ mod error;
 mod header;
 /// HMAC-SHA256 with a precomputed, wipeable keyed state.
 mod hmac;
+/// Public keys as JWKs.
+mod jwk;
 /// Keys and token kinds.
 mod key;
 /// Signing, and the single-tenant keyring.
@@ -113,15 +117,17 @@ mod keyring;
 /// Every tenant's verification keys, and verification.
 mod keyset;
 
+pub use asym::{generate_private_key, MAX_RSA_BITS, MIN_RSA_BITS};
 pub use claims::{AccessClaims, RefreshClaims};
 pub use error::{KeyError, TokenError};
-pub use key::{Algorithm, HmacKey, TokenKind, MAX_KID_CHARS, MIN_SECRET_BYTES};
+pub use jwk::{Jwk, JwkSet};
+pub use key::{Algorithm, Key, TokenKind, MAX_KID_CHARS, MIN_SECRET_BYTES};
 pub use keyring::{Keyring, SigningKeys};
 pub use keyset::{header_kid, KeySet};
 pub use uuid::Uuid;
 
 /// The default tenant's id: the nil uuid. Keys belong to it unless built
-/// [`HmacKey::for_tenant`] another, and tokens without `tid` (signed before
+/// [`Key::for_tenant`] another, and tokens without `tid` (signed before
 /// tenants existed) are its.
 pub const DEFAULT_TENANT: Uuid = Uuid::nil();
 

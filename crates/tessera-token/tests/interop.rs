@@ -12,8 +12,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header};
 use serde::{Deserialize, Serialize};
 use tessera_token::{
-    AccessClaims, HmacKey, KeySet, Keyring, RefreshClaims, SigningKeys, TokenBuf, TokenError, TokenKind, Uuid,
-    Validation, DEFAULT_TENANT,
+    AccessClaims, Key, KeySet, Keyring, RefreshClaims, SigningKeys, TokenBuf, TokenError, TokenKind, Uuid, Validation,
+    DEFAULT_TENANT,
 };
 
 /// What `JWT_SECRET` holds: the key is its UTF-8 bytes.
@@ -43,8 +43,8 @@ fn now() -> i64 {
 
 fn keyring() -> Keyring {
     Keyring::new(
-        HmacKey::from_secret(TokenKind::Access, JWT_SECRET.as_bytes()).unwrap(),
-        HmacKey::from_secret(TokenKind::Refresh, REFRESH_SECRET.as_bytes()).unwrap(),
+        Key::from_secret(TokenKind::Access, JWT_SECRET.as_bytes()).unwrap(),
+        Key::from_secret(TokenKind::Refresh, REFRESH_SECRET.as_bytes()).unwrap(),
     )
     .unwrap()
 }
@@ -213,7 +213,7 @@ fn tokens_without_tid_from_jsonwebtoken_verify_as_the_default_tenants_only() {
     let tenant = Uuid::new_v4();
     let mut set = KeySet::new();
     set.insert(
-        HmacKey::from_secret(TokenKind::Access, JWT_SECRET.as_bytes())
+        Key::from_secret(TokenKind::Access, JWT_SECRET.as_bytes())
             .unwrap()
             .for_tenant(tenant),
     )
@@ -230,10 +230,10 @@ fn tenant_tokens_verify_with_jsonwebtoken_and_carry_tid() {
     let now = now();
     let tenant = Uuid::new_v4();
     let keys = SigningKeys::new(
-        HmacKey::with_kid(TokenKind::Access, "Xy3_kP0-abcdefghijklmn", JWT_SECRET.as_bytes())
+        Key::with_kid(TokenKind::Access, "Xy3_kP0-abcdefghijklmn", JWT_SECRET.as_bytes())
             .unwrap()
             .for_tenant(tenant),
-        HmacKey::with_kid(TokenKind::Refresh, "Xy3_kP0-abcdefghijklmo", REFRESH_SECRET.as_bytes())
+        Key::with_kid(TokenKind::Refresh, "Xy3_kP0-abcdefghijklmo", REFRESH_SECRET.as_bytes())
             .unwrap()
             .for_tenant(tenant),
     )

@@ -8,7 +8,7 @@ use std::borrow::Cow;
 
 use stats_alloc::{Region, StatsAlloc, INSTRUMENTED_SYSTEM};
 use tessera_token::{
-    AccessClaims, HmacKey, KeySet, Keyring, RefreshClaims, SigningKeys, TokenBuf, TokenKind, Uuid, Validation,
+    AccessClaims, Key, KeySet, Keyring, RefreshClaims, SigningKeys, TokenBuf, TokenKind, Uuid, Validation,
     DEFAULT_TENANT,
 };
 
@@ -18,8 +18,8 @@ static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
 #[test]
 fn verification_of_issued_tokens_does_not_allocate() {
     let ring = Keyring::new(
-        HmacKey::from_secret(TokenKind::Access, b"no-alloc-access-secret-0123456789ab").unwrap(),
-        HmacKey::from_secret(TokenKind::Refresh, b"no-alloc-refresh-secret-0123456789a").unwrap(),
+        Key::from_secret(TokenKind::Access, b"no-alloc-access-secret-0123456789ab").unwrap(),
+        Key::from_secret(TokenKind::Refresh, b"no-alloc-refresh-secret-0123456789a").unwrap(),
     )
     .unwrap();
     let now = 1_700_000_000;
@@ -57,7 +57,7 @@ fn verification_of_issued_tokens_does_not_allocate() {
         let tenant = Uuid::from_u128(u128::from(n) + 1);
         let secret = format!("no-alloc-tenant-secret-{n:010}-0123456789");
         let key = |kind, suffix| {
-            HmacKey::with_kid(kind, &format!("tenant{n:010}kid{suffix}xx"), secret.as_bytes())
+            Key::with_kid(kind, &format!("tenant{n:010}kid{suffix}xx"), secret.as_bytes())
                 .unwrap()
                 .for_tenant(tenant)
         };

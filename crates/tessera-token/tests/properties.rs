@@ -12,8 +12,7 @@ use hmac::{Hmac, Mac};
 use proptest::prelude::*;
 use sha2::Sha256;
 use tessera_token::{
-    AccessClaims, HmacKey, KeySet, Keyring, RefreshClaims, SigningKeys, TokenBuf, TokenError, TokenKind, Uuid,
-    Validation,
+    AccessClaims, Key, KeySet, Keyring, RefreshClaims, SigningKeys, TokenBuf, TokenError, TokenKind, Uuid, Validation,
 };
 
 const NOW: i64 = 1_700_000_000;
@@ -21,10 +20,10 @@ const NOW: i64 = 1_700_000_000;
 /// A keyring of `tenant`, whose tokens say `tid: tenant`.
 fn keyring(tenant: Uuid, access_secret: &[u8], refresh_secret: &[u8]) -> Keyring {
     Keyring::new(
-        HmacKey::from_secret(TokenKind::Access, access_secret)
+        Key::from_secret(TokenKind::Access, access_secret)
             .unwrap()
             .for_tenant(tenant),
-        HmacKey::from_secret(TokenKind::Refresh, refresh_secret)
+        Key::from_secret(TokenKind::Refresh, refresh_secret)
             .unwrap()
             .for_tenant(tenant),
     )
@@ -186,11 +185,11 @@ proptest! {
         let refresh = b"prop-refresh-secret-0123456789abcde";
         let make = |secret: &[u8]| {
             let key = if same_kid {
-                HmacKey::with_kid(TokenKind::Access, "shared-kid", secret).unwrap()
+                Key::with_kid(TokenKind::Access, "shared-kid", secret).unwrap()
             } else {
-                HmacKey::from_secret(TokenKind::Access, secret).unwrap()
+                Key::from_secret(TokenKind::Access, secret).unwrap()
             };
-            let refresh = HmacKey::from_secret(TokenKind::Refresh, refresh).unwrap();
+            let refresh = Key::from_secret(TokenKind::Refresh, refresh).unwrap();
             Keyring::new(key.for_tenant(claims.tid), refresh.for_tenant(claims.tid)).unwrap()
         };
         let (ring_a, ring_b) = (make(&a), make(&b));
@@ -244,10 +243,10 @@ fn arb_tenants() -> impl Strategy<Value = Vec<Tenant>> {
                     .zip(secrets)
                     .map(|((id, kids), (access_secret, refresh_secret))| {
                         let id = Uuid::from_u128(id);
-                        let access = HmacKey::with_kid(TokenKind::Access, &kids[0], &access_secret)
+                        let access = Key::with_kid(TokenKind::Access, &kids[0], &access_secret)
                             .unwrap()
                             .for_tenant(id);
-                        let refresh = HmacKey::with_kid(TokenKind::Refresh, &kids[1], &refresh_secret)
+                        let refresh = Key::with_kid(TokenKind::Refresh, &kids[1], &refresh_secret)
                             .unwrap()
                             .for_tenant(id);
                         Tenant {

@@ -1074,6 +1074,7 @@ mod postgres_only {
             access_verify_until: T0 + 1000,
             refresh_verify_until: T0 + 2000,
             new_keys,
+            expect_active_access: None,
         }
     }
 

@@ -19,8 +19,8 @@ const GLOBEX: Uuid = Uuid::from_u128(0x0b_10be_0000_4000_8000_0000_0000_0002);
 /// with kids `<name>-a` and `<name>-r`.
 fn default_keys() -> SigningKeys {
     SigningKeys::new(
-        HmacKey::from_secret(TokenKind::Access, ACCESS_SECRET).unwrap(),
-        HmacKey::from_secret(TokenKind::Refresh, REFRESH_SECRET).unwrap(),
+        Key::from_secret(TokenKind::Access, ACCESS_SECRET).unwrap(),
+        Key::from_secret(TokenKind::Refresh, REFRESH_SECRET).unwrap(),
     )
     .unwrap()
 }
@@ -28,10 +28,10 @@ fn default_keys() -> SigningKeys {
 fn tenant_keys(tenant: Uuid, name: &str) -> SigningKeys {
     let secret = |kind: &str| format!("{name}-{kind}-secret-0123456789abcdefghijklmnop");
     SigningKeys::new(
-        HmacKey::with_kid(TokenKind::Access, &format!("{name}-a"), secret("access").as_bytes())
+        Key::with_kid(TokenKind::Access, &format!("{name}-a"), secret("access").as_bytes())
             .unwrap()
             .for_tenant(tenant),
-        HmacKey::with_kid(TokenKind::Refresh, &format!("{name}-r"), secret("refresh").as_bytes())
+        Key::with_kid(TokenKind::Refresh, &format!("{name}-r"), secret("refresh").as_bytes())
             .unwrap()
             .for_tenant(tenant),
     )
@@ -115,7 +115,7 @@ fn without_tid(json: &str, tid: Uuid) -> String {
 }
 
 /// A token of `kind` signed by `key` whose payload has no `tid`.
-fn legacy_token(key: &HmacKey) -> String {
+fn legacy_token(key: &Key) -> String {
     let (payload, typ) = match key.kind() {
         TokenKind::Access => (serde_json::to_string(&claims()).unwrap(), "at+jwt"),
         TokenKind::Refresh => (serde_json::to_string(&refresh_claims()).unwrap(), "rt+jwt"),
@@ -158,7 +158,7 @@ fn legacy_token_without_tid_verifies_under_a_default_tenant_key_as_the_default_t
         Ok(refresh_claims())
     );
     // A verify-only default key (an old one, kept through a rotation) too.
-    let old = HmacKey::with_kid(TokenKind::Access, "old", b"the-old-access-secret-0123456789abc").unwrap();
+    let old = Key::with_kid(TokenKind::Access, "old", b"the-old-access-secret-0123456789abc").unwrap();
     let mut set = set;
     set.insert(old.clone()).unwrap();
     assert_eq!(verify(&set, &legacy_token(&old), None, NOW), Ok(claims()));
@@ -304,7 +304,7 @@ fn kind_and_signature_come_before_the_tenant() {
 #[test]
 fn kids_are_unique_across_tenants() {
     let mut set = set();
-    let clash = HmacKey::with_kid(TokenKind::Access, "acme-a", ACCESS_SECRET)
+    let clash = Key::with_kid(TokenKind::Access, "acme-a", ACCESS_SECRET)
         .unwrap()
         .for_tenant(GLOBEX);
     assert_eq!(
@@ -312,7 +312,7 @@ fn kids_are_unique_across_tenants() {
         Some(KeyError::DuplicateKid("acme-a".into()))
     );
     // Unchanged: still acme's key.
-    assert_eq!(set.get("acme-a").map(HmacKey::tenant), Some(ACME));
+    assert_eq!(set.get("acme-a").map(Key::tenant), Some(ACME));
     assert_eq!(set.len(), 6);
 }
 
@@ -320,7 +320,7 @@ fn kids_are_unique_across_tenants() {
 fn upsert_replaces_and_returns_the_old_key() {
     let mut set = set();
     let token = acme().sign_access(&claims_of(ACME));
-    let replacement = HmacKey::with_kid(TokenKind::Access, "acme-a", b"a-brand-new-secret-0123456789abcdefgh")
+    let replacement = Key::with_kid(TokenKind::Access, "acme-a", b"a-brand-new-secret-0123456789abcdefgh")
         .unwrap()
         .for_tenant(ACME);
     let old = set.upsert(replacement.clone()).unwrap();
@@ -333,7 +333,7 @@ fn upsert_replaces_and_returns_the_old_key() {
         .sign_access(&claims_of(ACME));
     assert_eq!(verify(&set, &new_token, Some(ACME), NOW), Ok(claims_of(ACME)));
     // A new kid is an insert.
-    let fresh = HmacKey::with_kid(TokenKind::Access, "acme-next", ACCESS_SECRET).unwrap();
+    let fresh = Key::with_kid(TokenKind::Access, "acme-next", ACCESS_SECRET).unwrap();
     assert!(set.upsert(fresh).is_none());
     assert_eq!(set.len(), 7);
 }
@@ -342,7 +342,7 @@ fn upsert_replaces_and_returns_the_old_key() {
 fn get_contains_remove() {
     let mut set = set();
     assert!(set.contains("globex-r"));
-    assert_eq!(set.get("globex-r").map(HmacKey::kind), Some(TokenKind::Refresh));
+    assert_eq!(set.get("globex-r").map(Key::kind), Some(TokenKind::Refresh));
     assert!(set.get("nobody").is_none() && !set.contains("nobody"));
     let token = globex().sign_refresh(&refresh_claims_of(GLOBEX));
     assert!(verify_refresh(&set, &token, Some(GLOBEX), NOW).is_ok());
@@ -368,7 +368,7 @@ fn retain_and_remove_tenant() {
     assert_eq!(verify(&set, &token, None, NOW), Err(TokenError::UnknownKey));
 
     set.retain(|k| k.kind() == TokenKind::Access);
-    let mut kids: Vec<&str> = set.iter().map(HmacKey::kid).collect();
+    let mut kids: Vec<&str> = set.iter().map(Key::kid).collect();
     kids.sort_unstable();
     let default_kid = default_keys().access_kid().to_owned();
     let mut expected = vec!["acme-a", default_kid.as_str()];
@@ -413,43 +413,53 @@ fn a_set_of_many_tenants_finds_each_key() {
 // --- header paths ------------------------------------------------------------------------
 
 /// The fast path's reading of a header segment, owned.
-fn fast(segment: &str) -> Option<(TokenKind, Vec<u8>)> {
+fn fast(segment: &str) -> Option<(Algorithm, TokenKind, Vec<u8>)> {
     let mut scratch = [0u8; TAIL_SCRATCH];
-    canonical_header_kid(segment, &mut scratch).map(|(kind, kid)| (kind, kid.to_vec()))
+    canonical_header_kid(segment, &mut scratch).map(|(alg, kind, kid)| (alg, kind, kid.to_vec()))
 }
 
 /// What the fast path stands for: decode the whole segment, then match the
 /// JSON against the form keys sign with.
-fn reference(segment: &str) -> Option<(TokenKind, Vec<u8>)> {
+fn reference(segment: &str) -> Option<(Algorithm, TokenKind, Vec<u8>)> {
     let json = B64.decode(segment).ok()?;
-    [TokenKind::Access, TokenKind::Refresh].into_iter().find_map(|kind| {
-        let kid = json
-            .strip_prefix(crate::key::header_prefix(kind))?
-            .strip_suffix(HEADER_SUFFIX)?;
-        crate::key::valid_kid(kid).then(|| (kind, kid.to_vec()))
+    Algorithm::ALL.into_iter().find_map(|alg| {
+        [TokenKind::Access, TokenKind::Refresh].into_iter().find_map(|kind| {
+            let kid = json
+                .strip_prefix(crate::key::header_prefix(alg, kind).as_slice())?
+                .strip_suffix(HEADER_SUFFIX)?;
+            crate::key::valid_kid(kid).then(|| (alg, kind, kid.to_vec()))
+        })
     })
 }
 
 #[test]
 fn the_fixed_part_of_the_header_segment_is_its_prefix_encoded() {
-    for kind in [TokenKind::Access, TokenKind::Refresh] {
-        let prefix = crate::key::header_prefix(kind);
-        assert_eq!(prefix.len(), 37);
-        assert_eq!(header_b64_prefix(kind), B64.encode(&prefix[..36]));
-        assert_eq!(&prefix[36..], b"\"");
+    for alg in Algorithm::ALL {
+        for kind in [TokenKind::Access, TokenKind::Refresh] {
+            let prefix = crate::key::header_prefix(alg, kind);
+            assert_eq!(prefix.len(), 37);
+            assert_eq!(header_b64_prefix(alg, kind), B64.encode(&prefix[..36]));
+            assert_eq!(&prefix[36..], b"\"");
+        }
     }
     let longest = "k".repeat(MAX_KID_CHARS);
-    let key = HmacKey::with_kid(TokenKind::Access, &longest, ACCESS_SECRET).unwrap();
+    let key = Key::with_kid(TokenKind::Access, &longest, ACCESS_SECRET).unwrap();
     assert_eq!(key.header_b64().len(), 48 + TAIL_B64_MAX);
-    assert_eq!(fast(&key.header_b64()), Some((TokenKind::Access, longest.into_bytes())));
+    assert_eq!(
+        fast(&key.header_b64()),
+        Some((Algorithm::HS256, TokenKind::Access, longest.into_bytes()))
+    );
 }
 
 #[test]
 fn the_fast_path_reads_exactly_the_headers_keys_sign_with() {
     for kind in [TokenKind::Access, TokenKind::Refresh] {
         for kid in ["some-kid", "k", "Xy3_kP0-abcdefghijklmn"] {
-            let key = HmacKey::with_kid(kind, kid, ACCESS_SECRET).unwrap();
-            assert_eq!(fast(&key.header_b64()), Some((kind, kid.as_bytes().to_vec())));
+            let key = Key::with_kid(kind, kid, ACCESS_SECRET).unwrap();
+            assert_eq!(
+                fast(&key.header_b64()),
+                Some((Algorithm::HS256, kind, kid.as_bytes().to_vec()))
+            );
         }
     }
     let long = format!(
@@ -475,7 +485,7 @@ fn the_fast_path_reads_exactly_the_headers_keys_sign_with() {
         assert_eq!(reference(&segment), None, "{bad}");
     }
     // Right JSON, wrong encodings: padded, or trailing bits set.
-    let good = HmacKey::with_kid(TokenKind::Access, "k1", ACCESS_SECRET)
+    let good = Key::with_kid(TokenKind::Access, "k1", ACCESS_SECRET)
         .unwrap()
         .header_b64();
     assert_eq!(fast(&format!("{good}=")), None);
@@ -496,7 +506,7 @@ fn fast_path_typ_check_is_header_segment_equality() {
     for key in set.iter() {
         for typ in ["at+jwt", "rt+jwt"] {
             let segment = B64.encode(header_json("HS256", typ, key.kid()));
-            let (kind, kid) = fast(&segment).unwrap();
+            let (_, kind, kid) = fast(&segment).unwrap();
             assert_eq!(kid, key.kid().as_bytes());
             assert_eq!(kind == key.kind(), segment == key.header_b64(), "{typ} {}", key.kid());
         }
@@ -508,7 +518,7 @@ fn arb_segment() -> impl Strategy<Value = String> {
         .iter()
         .flat_map(|kid| {
             [TokenKind::Access, TokenKind::Refresh]
-                .map(|kind| HmacKey::with_kid(kind, kid, ACCESS_SECRET).unwrap().header_b64())
+                .map(|kind| Key::with_kid(kind, kid, ACCESS_SECRET).unwrap().header_b64())
         })
         .collect();
     let alphabet = "[A-Za-z0-9_=+/ -]";
@@ -531,10 +541,16 @@ fn arb_segment() -> impl Strategy<Value = String> {
             }),
         // The fixed start, then anything.
         (
+            prop_oneof![
+                Just(Algorithm::HS256),
+                Just(Algorithm::EdDSA),
+                Just(Algorithm::ES256),
+                Just(Algorithm::RS256)
+            ],
             prop_oneof![Just(TokenKind::Access), Just(TokenKind::Refresh)],
             "[A-Za-z0-9_=+/ -]{0,100}"
         )
-            .prop_map(|(kind, rest)| format!("{}{rest}", header_b64_prefix(kind))),
+            .prop_map(|(alg, kind, rest)| format!("{}{rest}", header_b64_prefix(alg, kind))),
         // Headers of any kid-like JSON string.
         ("[ -~]{0,70}", prop_oneof![Just("at+jwt"), Just("rt+jwt")])
             .prop_map(|(kid, typ)| B64.encode(header_json("HS256", typ, &kid))),
@@ -696,7 +712,9 @@ fn header_kid_refuses_malformed_tokens() {
 
 #[test]
 fn header_kid_refuses_other_algorithms_and_members() {
-    for alg in ["none", "None", "HS384", "RS256", "hs256", ""] {
+    for alg in [
+        "none", "None", "HS384", "RS512", "PS256", "ES384", "Ed25519", "eddsa", "hs256", "",
+    ] {
         assert_eq!(
             kid_of(&with_header(&header_json(alg, "at+jwt", "k"))),
             Err(TokenError::AlgorithmMismatch),
@@ -802,7 +820,7 @@ fn arb_header() -> impl Strategy<Value = String> {
         })
 }
 
-fn arb_signer() -> impl Strategy<Value = HmacKey> {
+fn arb_signer() -> impl Strategy<Value = Key> {
     prop_oneof![
         Just(acme().access_key().clone()),
         Just(acme().refresh_key().clone()),
