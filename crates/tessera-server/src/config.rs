@@ -53,6 +53,8 @@ pub struct Config {
     pub header_timeout: Duration,
     /// Connections open at once; more wait in the accept queue.
     pub max_connections: usize,
+    /// Signing algorithm, scheduled rotation and JWKS caching.
+    pub keys: crate::keys::KeyPolicy,
 }
 
 impl Config {
@@ -85,6 +87,7 @@ impl Config {
             request_timeout: Duration::from_secs(30),
             header_timeout: Duration::from_secs(10),
             max_connections: 10_000,
+            keys: crate::keys::KeyPolicy::default(),
         }
     }
 
@@ -132,6 +135,7 @@ impl Config {
                 "must be at most 60s: a longer window lets a stolen refresh token ride along".to_owned(),
             ));
         }
+        self.validate_keys()?;
         if self.audience.trim().is_empty() || self.audience.len() > 256 {
             return Err(ConfigError::new(
                 "TESSERA_AUDIENCE",
@@ -256,6 +260,47 @@ impl Config {
                 "TESSERA_HASH_CONCURRENCY",
                 "must be at least 1".to_owned(),
             ));
+        }
+        Ok(())
+    }
+}
+
+impl Config {
+    fn validate_keys(&self) -> Result<(), ConfigError> {
+        let policy = &self.keys;
+        if policy.default_alg.is_asymmetric() && matches!(self.secrets, SecretsSource::Env { .. }) {
+            return Err(ConfigError::new(
+                "TESSERA_SIGNING_ALG",
+                format!(
+                    "{} needs a key pair tessera generates and stores, but JWT_SECRET is an HS256 secret; \
+                     unset JWT_SECRET and REFRESH_TOKEN_SECRET, or keep TESSERA_SIGNING_ALG=HS256",
+                    policy.default_alg
+                ),
+            ));
+        }
+        let max_age = policy.jwks_max_age;
+        if max_age < Duration::from_secs(1) || max_age > Duration::from_secs(24 * 3600) {
+            return Err(ConfigError::new("TESSERA_JWKS_MAX_AGE", "must be 1s to 24h".to_owned()));
+        }
+        for (var, every) in [
+            ("TESSERA_KEY_ROTATION", policy.rotation),
+            ("TESSERA_HMAC_KEY_ROTATION", policy.hmac_rotation),
+        ] {
+            let Some(every) = every else { continue };
+            if every < max_age * 2 {
+                return Err(ConfigError::new(
+                    var,
+                    format!(
+                        "{}s is shorter than twice TESSERA_JWKS_MAX_AGE ({}s): a verifier caching the JWKS \
+                         could meet a key before its cache has it; rotate less often or lower the max-age",
+                        every.as_secs(),
+                        max_age.as_secs()
+                    ),
+                ));
+            }
+            if every > Duration::from_secs(365 * 24 * 3600) {
+                return Err(ConfigError::new(var, "must be at most 365d, or off".to_owned()));
+            }
         }
         Ok(())
     }

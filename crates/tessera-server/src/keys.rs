@@ -14,6 +14,14 @@
 //! keys verify until the last token they signed expires, then are dropped;
 //! `revoked` keys are gone at once.
 //!
+//! Access keys are HS256 or public-key (EdDSA, ES256, RS256, chosen per
+//! tenant); refresh keys are always HS256. A public-key tenant's next,
+//! active and retired access keys are published as its JWKS, which this
+//! module builds whenever the tenant's keys change (not per request). Keys
+//! rotate by hand and, when configured, on a schedule ([`rotate_on_schedule`]):
+//! each instance checks, and the store's compare-and-set on the active kid
+//! lets only one of them rotate a tenant.
+//!
 //! Instances learn of changes three ways: PostgreSQL `LISTEN/NOTIFY` (within
 //! milliseconds), a periodic re-read of recently changed rows (the safety net,
 //! and the only way on SQLite, where a CLI process may change keys), and a
@@ -25,15 +33,17 @@ use crate::secrets::SecretPair;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use rand::RngCore as _;
+use sha2::Digest as _;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 use tessera_core::TenantId;
 use tessera_store::{
-    KeyKind, KeyRotation, KeyState, NewKey, RotatedKeys, RotationMode, StoreError, StoredKey, TenantStore,
+    Conflict, KeyKind, KeyRotation, KeyState, NewKey, RotatedKeys, RotationMode, StoreError, StoredKey, TenantStore,
 };
 use tessera_token::{
-    AccessClaims, HmacKey, KeySet, RefreshClaims, SigningKeys, TokenBuf, TokenError, TokenKind, Validation,
+    AccessClaims, Algorithm, JwkSet, Key, KeySet, RefreshClaims, SigningKeys, TokenBuf, TokenError, TokenKind,
+    Validation,
 };
 use zeroize::Zeroizing;
 
@@ -48,6 +58,93 @@ const UNKNOWN_LOOKUPS_PER_SEC: f64 = 20.0;
 /// How long a kid the store did not know stays known-unknown.
 const NEGATIVE_TTL: Duration = Duration::from_secs(30);
 const NEGATIVE_MAX: usize = 10_000;
+
+/// How keys are made and rotated.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyPolicy {
+    /// What the default tenant's access tokens are signed with
+    /// (`TESSERA_SIGNING_ALG`).
+    pub default_alg: Algorithm,
+    /// Scheduled rotation of public-key tenants (`TESSERA_KEY_ROTATION`).
+    pub rotation: Option<std::time::Duration>,
+    /// Scheduled rotation of HS256 tenants (`TESSERA_HMAC_KEY_ROTATION`).
+    pub hmac_rotation: Option<std::time::Duration>,
+    /// How long verifiers may cache a JWKS (`TESSERA_JWKS_MAX_AGE`); a next
+    /// key is published at least this long before it signs.
+    pub jwks_max_age: std::time::Duration,
+}
+
+impl Default for KeyPolicy {
+    fn default() -> Self {
+        Self {
+            default_alg: Algorithm::HS256,
+            rotation: Some(std::time::Duration::from_secs(30 * 24 * 3600)),
+            hmac_rotation: None,
+            jwks_max_age: std::time::Duration::from_secs(300),
+        }
+    }
+}
+
+impl KeyPolicy {
+    fn interval(&self, alg: Algorithm) -> Option<i64> {
+        let every = if alg.is_asymmetric() {
+            self.rotation
+        } else {
+            self.hmac_rotation
+        };
+        every.map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX).max(1))
+    }
+}
+
+/// What a rotation asks for besides its mode.
+#[derive(Debug, Clone, Default)]
+pub struct RotateOptions {
+    /// The algorithm of the new access keys; `None` keeps the tenant's.
+    pub alg: Option<Algorithm>,
+    /// Rotate only if this is still the active access kid (scheduled
+    /// rotations, so that instances rotating at once rotate a tenant once).
+    pub expect_active: Option<String>,
+    /// Refuse a graceful rotation of a public-key tenant whose next key was
+    /// published less than the JWKS max-age ago: a verifier caching the
+    /// JWKS may not have it yet. Manual rotations wait; start-up and the
+    /// schedule (whose interval is at least twice the max-age) do not.
+    pub wait_for_publication: bool,
+}
+
+/// A tenant's JWKS document, built when its keys change.
+#[derive(Debug)]
+pub struct Jwks {
+    /// `{"keys":[...]}`: the public next, active and retired access keys.
+    pub body: String,
+    /// A strong validator of `body`, quoted.
+    pub etag: String,
+    /// The algorithms the tenant signs (or will sign) access tokens with.
+    pub algs: Vec<Algorithm>,
+}
+
+impl Jwks {
+    fn build(mut keys: Vec<tessera_token::Jwk>, algs: Vec<Algorithm>) -> Self {
+        keys.sort_by(|a, b| a.kid.cmp(&b.kid));
+        let body = serde_json::to_string(&JwkSet { keys }).unwrap_or_else(|_| r#"{"keys":[]}"#.to_owned());
+        let digest = sha2::Sha256::digest(body.as_bytes());
+        let etag = format!("\"{}\"", URL_SAFE_NO_PAD.encode(&digest[..16]));
+        Self { body, etag, algs }
+    }
+
+    fn empty(alg: Algorithm) -> Self {
+        Self::build(Vec::new(), vec![alg])
+    }
+}
+
+/// What memory knows of a tenant's keys besides the keys themselves.
+struct TenantInfo {
+    /// The algorithm of the tenant's next access key: what it signs with
+    /// after the next rotation, and what new keys are made for.
+    alg: Algorithm,
+    /// The active access key and when it became active.
+    active_access: Option<(String, i64)>,
+    jwks: Arc<Jwks>,
+}
 
 /// Where the default tenant's keys come from.
 pub enum DefaultKeys {
@@ -67,6 +164,15 @@ pub enum DefaultKeys {
 pub enum RotateError {
     #[error("the default tenant's keys come from JWT_SECRET and REFRESH_TOKEN_SECRET; rotate them by changing those variables")]
     DefaultFromEnv,
+    /// The next key has not been published for a JWKS max-age yet.
+    #[error("the next signing key was published {published}s ago; verifiers caching the JWKS for up to {max_age}s may not have it yet; retry in {retry_after}s, or rotate with mode revoke")]
+    TooSoon {
+        published: i64,
+        max_age: i64,
+        retry_after: i64,
+    },
+    #[error("the key material of tenant {0} cannot be opened")]
+    Damaged(TenantId),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -77,6 +183,7 @@ pub struct KeyManager {
     keys: RwLock<Keys>,
     unknown: Mutex<UnknownKids>,
     default_from_env: bool,
+    policy: KeyPolicy,
     /// The database clock at the last re-read of changed keys, in ms.
     synced_ms: Mutex<i64>,
     /// How long a retired key must keep verifying, per kind: the lifetime of
@@ -92,6 +199,8 @@ struct Keys {
     /// Each tenant's kids in `verify`, so replacing a tenant's keys does not
     /// scan every tenant's.
     kids: HashMap<TenantId, Vec<String>>,
+    /// Each tenant's algorithm, active key and JWKS.
+    tenants: HashMap<TenantId, TenantInfo>,
     /// Retired keys: when they stop verifying, kid, tenant.
     retired: Vec<(i64, String, TenantId)>,
     /// The newest `changed_at_ms` applied per tenant, so the periodic re-read
@@ -108,6 +217,7 @@ impl KeyManager {
         master: MasterKeys,
         store: Arc<dyn TenantStore>,
         default: DefaultKeys,
+        policy: KeyPolicy,
         access_ttl: i64,
         refresh_ttl: i64,
         leeway: i64,
@@ -120,6 +230,7 @@ impl KeyManager {
             keys: RwLock::new(Keys::default()),
             unknown: Mutex::new(UnknownKids::new()),
             default_from_env,
+            policy,
             synced_ms: Mutex::new(0),
             access_horizon: access_ttl.saturating_add(leeway),
             refresh_horizon: refresh_ttl.saturating_add(leeway),
@@ -127,8 +238,8 @@ impl KeyManager {
         match default {
             DefaultKeys::Env(pair) => {
                 let signer = SigningKeys::new(
-                    HmacKey::from_secret(TokenKind::Access, pair.access.expose().as_bytes())?,
-                    HmacKey::from_secret(TokenKind::Refresh, pair.refresh.expose().as_bytes())?,
+                    Key::from_secret(TokenKind::Access, pair.access.expose().as_bytes())?,
+                    Key::from_secret(TokenKind::Refresh, pair.refresh.expose().as_bytes())?,
                 )?;
                 let mut keys = manager.write();
                 let kids = vec![signer.access_kid().to_owned(), signer.refresh_kid().to_owned()];
@@ -136,6 +247,14 @@ impl KeyManager {
                 keys.verify.upsert(signer.refresh_key().clone());
                 keys.kids.insert(TenantId::DEFAULT, kids);
                 keys.signers.insert(TenantId::DEFAULT, Arc::new(signer));
+                keys.tenants.insert(
+                    TenantId::DEFAULT,
+                    TenantInfo {
+                        alg: Algorithm::HS256,
+                        active_access: None,
+                        jwks: Arc::new(Jwks::empty(Algorithm::HS256)),
+                    },
+                );
             }
             DefaultKeys::Stored { legacy } => manager.ensure_default_keys(legacy, now).await?,
         }
@@ -167,6 +286,9 @@ impl KeyManager {
         if !manager.read().signers.contains_key(&TenantId::DEFAULT) {
             anyhow::bail!("the default tenant has no usable signing keys (see the error above)");
         }
+        if !default_from_env {
+            manager.switch_default_alg(now).await?;
+        }
         tracing::info!(tenants, keys = manager.read().verify.len(), "signing keys loaded");
         Ok(manager)
     }
@@ -177,6 +299,7 @@ impl KeyManager {
         master: MasterKeys,
         store: Arc<dyn TenantStore>,
         default_from_env: bool,
+        policy: KeyPolicy,
         access_ttl: i64,
         refresh_ttl: i64,
         leeway: i64,
@@ -187,6 +310,7 @@ impl KeyManager {
             keys: RwLock::new(Keys::default()),
             unknown: Mutex::new(UnknownKids::new()),
             default_from_env,
+            policy,
             synced_ms: Mutex::new(0),
             access_horizon: access_ttl.saturating_add(leeway),
             refresh_horizon: refresh_ttl.saturating_add(leeway),
@@ -205,6 +329,42 @@ impl KeyManager {
         &self.master
     }
 
+    pub fn policy(&self) -> &KeyPolicy {
+        &self.policy
+    }
+
+    /// `TESSERA_SIGNING_ALG` changed since the default tenant's keys were
+    /// made: switch them now, without logging anyone out. Two graceful
+    /// rotations make a key of the new algorithm active at once; the old
+    /// keys verify until their last token expires. (The new key signs as it
+    /// is published: verifiers following the JWKS fetch it on its unknown
+    /// kid.)
+    async fn switch_default_alg(&self, now: i64) -> anyhow::Result<()> {
+        let wanted = self.policy.default_alg;
+        let current = self
+            .read()
+            .signers
+            .get(&TenantId::DEFAULT)
+            .map(|s| s.access_key().algorithm());
+        if current == Some(wanted) {
+            return Ok(());
+        }
+        for _ in 0..2 {
+            let options = RotateOptions {
+                alg: Some(wanted),
+                ..RotateOptions::default()
+            };
+            self.rotate(TenantId::DEFAULT, RotationMode::Graceful, now, options)
+                .await?;
+        }
+        tracing::info!(
+            from = current.map(Algorithm::name).unwrap_or("none"),
+            to = wanted.name(),
+            "the default tenant signs with a new algorithm (TESSERA_SIGNING_ALG); earlier tokens stay valid"
+        );
+        Ok(())
+    }
+
     async fn ensure_default_keys(&self, legacy: Option<SecretPair>, now: i64) -> anyhow::Result<()> {
         let stored = self.store.tenant_keys(TenantId::DEFAULT).await?;
         if stored.iter().any(|k| k.state == KeyState::Active) {
@@ -215,7 +375,7 @@ impl KeyManager {
         match &legacy {
             Some(pair) => {
                 for (kind, secret) in [(KeyKind::Access, &pair.access), (KeyKind::Refresh, &pair.refresh)] {
-                    let key = HmacKey::from_secret(token_kind(kind), secret.expose().as_bytes())?;
+                    let key = Key::from_secret(token_kind(kind), secret.expose().as_bytes())?;
                     keys.push(self.seal_key(
                         tenant,
                         kind,
@@ -228,12 +388,18 @@ impl KeyManager {
             }
             None => {
                 for kind in [KeyKind::Access, KeyKind::Refresh] {
-                    keys.push(self.generate_key(tenant, kind, KeyState::Active, now));
+                    keys.push(self.generate_key(tenant, kind, KeyState::Active, self.policy.default_alg, now)?);
                 }
             }
         }
+        // Adopted legacy keys are HS256; `switch_default_alg` moves them on.
+        let next_alg = if legacy.is_some() {
+            Algorithm::HS256
+        } else {
+            self.policy.default_alg
+        };
         for kind in [KeyKind::Access, KeyKind::Refresh] {
-            keys.push(self.generate_key(tenant, kind, KeyState::Next, now));
+            keys.push(self.generate_key(tenant, kind, KeyState::Next, next_alg, now)?);
         }
         self.store.install_keys_if_absent(tenant, keys).await?;
         if legacy.is_some() {
@@ -246,13 +412,26 @@ impl KeyManager {
         Ok(())
     }
 
-    /// A fresh random key of `tenant`, sealed for the store.
-    pub fn generate_key(&self, tenant: TenantId, kind: KeyKind, state: KeyState, now: i64) -> NewKey {
-        let mut secret = Zeroizing::new([0u8; KEY_BYTES]);
-        rand::rngs::OsRng.fill_bytes(secret.as_mut());
+    /// A fresh random key of `tenant`, sealed for the store: an access key
+    /// of `alg`, or an HS256 refresh key (refresh tokens are always HMAC).
+    pub fn generate_key(
+        &self,
+        tenant: TenantId,
+        kind: KeyKind,
+        state: KeyState,
+        alg: Algorithm,
+        now: i64,
+    ) -> Result<NewKey, tessera_token::KeyError> {
         let mut kid = [0u8; 16];
         rand::rngs::OsRng.fill_bytes(&mut kid);
-        self.seal_key(tenant, kind, state, &URL_SAFE_NO_PAD.encode(kid), secret.as_ref(), now)
+        let kid = URL_SAFE_NO_PAD.encode(kid);
+        if kind == KeyKind::Refresh || !alg.is_asymmetric() {
+            let mut secret = Zeroizing::new([0u8; KEY_BYTES]);
+            rand::rngs::OsRng.fill_bytes(secret.as_mut());
+            return Ok(self.seal_key(tenant, kind, state, &kid, secret.as_ref(), now));
+        }
+        let der = tessera_token::generate_private_key(alg, &mut rand::rngs::OsRng)?;
+        Ok(self.seal_key(tenant, kind, state, &kid, &private_key_plaintext(alg, &der), now))
     }
 
     fn seal_key(&self, tenant: TenantId, kind: KeyKind, state: KeyState, kid: &str, secret: &[u8], now: i64) -> NewKey {
@@ -268,18 +447,36 @@ impl KeyManager {
         }
     }
 
-    /// The four keys of a new tenant: an active and a next key per kind.
-    pub fn new_tenant_keys(&self, tenant: TenantId, now: i64) -> Vec<NewKey> {
+    /// The four keys of a new tenant: an active and a next key per kind,
+    /// access keys of `alg`.
+    pub fn new_tenant_keys(
+        &self,
+        tenant: TenantId,
+        alg: Algorithm,
+        now: i64,
+    ) -> Result<Vec<NewKey>, tessera_token::KeyError> {
         let mut keys = Vec::with_capacity(4);
         for state in [KeyState::Active, KeyState::Next] {
             for kind in [KeyKind::Access, KeyKind::Refresh] {
-                keys.push(self.generate_key(tenant, kind, state, now));
+                keys.push(self.generate_key(tenant, kind, state, alg, now)?);
             }
         }
-        keys
+        Ok(keys)
     }
 
-    fn open_row(&self, row: &StoredKey) -> anyhow::Result<HmacKey> {
+    /// Keys are made on the blocking pool: an RSA key takes a CPU for a
+    /// good fraction of a second, which must not stall the async workers.
+    pub async fn new_tenant_keys_off_runtime(
+        self: &Arc<Self>,
+        tenant: TenantId,
+        alg: Algorithm,
+        now: i64,
+    ) -> anyhow::Result<Vec<NewKey>> {
+        let manager = self.clone();
+        Ok(tokio::task::spawn_blocking(move || manager.new_tenant_keys(tenant, alg, now)).await??)
+    }
+
+    fn open_row(&self, row: &StoredKey) -> anyhow::Result<Key> {
         let sealed = row
             .sealed
             .as_deref()
@@ -294,8 +491,20 @@ impl KeyManager {
             .map_err(|e| {
                 anyhow::Error::new(e).context(format!("key {} of tenant {} cannot be opened", row.kid, row.tenant))
             })?;
-        let key = HmacKey::with_kid(token_kind(row.kind), &row.kid, &secret)?;
+        let key = match parse_plaintext(&secret) {
+            (Algorithm::HS256, secret) => Key::with_kid(token_kind(row.kind), &row.kid, secret)?,
+            (alg, der) => Key::from_pkcs8(alg, token_kind(row.kind), &row.kid, der)?,
+        };
         Ok(key.for_tenant(row.tenant.as_uuid()))
+    }
+
+    /// The algorithm of a stored key (opening it, since the algorithm is
+    /// sealed with the key material).
+    fn row_alg(&self, row: &StoredKey) -> anyhow::Result<Algorithm> {
+        let secret = open_stored_key(&self.master, row).map_err(|e| {
+            anyhow::Error::new(e).context(format!("key {} of tenant {} cannot be opened", row.kid, row.tenant))
+        })?;
+        Ok(parse_plaintext(&secret).0)
     }
 
     /// Replaces everything in memory about `tenant` with `rows` (its keys in
@@ -307,6 +516,7 @@ impl KeyManager {
         let mut opened = Vec::with_capacity(rows.len());
         let mut retired = Vec::new();
         let (mut access, mut refresh) = (None, None);
+        let (mut next_alg, mut active_access) = (None, None);
         for row in rows {
             let verifies = match row.state {
                 KeyState::Next | KeyState::Active => true,
@@ -319,18 +529,32 @@ impl KeyManager {
             let key = self.open_row(row)?;
             if row.state == KeyState::Active {
                 match row.kind {
-                    KeyKind::Access => access = Some(key.clone()),
+                    KeyKind::Access => {
+                        active_access = Some((row.kid.clone(), row.activated_at.unwrap_or(row.created_at)));
+                        access = Some(key.clone());
+                    }
                     KeyKind::Refresh => refresh = Some(key.clone()),
                 }
+            }
+            if row.state == KeyState::Next && row.kind == KeyKind::Access {
+                next_alg = Some(key.algorithm());
             }
             if row.state == KeyState::Retired {
                 retired.push((row.verify_until.unwrap_or(now), row.kid.clone(), tenant));
             }
             opened.push(key);
         }
+        let alg = next_alg
+            .or_else(|| access.as_ref().map(Key::algorithm))
+            .unwrap_or(Algorithm::HS256);
         let signer = match (access, refresh) {
             (Some(access), Some(refresh)) => Some(Arc::new(SigningKeys::new(access, refresh)?)),
             _ => None,
+        };
+        let info = TenantInfo {
+            alg,
+            active_access,
+            jwks: Arc::new(jwks_of(&opened, signer.as_deref(), alg)),
         };
         let mut guard = self.write();
         let keys = &mut *guard;
@@ -354,6 +578,7 @@ impl KeyManager {
                 keys.signers.remove(&tenant);
             }
         }
+        keys.tenants.insert(tenant, info);
         keys.retired.retain(|(_, _, t)| *t != tenant);
         keys.retired.extend(retired);
         if let Some(newest) = rows.iter().map(|r| r.changed_at_ms).max() {
@@ -418,12 +643,47 @@ impl KeyManager {
                 kids.retain(|k| k != kid);
             }
         }
+        // A swept key leaves its tenant's JWKS too.
+        let touched: HashSet<TenantId> = expired.iter().map(|(_, tenant)| *tenant).collect();
+        for tenant in touched {
+            let remaining: Vec<Key> = keys
+                .kids
+                .get(&tenant)
+                .into_iter()
+                .flatten()
+                .filter_map(|kid| keys.verify.get(kid).cloned())
+                .collect();
+            let signer = keys.signers.get(&tenant).cloned();
+            if let Some(info) = keys.tenants.get_mut(&tenant) {
+                info.jwks = Arc::new(jwks_of(&remaining, signer.as_deref(), info.alg));
+            }
+        }
         expired.len()
     }
 
     /// The pair `tenant` signs with now.
     pub fn signer(&self, tenant: TenantId) -> Option<Arc<SigningKeys>> {
         self.read().signers.get(&tenant).cloned()
+    }
+
+    /// `tenant`'s JWKS, as built when its keys last changed; `None` for a
+    /// tenant whose keys this instance does not hold.
+    pub fn jwks(&self, tenant: TenantId) -> Option<Arc<Jwks>> {
+        self.read().tenants.get(&tenant).map(|info| info.jwks.clone())
+    }
+
+    /// Tenants whose active access key is older than their rotation
+    /// interval, with that key's kid (the rotation's expected one).
+    fn due_rotations(&self, now: i64) -> Vec<(TenantId, String)> {
+        self.read()
+            .tenants
+            .iter()
+            .filter_map(|(tenant, info)| {
+                let interval = self.policy.interval(info.alg)?;
+                let (kid, since) = info.active_access.as_ref()?;
+                (since.saturating_add(interval) <= now).then(|| (*tenant, kid.clone()))
+            })
+            .collect()
     }
 
     /// Verifies an access token of `tenant` (or of any tenant), looking an
@@ -538,17 +798,50 @@ impl KeyManager {
     }
 
     /// Rotates `tenant`'s keys in the store and in memory.
-    pub async fn rotate(&self, tenant: TenantId, mode: RotationMode, now: i64) -> Result<RotatedKeys, RotateError> {
+    pub async fn rotate(
+        &self,
+        tenant: TenantId,
+        mode: RotationMode,
+        now: i64,
+        options: RotateOptions,
+    ) -> Result<RotatedKeys, RotateError> {
         if tenant.is_default() && self.default_from_env {
             return Err(RotateError::DefaultFromEnv);
         }
-        let new_keys = match mode {
+        let rows = self.store.tenant_keys(tenant).await?;
+        let next_access = rows
+            .iter()
+            .find(|row| row.kind == KeyKind::Access && row.state == KeyState::Next);
+        let current_alg = match next_access {
+            Some(row) => self.row_alg(row).map_err(|err| {
+                tracing::error!(tenant = %tenant, error = %err, "cannot open a tenant's next key");
+                RotateError::Damaged(tenant)
+            })?,
+            None => Algorithm::HS256,
+        };
+        if let (Some(row), true) = (next_access, options.wait_for_publication) {
+            let max_age = i64::try_from(self.policy.jwks_max_age.as_secs()).unwrap_or(i64::MAX);
+            let published = now.saturating_sub(row.created_at);
+            if mode == RotationMode::Graceful && current_alg.is_asymmetric() && published < max_age {
+                return Err(RotateError::TooSoon {
+                    published,
+                    max_age,
+                    retry_after: max_age - published,
+                });
+            }
+        }
+        let alg = options.alg.unwrap_or(current_alg);
+        let manager_keys = match mode {
             RotationMode::Graceful => [KeyKind::Access, KeyKind::Refresh]
                 .into_iter()
-                .map(|kind| self.generate_key(tenant, kind, KeyState::Next, now))
-                .collect(),
-            RotationMode::Revoke => self.new_tenant_keys(tenant, now),
+                .map(|kind| self.generate_key(tenant, kind, KeyState::Next, alg, now))
+                .collect::<Result<Vec<_>, _>>(),
+            RotationMode::Revoke => self.new_tenant_keys(tenant, alg, now),
         };
+        let new_keys = manager_keys.map_err(|err| {
+            tracing::error!(tenant = %tenant, error = %err, "cannot make new keys");
+            RotateError::Damaged(tenant)
+        })?;
         let rotated = self
             .store
             .rotate_keys(KeyRotation {
@@ -558,6 +851,7 @@ impl KeyManager {
                 access_verify_until: now.saturating_add(self.access_horizon),
                 refresh_verify_until: now.saturating_add(self.refresh_horizon),
                 new_keys,
+                expect_active_access: options.expect_active,
             })
             .await?;
         if let Err(err) = self.apply_tenant(tenant, &rotated.keys, now) {
@@ -616,6 +910,50 @@ pub fn open_stored_key(master: &MasterKeys, row: &StoredKey) -> Result<Zeroizing
         sealed,
         &seal_context(row.tenant, row.kind, &row.kid),
     )
+}
+
+/// Sealed public-key private keys start with this, then the algorithm's
+/// name and a NUL, then the PKCS#8 DER. Generated HMAC secrets are 64
+/// random bytes and secrets adopted from the environment are text, so
+/// neither starts with a NUL; and since the algorithm is sealed with the
+/// key, it is authenticated with it (a row cannot be made to say another).
+const PRIVATE_KEY_MAGIC: &[u8] = b"\0tessera-private-key-v1\0";
+
+fn private_key_plaintext(alg: Algorithm, der: &[u8]) -> Zeroizing<Vec<u8>> {
+    let mut out = Zeroizing::new(Vec::with_capacity(PRIVATE_KEY_MAGIC.len() + 6 + der.len()));
+    out.extend_from_slice(PRIVATE_KEY_MAGIC);
+    out.extend_from_slice(alg.name().as_bytes());
+    out.push(0);
+    out.extend_from_slice(der);
+    out
+}
+
+/// The algorithm and key material of an opened key.
+fn parse_plaintext(plain: &[u8]) -> (Algorithm, &[u8]) {
+    let parsed = plain.strip_prefix(PRIVATE_KEY_MAGIC).and_then(|rest| {
+        let nul = rest.iter().position(|b| *b == 0)?;
+        let alg = Algorithm::from_name(std::str::from_utf8(&rest[..nul]).ok()?)?;
+        Some((alg, &rest[nul + 1..]))
+    });
+    parsed.unwrap_or((Algorithm::HS256, plain))
+}
+
+/// The JWKS of a tenant whose keys are `keys`: every public access key,
+/// plus the signing key's algorithm and the next one's.
+fn jwks_of(keys: &[Key], signer: Option<&SigningKeys>, next_alg: Algorithm) -> Jwks {
+    let published = keys
+        .iter()
+        .filter(|key| key.kind() == TokenKind::Access)
+        .filter_map(Key::public_jwk)
+        .collect();
+    let mut algs = Vec::with_capacity(2);
+    if let Some(signer) = signer {
+        algs.push(signer.access_key().algorithm());
+    }
+    if !algs.contains(&next_alg) {
+        algs.push(next_alg);
+    }
+    Jwks::build(published, algs)
 }
 
 /// What a sealed key is bound to: a ciphertext moved to another row (another
@@ -737,6 +1075,54 @@ pub async fn follow_key_changes(keys: Arc<KeyManager>) {
                 if dropped > 0 {
                     tracing::info!(keys = dropped, "retired keys past their last token dropped");
                 }
+            }
+        }
+    }
+}
+
+/// Rotates, gracefully, every tenant whose active key is older than its
+/// rotation interval, until the process ends. Every instance runs this;
+/// the store's compare-and-set on the active kid lets one of them rotate a
+/// tenant and tells the others (`RotationRaced`), which then just re-read.
+pub async fn rotate_on_schedule(keys: Arc<KeyManager>, audit: crate::audit::AuditLog) {
+    let policy = keys.policy;
+    let Some(shortest) = [policy.rotation, policy.hmac_rotation].into_iter().flatten().min() else {
+        return;
+    };
+    // A tenth of the interval, so a rotation is at most 10% late, between a
+    // quarter second (tests rotate every few seconds) and a minute.
+    let every = (shortest / 10).clamp(Duration::from_millis(250), Duration::from_secs(60));
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let now = crate::tokens::unix_now();
+        for (tenant, active) in keys.due_rotations(now) {
+            let options = RotateOptions {
+                expect_active: Some(active),
+                ..RotateOptions::default()
+            };
+            match keys.rotate(tenant, RotationMode::Graceful, now, options).await {
+                Ok(rotated) => {
+                    tracing::info!(tenant = %tenant, access_kid = %rotated.access_kid, "keys rotated on schedule");
+                    audit.record(
+                        crate::audit::Event::new(crate::audit::event::KEYS_ROTATED, tenant, now).detail(
+                            serde_json::json!({
+                                "mode": "graceful",
+                                "by": "schedule",
+                                "accessKid": rotated.access_kid,
+                                "refreshKid": rotated.refresh_kid,
+                            }),
+                        ),
+                    );
+                }
+                Err(RotateError::Store(StoreError::Conflict(Conflict::RotationRaced))) => {
+                    // Another instance rotated first: take its keys.
+                    if let Err(err) = keys.reload_tenant(tenant, now).await {
+                        tracing::debug!(tenant = %tenant, error = %err, "cannot re-read keys rotated elsewhere; will retry");
+                    }
+                }
+                Err(err) => tracing::warn!(tenant = %tenant, error = %err, "scheduled key rotation failed; will retry"),
             }
         }
     }

@@ -10,11 +10,13 @@ use std::process::ExitCode;
 use std::time::Duration;
 use tessera_core::HashParams;
 use tessera_server::config::{parse_duration, Config, ConfigError};
+use tessera_server::keys::KeyPolicy;
 use tessera_server::ops::Operator;
 use tessera_server::secrets::{self, SecretValue, SecretsSource};
 use tessera_server::telemetry::{self, LogFormat};
 use tessera_server::Application;
 use tessera_store::RotationMode;
+use tessera_token::Algorithm;
 
 /// `println!` that returns an error instead of panicking when standard
 /// output is gone (`tessera tenant list | head -1`).
@@ -72,6 +74,52 @@ struct OpsArgs {
     refresh_ttl: Duration,
     #[arg(long, env = "TESSERA_LEEWAY", value_parser = |s: &str| duration_setting("TESSERA_LEEWAY", s), default_value = "5s")]
     leeway: Duration,
+    #[command(flatten)]
+    keys: KeyArgs,
+}
+
+/// Signing algorithm, scheduled rotation, JWKS caching.
+#[derive(Args)]
+struct KeyArgs {
+    /// How the default tenant's access tokens are signed: HS256, EdDSA, ES256 or RS256.
+    #[arg(long, env = "TESSERA_SIGNING_ALG", value_parser = |s: &str| signing_alg("TESSERA_SIGNING_ALG", s), default_value = "HS256")]
+    signing_alg: Algorithm,
+    /// Rotate public-key tenants' keys this often (a duration, or off).
+    #[arg(long, env = "TESSERA_KEY_ROTATION", value_parser = |s: &str| optional_duration("TESSERA_KEY_ROTATION", s), default_value = "30d")]
+    key_rotation: OptionalDuration,
+    /// Rotate HS256 tenants' keys this often (a duration, or off).
+    #[arg(long, env = "TESSERA_HMAC_KEY_ROTATION", value_parser = |s: &str| optional_duration("TESSERA_HMAC_KEY_ROTATION", s), default_value = "off")]
+    hmac_key_rotation: OptionalDuration,
+    /// How long verifiers may cache a JWKS (its Cache-Control max-age).
+    #[arg(long, env = "TESSERA_JWKS_MAX_AGE", value_parser = |s: &str| duration_setting("TESSERA_JWKS_MAX_AGE", s), default_value = "5m")]
+    jwks_max_age: Duration,
+}
+
+impl KeyArgs {
+    fn policy(&self) -> KeyPolicy {
+        KeyPolicy {
+            default_alg: self.signing_alg,
+            rotation: self.key_rotation.0,
+            hmac_rotation: self.hmac_key_rotation.0,
+            jwks_max_age: self.jwks_max_age,
+        }
+    }
+}
+
+/// A duration, or `off`.
+#[derive(Clone, Copy, Debug)]
+struct OptionalDuration(Option<Duration>);
+
+fn optional_duration(var: &str, raw: &str) -> Result<OptionalDuration, String> {
+    match raw.trim().to_ascii_lowercase().as_str() {
+        "off" | "never" | "0" => Ok(OptionalDuration(None)),
+        _ => duration_setting(var, raw).map(|d| OptionalDuration(Some(d))),
+    }
+}
+
+fn signing_alg(var: &str, raw: &str) -> Result<Algorithm, String> {
+    Algorithm::from_name(raw.trim())
+        .ok_or_else(|| format!("{raw:?} is not HS256, EdDSA, ES256 or RS256 (from --flag or {var})"))
 }
 
 #[derive(Subcommand)]
@@ -83,6 +131,9 @@ enum TenantCommand {
         /// URL name (default: made from the name).
         #[arg(long)]
         slug: Option<String>,
+        /// How the tenant's access tokens are signed: HS256, EdDSA, ES256 or RS256.
+        #[arg(long = "signing-alg", value_parser = |s: &str| signing_alg("--signing-alg", s), default_value = "HS256")]
+        tenant_alg: Algorithm,
         #[command(flatten)]
         ops: Box<OpsArgs>,
     },
@@ -108,6 +159,10 @@ enum TenantCommand {
         /// graceful: old keys verify until their tokens expire; revoke: every token and session ends now.
         #[arg(long, value_parser = ["graceful", "revoke"], default_value = "graceful")]
         mode: String,
+        /// Switch the tenant's access tokens to this algorithm: graceful publishes a key of it as
+        /// the next key (it signs from the following rotation), revoke signs with it at once.
+        #[arg(long = "signing-alg", value_parser = |s: &str| signing_alg("--signing-alg", s))]
+        new_alg: Option<Algorithm>,
         #[command(flatten)]
         ops: Box<OpsArgs>,
     },
@@ -163,6 +218,8 @@ struct StoreArgs {
 struct ServeArgs {
     #[command(flatten)]
     store: StoreArgs,
+    #[command(flatten)]
+    keys: KeyArgs,
     /// Listen address; port 0 picks a free port (the log says which).
     #[arg(long, env = "TESSERA_BIND", value_parser = |s: &str| setting::<SocketAddr>("TESSERA_BIND", "an address like 127.0.0.1:8080", s), default_value = "127.0.0.1:8080")]
     bind: SocketAddr,
@@ -281,13 +338,18 @@ fn main() -> ExitCode {
             run(args.log_format, &args.log, migrate(config))
         }
         Command::Tenant { command } => match command {
-            TenantCommand::Create { name, slug, ops } => {
+            TenantCommand::Create {
+                name,
+                slug,
+                tenant_alg,
+                ops,
+            } => {
                 let (format, filter) = (ops.store.log_format, ops.store.log.clone());
                 run(
                     format,
                     &filter,
                     operate(*ops, |op| async move {
-                        let (tenant, api_key) = op.create_tenant(&name, slug.as_deref()).await?;
+                        let (tenant, api_key) = op.create_tenant(&name, slug.as_deref(), tenant_alg).await?;
                         outln!("created tenant {}", tenant.slug)?;
                         outln!("  id       {}", tenant.id)?;
                         outln!("  name     {}", tenant.name)?;
@@ -371,7 +433,12 @@ fn main() -> ExitCode {
                     }),
                 )
             }
-            TenantCommand::RotateKeys { slug, mode, ops } => {
+            TenantCommand::RotateKeys {
+                slug,
+                mode,
+                new_alg,
+                ops,
+            } => {
                 let (format, filter) = (ops.store.log_format, ops.store.log.clone());
                 let mode = if mode == "revoke" {
                     RotationMode::Revoke
@@ -382,7 +449,7 @@ fn main() -> ExitCode {
                     format,
                     &filter,
                     operate(*ops, |op| async move {
-                        let rotated = op.rotate_keys(&slug, mode).await?;
+                        let rotated = op.rotate_keys(&slug, mode, new_alg).await?;
                         outln!("rotated the keys of {slug}")?;
                         outln!("  access kid   {}", rotated.access_kid)?;
                         outln!("  refresh kid  {}", rotated.refresh_kid)?;
@@ -474,6 +541,7 @@ fn ops_config(args: OpsArgs) -> anyhow::Result<Config> {
         access_ttl: args.access_ttl,
         refresh_ttl: args.refresh_ttl,
         leeway: args.leeway,
+        keys: args.keys.policy(),
         ..Config::embedded(args.store.data_dir)
     })
 }
@@ -600,6 +668,10 @@ const KNOWN_VARIABLES: &[&str] = &[
     "TESSERA_HEADER_TIMEOUT",
     "TESSERA_MAX_CONNECTIONS",
     "TESSERA_SKIP_MIGRATIONS",
+    "TESSERA_SIGNING_ALG",
+    "TESSERA_KEY_ROTATION",
+    "TESSERA_HMAC_KEY_ROTATION",
+    "TESSERA_JWKS_MAX_AGE",
 ];
 
 /// Settings the contract names for features this version does not have yet.
@@ -607,7 +679,6 @@ const FUTURE_VARIABLES: &[&str] = &[
     "TESSERA_RATE_LIMITS",
     "TESSERA_REVOCATION_CHECK",
     "TESSERA_SMTP_URL",
-    "TESSERA_SIGNING_ALG",
     "TESSERA_TRUSTED_PROXIES",
 ];
 
@@ -666,6 +737,7 @@ fn config_from(args: ServeArgs) -> anyhow::Result<Config> {
         request_timeout: args.request_timeout,
         header_timeout: args.header_timeout,
         max_connections: args.max_connections,
+        keys: args.keys.policy(),
         ..base
     })
 }

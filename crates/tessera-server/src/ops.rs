@@ -7,7 +7,7 @@
 use crate::audit::event;
 use crate::config::Config;
 use crate::http::tenants::{mode_name, new_api_key};
-use crate::keys::KeyManager;
+use crate::keys::{KeyManager, RotateOptions};
 use crate::master::{replace_key_file, MasterKeys};
 use crate::secrets::SecretsSource;
 use crate::startup::{master_keys, open_stores, Stores};
@@ -21,6 +21,7 @@ use tessera_store::{
     AuditEvent, Conflict, NewAuditEvent, NewTenant, RotatedKeys, RotationMode, StoreError, StoredKey, Tenant,
     TenantRecord,
 };
+use tessera_token::Algorithm;
 use zeroize::Zeroizing;
 
 pub struct Operator {
@@ -48,6 +49,7 @@ impl Operator {
             master,
             stores.tenants.clone(),
             matches!(config.secrets, SecretsSource::Env { .. }),
+            config.keys,
             secs(config.access_ttl),
             secs(config.refresh_ttl),
             secs(config.leeway),
@@ -57,7 +59,12 @@ impl Operator {
 
     /// A tenant with its keys and API key (returned once), without an owner:
     /// the API key administers it, and its users register on its routes.
-    pub async fn create_tenant(&self, name: &str, slug: Option<&str>) -> anyhow::Result<(Tenant, String)> {
+    pub async fn create_tenant(
+        &self,
+        name: &str,
+        slug: Option<&str>,
+        alg: Algorithm,
+    ) -> anyhow::Result<(Tenant, String)> {
         let name = TenantName::parse(name).map_err(|e| anyhow::anyhow!("the tenant name {e}"))?;
         let slug = match slug {
             Some(raw) => {
@@ -81,7 +88,7 @@ impl Operator {
                     api_key_hash: Some(hash_api_key(&api_key).to_vec()),
                     created_at: now,
                 },
-                self.keys.new_tenant_keys(id, now),
+                self.keys.new_tenant_keys_off_runtime(id, alg, now).await?,
                 None,
             )
             .await
@@ -125,10 +132,20 @@ impl Operator {
         Ok(TenantReport { record, users, keys })
     }
 
-    pub async fn rotate_keys(&self, slug: &str, mode: RotationMode) -> anyhow::Result<RotatedKeys> {
+    pub async fn rotate_keys(
+        &self,
+        slug: &str,
+        mode: RotationMode,
+        alg: Option<Algorithm>,
+    ) -> anyhow::Result<RotatedKeys> {
         let tenant = self.tenant(slug).await?.tenant;
         let now = unix_now();
-        let rotated = self.keys.rotate(tenant.id, mode, now).await?;
+        let options = RotateOptions {
+            alg,
+            expect_active: None,
+            wait_for_publication: true,
+        };
+        let rotated = self.keys.rotate(tenant.id, mode, now, options).await?;
         if mode == RotationMode::Revoke {
             self.stores.sessions.revoke_tenant_sessions(tenant.id).await?;
         }
@@ -184,6 +201,7 @@ impl Operator {
                 MasterKeys::load_or_generate(&self.config.data_dir)?,
                 self.stores.tenants.clone(),
                 matches!(self.config.secrets, SecretsSource::Env { .. }),
+                self.config.keys,
                 secs(self.config.access_ttl),
                 secs(self.config.refresh_ttl),
                 secs(self.config.leeway),

@@ -81,6 +81,7 @@ impl Application {
             master,
             stores.tenants.clone(),
             default,
+            config.keys,
             secs(config.access_ttl),
             secs(config.refresh_ttl),
             secs(config.leeway),
@@ -125,6 +126,12 @@ impl Application {
             audience: config.audience.clone(),
             leeway_secs: config.leeway.as_secs(),
         };
+        let public_base = config
+            .public_url
+            .as_deref()
+            .unwrap_or(&validation.issuer)
+            .trim_end_matches('/')
+            .to_owned();
         let tokens = TokenIssuer::new(keys, validation, secs(config.access_ttl), secs(config.refresh_ttl));
         let hasher = HashPool::new(
             PasswordHasher::new(config.hash_params)?,
@@ -144,6 +151,7 @@ impl Application {
             refresh_grace_secs: secs(config.refresh_reuse_grace),
             request_timeout: config.request_timeout,
             signup_open: config.signup,
+            public_base,
         });
         let limits = ConnectionLimits {
             header_timeout: config.header_timeout,
@@ -178,6 +186,10 @@ impl Application {
             tokio::spawn(purge_expired_sessions(self.state.sessions.clone())),
             tokio::spawn(crate::keys::follow_key_changes(self.state.tokens.keys().clone())),
             tokio::spawn(crate::keys::prune_keys(self.state.tenant_store.clone())),
+            tokio::spawn(crate::keys::rotate_on_schedule(
+                self.state.tokens.keys().clone(),
+                self.state.audit.clone(),
+            )),
             tokio::spawn(crate::audit::prune_audit(
                 self.state.audit_store.clone(),
                 self.audit_retention,

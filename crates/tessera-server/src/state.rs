@@ -26,4 +26,7 @@ pub struct App {
     pub request_timeout: std::time::Duration,
     /// Whether `POST /api/auth/signup` creates tenants (`TESSERA_SIGNUP`).
     pub signup_open: bool,
+    /// The URL clients reach this server at, without a trailing slash
+    /// (`TESSERA_PUBLIC_URL`, else the issuer): base of discovery URLs.
+    pub public_base: String,
 }

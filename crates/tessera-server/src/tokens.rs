@@ -73,6 +73,10 @@ impl TokenIssuer {
         &self.validation.issuer
     }
 
+    pub fn audience(&self) -> &str {
+        &self.validation.audience
+    }
+
     pub fn keys(&self) -> &Arc<KeyManager> {
         &self.keys
     }

@@ -303,6 +303,48 @@ pub struct SignupRequest {
     /// The tenant's display name; its slug is made from it.
     #[schema(example = "Acme", min_length = 1, max_length = 100)]
     tenant_name: String,
+    /// How the tenant's access tokens are signed (default `HS256`).
+    /// Refresh tokens are always HS256.
+    #[schema(inline)]
+    signing_alg: Option<SigningAlgDoc>,
+}
+
+#[allow(dead_code)]
+#[derive(ToSchema)]
+pub enum SigningAlgDoc {
+    HS256,
+    EdDSA,
+    ES256,
+    RS256,
+}
+
+/// An RFC 7517 key set.
+#[allow(dead_code)]
+#[derive(ToSchema)]
+pub struct JwkSetDto {
+    keys: Vec<JwkDto>,
+}
+
+/// A public key (RFC 7517, RFC 8037), with tessera's `tid`.
+#[allow(dead_code)]
+#[derive(ToSchema)]
+pub struct JwkDto {
+    /// `OKP`, `EC` or `RSA`.
+    kty: String,
+    kid: String,
+    /// `EdDSA`, `ES256` or `RS256`.
+    alg: String,
+    /// Always `sig`.
+    #[schema(rename = "use")]
+    use_: String,
+    /// `Ed25519` or `P-256`.
+    crv: Option<String>,
+    x: Option<String>,
+    y: Option<String>,
+    n: Option<String>,
+    e: Option<String>,
+    /// The tenant whose tokens this key verifies.
+    tid: uuid::Uuid,
 }
 
 #[allow(dead_code)]
@@ -313,6 +355,12 @@ pub struct RotateRequest {
     /// sessions of the tenant end at once.
     #[schema(inline)]
     mode: Option<RotateModeDoc>,
+    /// Switch the tenant's access tokens to this algorithm. `graceful`
+    /// publishes a key of it as the next key (it signs from the following
+    /// rotation); `revoke` signs with it at once.
+    #[serde(rename = "signingAlg")]
+    #[schema(inline)]
+    signing_alg: Option<SigningAlgDoc>,
 }
 
 #[allow(dead_code)]

@@ -63,6 +63,10 @@ pub enum ApiError {
     /// 409 `conflict`: the request contradicts the server's state or configuration.
     #[error("{0}")]
     Conflict(&'static str),
+    /// 409 `conflict` with `Retry-After`: a graceful rotation that would
+    /// sign with a key verifiers may not have fetched yet.
+    #[error("{message}")]
+    RotationTooSoon { message: String, retry_after: u32 },
     /// 503 `unavailable`, with `Retry-After` in seconds.
     #[error("{message}")]
     Unavailable { message: &'static str, retry_after: u32 },
@@ -104,7 +108,7 @@ impl ApiError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
-            Self::EmailTaken | Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::EmailTaken | Self::Conflict(_) | Self::RotationTooSoon { .. } => StatusCode::CONFLICT,
             Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -127,7 +131,7 @@ impl ApiError {
             Self::MethodNotAllowed => "method_not_allowed",
             Self::RequestTimeout => "request_timeout",
             Self::EmailTaken => "email_taken",
-            Self::Conflict(_) => "conflict",
+            Self::Conflict(_) | Self::RotationTooSoon { .. } => "conflict",
             Self::Unavailable { .. } => "unavailable",
             Self::Internal(_) => "internal",
         }
@@ -186,7 +190,7 @@ impl IntoResponse for ApiError {
                 headers.insert(header::WWW_AUTHENTICATE, value);
             }
         }
-        if let Self::Unavailable { retry_after, .. } = self {
+        if let Self::Unavailable { retry_after, .. } | Self::RotationTooSoon { retry_after, .. } = self {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
         }
         response

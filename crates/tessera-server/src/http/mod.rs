@@ -18,6 +18,8 @@ pub mod openapi;
 pub mod sessions;
 /// Tenants: signup, key rotation, audit log.
 pub mod tenants;
+/// JWKS and discovery documents.
+pub mod wellknown;
 
 use crate::state::AppState;
 use axum::extract::{DefaultBodyLimit, Request, State};
@@ -38,6 +40,7 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/auth", auth::router().merge(sessions::router()))
         .nest("/api/tenants/{slug}/auth", auth::router().merge(sessions::router()))
         .merge(tenants::router())
+        .merge(wellknown::router())
         .merge(health::router())
         .merge(openapi::router())
         .fallback(|| async { ApiError::NotFound("no such route") })

@@ -29,6 +29,10 @@ use utoipa::{Modify, OpenApi};
         super::tenants::signup,
         super::tenants::rotate_keys,
         super::tenants::audit,
+        super::wellknown::jwks,
+        super::wellknown::tenant_jwks,
+        super::wellknown::discovery,
+        super::wellknown::tenant_discovery,
         super::health::healthz,
         super::health::readyz,
         openapi_json,
@@ -38,6 +42,7 @@ use utoipa::{Modify, OpenApi};
         (name = "auth", description = "Accounts and tokens"),
         (name = "sessions", description = "A user's sessions, one per device"),
         (name = "tenants", description = "Tenants: signup, key rotation, audit log. Every `/api/auth/...` account route also exists as `/api/tenants/{slug}/auth/...`, scoped to that tenant"),
+        (name = "keys", description = "Public keys (JWKS) and discovery, for services that verify tokens themselves"),
         (name = "health", description = "Probes"),
         (name = "meta", description = "This document"),
     )

@@ -5,7 +5,7 @@ use super::dto::{AuditEventDto, AuditPage, RotateResponse, SignupResponse, Tenan
 use super::error::{ApiError, ApiResult};
 use super::extract::{checked, session_caller, ClientMeta, Fields, JsonObject, OptionalJsonObject, TenantScope};
 use crate::audit::{event, Event};
-use crate::keys::RotateError;
+use crate::keys::{RotateError, RotateOptions};
 use crate::state::AppState;
 use crate::tenants::hash_api_key;
 use crate::tokens::unix_now;
@@ -20,6 +20,7 @@ use rand::{Rng as _, RngCore as _};
 use std::collections::HashMap;
 use tessera_core::{Email, Password, PersonName, Role, TenantId, TenantName, TenantSlug, UserId};
 use tessera_store::{Conflict, NewTenant, NewUser, RotationMode, StoreError, Tenant, TenantRecord, User};
+use tessera_token::Algorithm;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -113,13 +114,9 @@ async fn signup(
     let first_name = f.required("firstName", |s| PersonName::parse(&s));
     let last_name = f.required("lastName", |s| PersonName::parse_optional(&s));
     let tenant_name = f.required("tenantName", |s| TenantName::parse(&s));
-    // Asymmetric tenant keys come later; until then say so rather than
-    // quietly signing with something else than was asked for.
-    let _alg = f.optional("signingAlg", |s| match s.as_str() {
-        "HS256" => Ok(()),
-        _ => Err("must be HS256: this version signs tenant tokens with HMAC only"),
-    });
+    let alg = f.optional("signingAlg", parse_alg);
     f.finish()?;
+    let alg = checked(alg)?.unwrap_or(Algorithm::HS256);
     let (email, password, first_name, last_name, tenant_name) = (
         checked(email)?,
         checked(password)?,
@@ -143,6 +140,13 @@ async fn signup(
         role: Role::owner(),
         created_at: now,
     };
+    // Made once, whatever the slug attempts: an RSA key takes a while.
+    let keys = state
+        .tokens
+        .keys()
+        .new_tenant_keys_off_runtime(tenant_id, alg, now)
+        .await
+        .map_err(ApiError::internal)?;
     let base_slug = TenantSlug::from_name(tenant_name.as_str());
     let mut created: Option<Tenant> = None;
     for attempt in 0..SLUG_ATTEMPTS {
@@ -161,7 +165,7 @@ async fn signup(
                     api_key_hash: Some(api_key_hash.clone()),
                     created_at: now,
                 },
-                state.tokens.keys().new_tenant_keys(tenant_id, now),
+                keys.clone(),
                 Some(NewUser {
                     id: owner.id,
                     tenant: tenant_id,
@@ -266,11 +270,13 @@ async fn rotate_keys(
         "revoke" => Ok(RotationMode::Revoke),
         _ => Err("must be graceful or revoke"),
     });
+    let alg = f.optional("signingAlg", parse_alg);
     f.finish()?;
     let mode = checked(mode)?.unwrap_or(RotationMode::Graceful);
+    let alg = checked(alg)?;
 
     let now = unix_now();
-    let rotated = rotate(&state, tenant.id(), mode, now).await?;
+    let rotated = rotate(&state, tenant.id(), mode, alg, now).await?;
     let mode_name = mode_name(mode);
     tracing::info!(tenant = %tenant.id(), mode = mode_name, by = admin.describe(), "keys rotated");
     state.audit.record(
@@ -280,6 +286,7 @@ async fn rotate_keys(
             .detail(serde_json::json!({
                 "mode": mode_name,
                 "by": admin.describe(),
+                "signingAlg": alg.map(Algorithm::name),
                 "accessKid": rotated.access_kid,
                 "refreshKid": rotated.refresh_kid,
             })),
@@ -288,6 +295,11 @@ async fn rotate_keys(
         access_kid: rotated.access_kid,
         refresh_kid: rotated.refresh_kid,
     }))
+}
+
+/// A `signingAlg` field.
+fn parse_alg(name: String) -> Result<Algorithm, &'static str> {
+    Algorithm::from_name(&name).ok_or("must be HS256, EdDSA, ES256 or RS256")
 }
 
 pub fn mode_name(mode: RotationMode) -> &'static str {
@@ -304,17 +316,28 @@ pub async fn rotate(
     state: &AppState,
     tenant: TenantId,
     mode: RotationMode,
+    alg: Option<Algorithm>,
     now: i64,
 ) -> ApiResult<tessera_store::RotatedKeys> {
+    let options = RotateOptions {
+        alg,
+        expect_active: None,
+        wait_for_publication: true,
+    };
     let rotated = state
         .tokens
         .keys()
-        .rotate(tenant, mode, now)
+        .rotate(tenant, mode, now, options)
         .await
         .map_err(|e| match e {
             RotateError::DefaultFromEnv => ApiError::Conflict(
                 "the default tenant's keys come from JWT_SECRET and REFRESH_TOKEN_SECRET; rotate them there",
             ),
+            err @ RotateError::TooSoon { retry_after, .. } => ApiError::RotationTooSoon {
+                message: err.to_string(),
+                retry_after: u32::try_from(retry_after).unwrap_or(u32::MAX),
+            },
+            err @ RotateError::Damaged(_) => ApiError::internal(err),
             RotateError::Store(err) => err.into(),
         })?;
     if mode == RotationMode::Revoke {

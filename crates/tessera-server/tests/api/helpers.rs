@@ -19,6 +19,7 @@ pub struct TestApp {
     pub issuer: String,
     pub data_dir: tempfile::TempDir,
     _stop: oneshot::Sender<()>,
+    served: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
 pub struct TestUser {
@@ -36,7 +37,12 @@ pub async fn spawn_app() -> TestApp {
 /// Starts a server with the test's secrets (so attacks can forge tokens with
 /// the real key) after `tweak` has adjusted the configuration.
 pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
-    let data_dir = tempfile::tempdir().unwrap();
+    spawn_app_in(tempfile::tempdir().unwrap(), tweak).await
+}
+
+/// Like [`spawn_app_with`], in a data directory of the test's (so that a
+/// second server can start on the same one, as after a restart).
+pub async fn spawn_app_in(data_dir: tempfile::TempDir, tweak: impl FnOnce(&mut Config)) -> TestApp {
     let jwt_secret = generate_secret();
     let refresh_secret = generate_secret();
     let mut config = Config::embedded(data_dir.path().join("data"));
@@ -47,7 +53,7 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
     let base = format!("http://{}", app.local_addr());
     let issuer = app.issuer().to_owned();
     let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(app.run_until_stopped(async move {
+    let served = tokio::spawn(app.run_until_stopped(async move {
         let _ = stopped.await;
     }));
     TestApp {
@@ -61,6 +67,7 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
         issuer,
         data_dir,
         _stop: stop,
+        served,
     }
 }
 
@@ -84,6 +91,14 @@ pub fn now() -> i64 {
 }
 
 impl TestApp {
+    /// Stops the server, waits until it has let go of its data directory,
+    /// and hands the directory back (to start another server on it).
+    pub async fn stop(self) -> tempfile::TempDir {
+        drop(self._stop);
+        let _ = self.served.await;
+        self.data_dir
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }

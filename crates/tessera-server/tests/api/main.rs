@@ -9,6 +9,7 @@ mod attacks;
 mod errors;
 mod faults;
 mod helpers;
+mod jwks;
 mod logout;
 mod openapi;
 mod process;

@@ -574,7 +574,7 @@ fn settings_of_features_not_built_yet_and_typos_are_warned_about() {
 /// An access token as an earlier version (before tenants) issued it: the kid
 /// derived from the secret, no `tid`.
 fn legacy_access_token(secret: &str, issuer: &str) -> String {
-    let kid = tessera_token::HmacKey::from_secret(tessera_token::TokenKind::Access, secret.as_bytes())
+    let kid = tessera_token::Key::from_secret(tessera_token::TokenKind::Access, secret.as_bytes())
         .unwrap()
         .kid()
         .to_owned();
