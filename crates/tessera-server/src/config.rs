@@ -403,4 +403,29 @@ mod tests {
         c.public_url = Some("ftp://x".into());
         assert_eq!(c.validate().unwrap_err().var, "TESSERA_PUBLIC_URL");
     }
+
+    #[test]
+    fn key_settings_are_checked_against_each_other() {
+        let strong = || crate::secrets::generate_secret();
+        let mut c = Config::embedded("/tmp/x".into());
+        c.keys.default_alg = tessera_token::Algorithm::EdDSA;
+        c.validate().unwrap();
+        // JWT_SECRET is an HS256 secret: it cannot sign EdDSA tokens.
+        c.secrets = SecretsSource::from_env_values(Some(strong()), Some(strong())).unwrap();
+        let err = c.validate().unwrap_err();
+        assert_eq!(err.var, "TESSERA_SIGNING_ALG");
+        assert!(err.to_string().contains("unset JWT_SECRET"), "{err}");
+        // A rotation faster than two max-ages would sign with keys caches lack.
+        let mut c = Config::embedded("/tmp/x".into());
+        c.keys.jwks_max_age = Duration::from_secs(600);
+        c.keys.rotation = Some(Duration::from_secs(1199));
+        assert_eq!(c.validate().unwrap_err().var, "TESSERA_KEY_ROTATION");
+        c.keys.rotation = Some(Duration::from_secs(1200));
+        c.keys.hmac_rotation = Some(Duration::from_secs(60));
+        assert_eq!(c.validate().unwrap_err().var, "TESSERA_HMAC_KEY_ROTATION");
+        c.keys.hmac_rotation = None;
+        c.validate().unwrap();
+        c.keys.jwks_max_age = Duration::from_secs(2 * 24 * 3600);
+        assert_eq!(c.validate().unwrap_err().var, "TESSERA_JWKS_MAX_AGE");
+    }
 }

@@ -132,7 +132,7 @@ enum TenantCommand {
         #[arg(long)]
         slug: Option<String>,
         /// How the tenant's access tokens are signed: HS256, EdDSA, ES256 or RS256.
-        #[arg(long = "signing-alg", value_parser = |s: &str| signing_alg("--signing-alg", s), default_value = "HS256")]
+        #[arg(long = "alg", value_parser = |s: &str| signing_alg("--alg", s), default_value = "HS256")]
         tenant_alg: Algorithm,
         #[command(flatten)]
         ops: Box<OpsArgs>,
@@ -161,7 +161,7 @@ enum TenantCommand {
         mode: String,
         /// Switch the tenant's access tokens to this algorithm: graceful publishes a key of it as
         /// the next key (it signs from the following rotation), revoke signs with it at once.
-        #[arg(long = "signing-alg", value_parser = |s: &str| signing_alg("--signing-alg", s))]
+        #[arg(long = "alg", value_parser = |s: &str| signing_alg("--alg", s))]
         new_alg: Option<Algorithm>,
         #[command(flatten)]
         ops: Box<OpsArgs>,

@@ -35,6 +35,10 @@ async fn the_openapi_document_describes_the_contract() {
         ("/api/tenants/{slug}/auth/verify", "head"),
         ("/api/tenants/{slug}/auth/sessions", "get"),
         ("/api/tenants/{slug}/auth/sessions/{id}", "delete"),
+        ("/.well-known/jwks.json", "get"),
+        ("/.well-known/openid-configuration", "get"),
+        ("/api/tenants/{slug}/.well-known/jwks.json", "get"),
+        ("/api/tenants/{slug}/.well-known/openid-configuration", "get"),
     ];
     let paths = doc["paths"].as_object().unwrap();
     let mut documented: Vec<(String, String)> = paths
