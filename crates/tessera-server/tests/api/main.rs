@@ -10,6 +10,7 @@ mod attacks_public_key;
 mod errors;
 mod faults;
 mod helpers;
+mod interop;
 mod jwks;
 mod logout;
 mod openapi;
