@@ -96,6 +96,26 @@ impl KeyPolicy {
     }
 }
 
+/// Token lifetimes and clock leeway, in seconds: how long a retired key
+/// must keep verifying what it signed.
+#[derive(Debug, Clone, Copy)]
+pub struct Lifetimes {
+    pub access_ttl: i64,
+    pub refresh_ttl: i64,
+    pub leeway: i64,
+}
+
+impl Lifetimes {
+    pub fn of(config: &crate::config::Config) -> Self {
+        let secs = |d: std::time::Duration| i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
+        Self {
+            access_ttl: secs(config.access_ttl),
+            refresh_ttl: secs(config.refresh_ttl),
+            leeway: secs(config.leeway),
+        }
+    }
+}
+
 /// What a rotation asks for besides its mode.
 #[derive(Debug, Clone, Default)]
 pub struct RotateOptions {
@@ -218,9 +238,7 @@ impl KeyManager {
         store: Arc<dyn TenantStore>,
         default: DefaultKeys,
         policy: KeyPolicy,
-        access_ttl: i64,
-        refresh_ttl: i64,
-        leeway: i64,
+        lifetimes: Lifetimes,
         now: i64,
     ) -> anyhow::Result<Arc<Self>> {
         let default_from_env = matches!(default, DefaultKeys::Env(_));
@@ -232,8 +250,8 @@ impl KeyManager {
             default_from_env,
             policy,
             synced_ms: Mutex::new(0),
-            access_horizon: access_ttl.saturating_add(leeway),
-            refresh_horizon: refresh_ttl.saturating_add(leeway),
+            access_horizon: lifetimes.access_ttl.saturating_add(lifetimes.leeway),
+            refresh_horizon: lifetimes.refresh_ttl.saturating_add(lifetimes.leeway),
         });
         match default {
             DefaultKeys::Env(pair) => {
@@ -300,9 +318,7 @@ impl KeyManager {
         store: Arc<dyn TenantStore>,
         default_from_env: bool,
         policy: KeyPolicy,
-        access_ttl: i64,
-        refresh_ttl: i64,
-        leeway: i64,
+        lifetimes: Lifetimes,
     ) -> Arc<Self> {
         Arc::new(Self {
             master,
@@ -312,8 +328,8 @@ impl KeyManager {
             default_from_env,
             policy,
             synced_ms: Mutex::new(0),
-            access_horizon: access_ttl.saturating_add(leeway),
-            refresh_horizon: refresh_ttl.saturating_add(leeway),
+            access_horizon: lifetimes.access_ttl.saturating_add(lifetimes.leeway),
+            refresh_horizon: lifetimes.refresh_ttl.saturating_add(lifetimes.leeway),
         })
     }
 

@@ -7,7 +7,7 @@
 use crate::audit::event;
 use crate::config::Config;
 use crate::http::tenants::{mode_name, new_api_key};
-use crate::keys::{KeyManager, RotateOptions};
+use crate::keys::{KeyManager, Lifetimes, RotateOptions};
 use crate::master::{replace_key_file, MasterKeys};
 use crate::secrets::SecretsSource;
 use crate::startup::{master_keys, open_stores, Stores};
@@ -15,7 +15,6 @@ use crate::tenants::hash_api_key;
 use crate::tokens::unix_now;
 use anyhow::Context as _;
 use std::sync::Arc;
-use std::time::Duration;
 use tessera_core::{MasterKey, TenantId, TenantName, TenantSlug};
 use tessera_store::{
     AuditEvent, Conflict, NewAuditEvent, NewTenant, RotatedKeys, RotationMode, StoreError, StoredKey, Tenant,
@@ -50,9 +49,7 @@ impl Operator {
             stores.tenants.clone(),
             matches!(config.secrets, SecretsSource::Env { .. }),
             config.keys,
-            secs(config.access_ttl),
-            secs(config.refresh_ttl),
-            secs(config.leeway),
+            Lifetimes::of(&config),
         );
         Ok(Self { config, stores, keys })
     }
@@ -202,9 +199,7 @@ impl Operator {
                 self.stores.tenants.clone(),
                 matches!(self.config.secrets, SecretsSource::Env { .. }),
                 self.config.keys,
-                secs(self.config.access_ttl),
-                secs(self.config.refresh_ttl),
-                secs(self.config.leeway),
+                Lifetimes::of(&self.config),
             )
         };
         let (resealed, stuck) = keys.reseal_all().await?;
@@ -236,8 +231,4 @@ impl Operator {
             tracing::warn!(error = %err, "could not record the audit event");
         }
     }
-}
-
-fn secs(d: Duration) -> i64 {
-    i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
 }

@@ -4,7 +4,7 @@
 use crate::audit::AuditLog;
 use crate::config::Config;
 use crate::hashing::HashPool;
-use crate::keys::{DefaultKeys, KeyManager};
+use crate::keys::{DefaultKeys, KeyManager, Lifetimes};
 use crate::master::MasterKeys;
 use crate::secrets::{
     ensure_data_dir, legacy_file_path, legacy_shared_secrets, read_legacy_file, SecretPair, SecretsSource,
@@ -82,9 +82,7 @@ impl Application {
             stores.tenants.clone(),
             default,
             config.keys,
-            secs(config.access_ttl),
-            secs(config.refresh_ttl),
-            secs(config.leeway),
+            Lifetimes::of(&config),
             now,
         )
         .await?;

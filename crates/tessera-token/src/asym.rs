@@ -242,20 +242,20 @@ impl AsymKey {
         }
     }
 
-    /// The public members of this key's JWK: `kty`, `crv`, `x`, `y`, `n`, `e`.
-    pub(crate) fn jwk_members(&self) -> (&'static str, Option<&'static str>, [Option<(&'static str, &str)>; 2]) {
+    /// Writes the public members of this key's JWK (`kty`, `crv`, `x`,
+    /// `y`, `n`, `e`) into `jwk`.
+    pub(crate) fn write_public_members(&self, jwk: &mut Jwk) {
+        let (kty, crv) = match &self.public {
+            Public::Ed25519(_) => ("OKP", Some("Ed25519")),
+            Public::Es256(_) => ("EC", Some("P-256")),
+            Public::Rs256 { .. } => ("RSA", None),
+        };
+        jwk.kty = kty.to_owned();
+        jwk.crv = crv.map(str::to_owned);
+        let (first, second) = (Some(self.jwk_x.clone()), self.jwk_y.clone());
         match &self.public {
-            Public::Ed25519(_) => ("OKP", Some("Ed25519"), [Some(("x", &self.jwk_x)), None]),
-            Public::Es256(_) => (
-                "EC",
-                Some("P-256"),
-                [Some(("x", &self.jwk_x)), self.jwk_y.as_deref().map(|y| ("y", y))],
-            ),
-            Public::Rs256 { .. } => (
-                "RSA",
-                None,
-                [Some(("n", &self.jwk_x)), self.jwk_y.as_deref().map(|e| ("e", e))],
-            ),
+            Public::Ed25519(_) | Public::Es256(_) => (jwk.x, jwk.y) = (first, second),
+            Public::Rs256 { .. } => (jwk.n, jwk.e) = (first, second),
         }
     }
 

@@ -160,6 +160,9 @@ impl Kid {
 }
 
 /// A signature a key made: 32 bytes for HS256, up to 512 for RSA-4096.
+/// It lives on the signer's stack for one token, so its size is no cost
+/// worth a heap allocation per signature.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Signature {
     Hmac([u8; MAC_LEN]),
     Asym(SignatureBytes),
@@ -302,28 +305,19 @@ impl Key {
         let Material::Asym(alg, key) = &self.material else {
             return None;
         };
-        let (kty, crv, members) = key.jwk_members();
         let mut jwk = Jwk {
-            kty: kty.to_owned(),
+            kty: String::new(),
             kid: self.kid().to_owned(),
             alg: Some(alg.name().to_owned()),
             use_: Some("sig".to_owned()),
-            crv: crv.map(str::to_owned),
+            crv: None,
             x: None,
             y: None,
             n: None,
             e: None,
             tid: Some(self.tenant),
         };
-        for (name, value) in members.into_iter().flatten() {
-            let slot = match name {
-                "x" => &mut jwk.x,
-                "y" => &mut jwk.y,
-                "n" => &mut jwk.n,
-                _ => &mut jwk.e,
-            };
-            *slot = Some(value.to_owned());
-        }
+        key.write_public_members(&mut jwk);
         Some(jwk)
     }
 
