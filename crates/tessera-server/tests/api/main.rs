@@ -21,3 +21,4 @@ mod scale;
 mod sessions;
 mod tenants;
 mod verify;
+mod verify_crate;
