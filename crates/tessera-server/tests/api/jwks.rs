@@ -474,3 +474,39 @@ async fn scheduled_rotation_rotates_each_tenant_once_across_instances() {
     drop((a, b));
     db.drop_now().await;
 }
+
+#[tokio::test]
+async fn a_retired_key_leaves_the_jwks_once_its_last_token_has_expired() {
+    let app = spawn_app_with(|c| {
+        c.access_ttl = Duration::from_secs(30);
+        c.leeway = Duration::from_secs(0);
+        c.keys.jwks_max_age = Duration::from_secs(1);
+    })
+    .await;
+    let (tenant, body) = signup_with(&app, "Sweeping", "EdDSA").await;
+    let old_kid = kid_of(body["accessToken"].as_str().unwrap());
+    let jwks_path = format!("/api/tenants/{}/.well-known/jwks.json", tenant.slug);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let res = app
+        .client
+        .post(app.url(&format!("/api/tenants/{}/keys/rotate", tenant.slug)))
+        .header("x-api-key", &tenant.api_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let rotated_at = std::time::Instant::now();
+    assert!(get_jwks(&app, &jwks_path).await.iter().any(|k| k.kid == old_kid));
+    // Published while a token it signed can be valid (30 s), then gone.
+    loop {
+        let present = get_jwks(&app, &jwks_path).await.iter().any(|k| k.kid == old_kid);
+        let elapsed = rotated_at.elapsed();
+        if !present {
+            assert!(elapsed >= Duration::from_secs(29), "gone after {elapsed:?}, before its tokens expired");
+            break;
+        }
+        assert!(elapsed < Duration::from_secs(40), "still published {elapsed:?} after the rotation");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(get_jwks(&app, &jwks_path).await.len(), 2);
+}
