@@ -1,8 +1,11 @@
 //! tessera's JWT core: signs and verifies its access and refresh tokens.
 //!
-//! Tokens are JWS compact serializations (RFC 7515) signed with HS256, with
-//! the header `{"alg":"HS256","typ":"at+jwt"|"rt+jwt","kid":"..."}` and the
-//! claims of [`AccessClaims`] or [`RefreshClaims`].
+//! Tokens are JWS compact serializations (RFC 7515) with the header
+//! `{"alg":"<alg>","typ":"at+jwt"|"rt+jwt","kid":"..."}` and the claims of
+//! [`AccessClaims`] or [`RefreshClaims`]. Access tokens are signed with
+//! HS256, EdDSA (Ed25519), ES256 or RS256, whichever their [`Key`] was made
+//! for; refresh tokens always with HS256. A public-key [`Key`] publishes
+//! its public half as a [`Jwk`] and can be rebuilt from it to verify only.
 //!
 //! Every [`Key`] is for one [`TokenKind`] and one tenant (a customer;
 //! [`DEFAULT_TENANT`], the nil uuid, unless [`Key::for_tenant`] says

@@ -34,9 +34,12 @@
 //!   and fetches start at most once per
 //!   [`VerifierBuilder::min_refetch_interval`] (30 s by default), whatever
 //!   triggers them: a flood of tokens with made-up kids costs tessera at
-//!   most one request per interval. (tessera publishes a tenant's next key
-//!   before signing with it, so a verifier normally knows a key before it
-//!   meets a token of it.)
+//!   most one request per interval. (On a graceful rotation tessera
+//!   publishes a tenant's next key a max-age before signing with it, so a
+//!   verifier normally knows a key before it meets a token of it; after a
+//!   `revoke` rotation or a change of algorithm a new key signs at once, and
+//!   a verifier that fetched within the last interval refuses its tokens
+//!   until the interval has passed.)
 //! - If tessera is unreachable, slow (see [`VerifierBuilder::http_timeout`])
 //!   or answers an error, an oversized body ([`MAX_JWKS_BYTES`]) or
 //!   something that is not a JWK set, the cached keys keep serving and a
