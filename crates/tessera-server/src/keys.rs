@@ -270,7 +270,7 @@ impl KeyManager {
                     TenantInfo {
                         alg: Algorithm::HS256,
                         active_access: None,
-                        jwks: Arc::new(Jwks::empty(Algorithm::HS256)),
+                        jwks: jwks_of(&[], None, Algorithm::HS256),
                     },
                 );
             }
@@ -357,28 +357,48 @@ impl KeyManager {
     /// kid.)
     async fn switch_default_alg(&self, now: i64) -> anyhow::Result<()> {
         let wanted = self.policy.default_alg;
-        let current = self
-            .read()
-            .signers
-            .get(&TenantId::DEFAULT)
-            .map(|s| s.access_key().algorithm());
-        if current == Some(wanted) {
-            return Ok(());
-        }
-        for _ in 0..2 {
+        let signing = |keys: &Keys| {
+            let alg = keys.signers.get(&TenantId::DEFAULT).map(|s| s.access_key().algorithm());
+            let active = keys
+                .tenants
+                .get(&TenantId::DEFAULT)
+                .and_then(|info| info.active_access.as_ref().map(|(kid, _)| kid.clone()));
+            (alg, active)
+        };
+        let (before, _) = signing(&self.read());
+        // Instances starting at once must not each rotate twice: every
+        // rotation expects the active key it saw, and one that lost the race
+        // re-reads and looks again. Two rotations suffice; the rest is slack
+        // for races.
+        for _ in 0..6 {
+            let (alg, active) = signing(&self.read());
+            if alg == Some(wanted) {
+                if before != Some(wanted) {
+                    tracing::info!(
+                        from = before.map(Algorithm::name).unwrap_or("none"),
+                        to = wanted.name(),
+                        "the default tenant signs with a new algorithm (TESSERA_SIGNING_ALG); earlier tokens stay valid"
+                    );
+                }
+                return Ok(());
+            }
             let options = RotateOptions {
                 alg: Some(wanted),
-                ..RotateOptions::default()
+                expect_active: active,
+                wait_for_publication: false,
             };
-            self.rotate(TenantId::DEFAULT, RotationMode::Graceful, now, options)
-                .await?;
+            match self
+                .rotate(TenantId::DEFAULT, RotationMode::Graceful, now, options)
+                .await
+            {
+                Ok(_) => {}
+                Err(RotateError::Store(StoreError::Conflict(Conflict::RotationRaced))) => {
+                    self.reload_tenant(TenantId::DEFAULT, now).await?;
+                }
+                Err(err) => return Err(err.into()),
+            }
         }
-        tracing::info!(
-            from = current.map(Algorithm::name).unwrap_or("none"),
-            to = wanted.name(),
-            "the default tenant signs with a new algorithm (TESSERA_SIGNING_ALG); earlier tokens stay valid"
-        );
-        Ok(())
+        anyhow::bail!("could not switch the default tenant to {wanted}: its keys kept changing; start again")
     }
 
     async fn ensure_default_keys(&self, legacy: Option<SecretPair>, now: i64) -> anyhow::Result<()> {
@@ -570,7 +590,7 @@ impl KeyManager {
         let info = TenantInfo {
             alg,
             active_access,
-            jwks: Arc::new(jwks_of(&opened, signer.as_deref(), alg)),
+            jwks: jwks_of(&opened, signer.as_deref(), alg),
         };
         let mut guard = self.write();
         let keys = &mut *guard;
@@ -671,7 +691,7 @@ impl KeyManager {
                 .collect();
             let signer = keys.signers.get(&tenant).cloned();
             if let Some(info) = keys.tenants.get_mut(&tenant) {
-                info.jwks = Arc::new(jwks_of(&remaining, signer.as_deref(), info.alg));
+                info.jwks = jwks_of(&remaining, signer.as_deref(), info.alg);
             }
         }
         expired.len()
@@ -956,8 +976,8 @@ fn parse_plaintext(plain: &[u8]) -> (Algorithm, &[u8]) {
 
 /// The JWKS of a tenant whose keys are `keys`: every public access key,
 /// plus the signing key's algorithm and the next one's.
-fn jwks_of(keys: &[Key], signer: Option<&SigningKeys>, next_alg: Algorithm) -> Jwks {
-    let published = keys
+fn jwks_of(keys: &[Key], signer: Option<&SigningKeys>, next_alg: Algorithm) -> Arc<Jwks> {
+    let published: Vec<_> = keys
         .iter()
         .filter(|key| key.kind() == TokenKind::Access)
         .filter_map(Key::public_jwk)
@@ -969,7 +989,15 @@ fn jwks_of(keys: &[Key], signer: Option<&SigningKeys>, next_alg: Algorithm) -> J
     if !algs.contains(&next_alg) {
         algs.push(next_alg);
     }
-    Jwks::build(published, algs)
+    // Most tenants are HS256 and publish nothing: they share one document
+    // rather than each holding a copy.
+    if published.is_empty() && algs == [Algorithm::HS256] {
+        static HMAC_ONLY: std::sync::OnceLock<Arc<Jwks>> = std::sync::OnceLock::new();
+        return HMAC_ONLY
+            .get_or_init(|| Arc::new(Jwks::empty(Algorithm::HS256)))
+            .clone();
+    }
+    Arc::new(Jwks::build(published, algs))
 }
 
 /// What a sealed key is bound to: a ciphertext moved to another row (another

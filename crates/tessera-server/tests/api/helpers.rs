@@ -60,6 +60,9 @@ pub async fn spawn_app_in(data_dir: tempfile::TempDir, tweak: impl FnOnce(&mut C
         base,
         client: reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
+            // The server closes keep-alive connections idle for its header
+            // timeout (10 s); a pooled one reused at that moment fails.
+            .pool_idle_timeout(Duration::from_secs(5))
             .build()
             .unwrap(),
         jwt_secret,

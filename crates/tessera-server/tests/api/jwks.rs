@@ -502,11 +502,64 @@ async fn a_retired_key_leaves_the_jwks_once_its_last_token_has_expired() {
         let present = get_jwks(&app, &jwks_path).await.iter().any(|k| k.kid == old_kid);
         let elapsed = rotated_at.elapsed();
         if !present {
-            assert!(elapsed >= Duration::from_secs(29), "gone after {elapsed:?}, before its tokens expired");
+            assert!(
+                elapsed >= Duration::from_secs(29),
+                "gone after {elapsed:?}, before its tokens expired"
+            );
             break;
         }
-        assert!(elapsed < Duration::from_secs(40), "still published {elapsed:?} after the rotation");
+        assert!(
+            elapsed < Duration::from_secs(40),
+            "still published {elapsed:?} after the rotation"
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     assert_eq!(get_jwks(&app, &jwks_path).await.len(), 2);
+}
+
+#[tokio::test]
+async fn instances_switching_algorithm_at_once_rotate_the_default_tenant_twice_in_all() {
+    use sqlx::Connection as _;
+    let db = TestDatabase::create().await;
+    let master = tessera_core::MasterKey::generate_base64();
+    let config = |alg: Algorithm| {
+        let (url, master) = (db.url.clone(), master.clone());
+        move |c: &mut Config| {
+            c.database_url = Some(url);
+            c.master_key = Some(tessera_server::secrets::SecretValue::new(master));
+            c.secrets = SecretsSource::Generated;
+            c.issuer = Some("https://auth.test".to_owned());
+            c.keys.default_alg = alg;
+        }
+    };
+    let first = spawn_app_with(config(Algorithm::HS256)).await;
+    let user = first.new_user().await;
+    drop(first.stop().await);
+    let (a, b) = tokio::join!(
+        spawn_app_with(config(Algorithm::ES256)),
+        spawn_app_with(config(Algorithm::ES256))
+    );
+    for app in [&a, &b] {
+        assert_eq!(
+            app.get_auth("/api/auth/me", &user.access).await.status(),
+            StatusCode::OK
+        );
+        let (access, _) = app.new_session(&user).await;
+        assert_eq!(decode_parts(&access).0["alg"], "ES256");
+    }
+    let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    let states: Vec<String> = sqlx::query_scalar(
+        "SELECT state FROM tenant_keys WHERE tenant_id = '00000000-0000-0000-0000-000000000000' \
+         AND kind = 'access' ORDER BY created_at, state",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    // The HS256 pair retired, one ES256 key active and one next: two
+    // rotations, not one pair per instance.
+    assert_eq!(states.len(), 4, "{states:?}");
+    assert_eq!(states.iter().filter(|s| *s == "retired").count(), 2, "{states:?}");
+    drop(conn);
+    drop((a, b));
+    db.drop_now().await;
 }
