@@ -162,7 +162,7 @@ impl TokenIssuer {
                 match err {
                     // Refreshing cannot cure an expired refresh token: the session is over.
                     TokenError::Expired => ApiError::InvalidToken("the refresh token has expired; log in again"),
-                    other => ApiError::InvalidToken(describe(&other)),
+                    other => ApiError::InvalidToken(other.client_description()),
                 }
             })
     }
@@ -173,22 +173,6 @@ fn access_error(err: TokenError) -> ApiError {
     if err.is_expired() {
         ApiError::TokenExpired
     } else {
-        ApiError::InvalidToken(describe(&err))
-    }
-}
-
-/// Coarse reasons for clients; the precise one is only logged at debug level.
-fn describe(err: &TokenError) -> &'static str {
-    match err {
-        TokenError::TooLong | TokenError::Malformed(_) | TokenError::UnsupportedHeader(_) => "the token is malformed",
-        TokenError::UnknownKey | TokenError::AlgorithmMismatch | TokenError::BadSignature => {
-            "the token signature is not valid"
-        }
-        TokenError::WrongKind => "the token is not of the expected type",
-        TokenError::WrongTenant | TokenError::TenantMismatch => "the token belongs to another tenant",
-        TokenError::WrongIssuer | TokenError::WrongAudience => "the token was not issued for this service",
-        TokenError::NotYetValid | TokenError::IssuedInFuture => "the token is not valid yet",
-        TokenError::Expired => "the token has expired",
-        TokenError::InvalidClaims(_) => "the token claims are not valid",
+        ApiError::InvalidToken(err.client_description())
     }
 }

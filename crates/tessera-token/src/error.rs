@@ -68,6 +68,23 @@ impl TokenError {
     pub fn is_expired(&self) -> bool {
         matches!(self, Self::Expired)
     }
+
+    /// A coarse reason that is safe to show the client (tessera puts it in
+    /// its `WWW-Authenticate` `error_description`): it says which check
+    /// failed, never what a forger got wrong in detail. The precise reason
+    /// (`Display`) is for debug logs.
+    pub fn client_description(&self) -> &'static str {
+        match self {
+            Self::TooLong | Self::Malformed(_) | Self::UnsupportedHeader(_) => "the token is malformed",
+            Self::UnknownKey | Self::AlgorithmMismatch | Self::BadSignature => "the token signature is not valid",
+            Self::WrongKind => "the token is not of the expected type",
+            Self::WrongTenant | Self::TenantMismatch => "the token belongs to another tenant",
+            Self::WrongIssuer | Self::WrongAudience => "the token was not issued for this service",
+            Self::NotYetValid | Self::IssuedInFuture => "the token is not valid yet",
+            Self::Expired => "the token has expired",
+            Self::InvalidClaims(_) => "the token claims are not valid",
+        }
+    }
 }
 
 /// Why a key or keyring could not be built.

@@ -51,20 +51,7 @@ impl VerifyError {
         match self {
             Self::Expired => "the token has expired",
             Self::KeysUnavailable => "the token's key cannot be checked right now; retry shortly",
-            Self::Invalid(err) => match err {
-                TokenError::TooLong | TokenError::Malformed(_) | TokenError::UnsupportedHeader(_) => {
-                    "the token is malformed"
-                }
-                TokenError::UnknownKey | TokenError::AlgorithmMismatch | TokenError::BadSignature => {
-                    "the token signature is not valid"
-                }
-                TokenError::WrongKind => "the token is not of the expected type",
-                TokenError::WrongTenant | TokenError::TenantMismatch => "the token belongs to another tenant",
-                TokenError::WrongIssuer | TokenError::WrongAudience => "the token was not issued for this service",
-                TokenError::NotYetValid | TokenError::IssuedInFuture => "the token is not valid yet",
-                TokenError::Expired => "the token has expired",
-                TokenError::InvalidClaims(_) => "the token claims are not valid",
-            },
+            Self::Invalid(err) => err.client_description(),
         }
     }
 }
