@@ -40,6 +40,19 @@ struct JwtClaims {
     jti: Uuid,
 }
 
+/// The cheapest honest cache: one remembered digest.
+#[derive(Default)]
+struct OneEntry(std::sync::Mutex<Option<[u8; 32]>>);
+
+impl tessera_token::SignatureCache for OneEntry {
+    fn contains(&self, digest: &[u8; 32]) -> bool {
+        self.0.lock().unwrap().as_ref() == Some(digest)
+    }
+    fn insert(&self, digest: [u8; 32]) {
+        *self.0.lock().unwrap() = Some(digest);
+    }
+}
+
 fn benches(c: &mut Criterion) {
     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64;
     let claims = AccessClaims {
@@ -149,6 +162,17 @@ fn benches(c: &mut Criterion) {
                     .map(|c| c.exp)
             })
         });
+        if alg.is_asymmetric() {
+            // A token presented again: the server's verified-signature cache.
+            let cache = OneEntry::default();
+            group.bench_function(format!("{alg}/verify/tessera_cached"), |b| {
+                let mut buf = TokenBuf::new();
+                b.iter(|| {
+                    set.verify_access_cached(black_box(&token), None, &validation, now, &mut buf, &cache)
+                        .map(|c| c.exp)
+                })
+            });
+        }
         group.bench_function(format!("{alg}/verify/jsonwebtoken"), |b| {
             b.iter(|| {
                 jsonwebtoken::decode::<JwtClaims>(black_box(&token), &decoding, &their_validation).map(|d| d.claims.exp)

@@ -245,6 +245,27 @@ impl KeySet {
         self.verify_refresh_with(token, Some(tenant), validation, now, buf, true)
     }
 
+    /// Verifies an access token like [`KeySet::verify_access`] (or, with
+    /// `tenant`, [`KeySet::verify_access_for`]), consulting `cache` for
+    /// public-key signatures: a token whose exact bytes verified before
+    /// skips the signature arithmetic (50 to 250 µs), and one that verifies
+    /// now is remembered. Everything else is checked as always: the key
+    /// must still be in the set (a revoked key's tokens stay refused, cached
+    /// or not), and the claims, tenant and times are read afresh, so a
+    /// cached token still expires. HS256 signatures cost less than a cache
+    /// lookup and never use it.
+    pub fn verify_access_cached<'b>(
+        &self,
+        token: &str,
+        tenant: Option<Uuid>,
+        validation: &Validation,
+        now: i64,
+        buf: &'b mut TokenBuf,
+        cache: &dyn SignatureCache,
+    ) -> Result<AccessClaims<'b>, TokenError> {
+        self.verify_access_inner(token, tenant, validation, now, buf, true, Some(cache))
+    }
+
     /// `fast_header: false` forces the strict header path, so tests can
     /// check that both paths answer the same.
     pub(crate) fn verify_access_with<'b>(
@@ -256,7 +277,21 @@ impl KeySet {
         buf: &'b mut TokenBuf,
         fast_header: bool,
     ) -> Result<AccessClaims<'b>, TokenError> {
-        let (key, payload) = self.authenticate(token, TokenKind::Access, buf, fast_header)?;
+        self.verify_access_inner(token, tenant, validation, now, buf, fast_header, None)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn verify_access_inner<'b>(
+        &self,
+        token: &str,
+        tenant: Option<Uuid>,
+        validation: &Validation,
+        now: i64,
+        buf: &'b mut TokenBuf,
+        fast_header: bool,
+        cache: Option<&dyn SignatureCache>,
+    ) -> Result<AccessClaims<'b>, TokenError> {
+        let (key, payload) = self.authenticate(token, TokenKind::Access, buf, fast_header, cache)?;
         let claims = parse_access(payload)?;
         check_tenant(key, claims.tid, tenant)?;
         if claims.iss != validation.issuer {
@@ -278,7 +313,7 @@ impl KeySet {
         buf: &'b mut TokenBuf,
         fast_header: bool,
     ) -> Result<RefreshClaims<'b>, TokenError> {
-        let (key, payload) = self.authenticate(token, TokenKind::Refresh, buf, fast_header)?;
+        let (key, payload) = self.authenticate(token, TokenKind::Refresh, buf, fast_header, None)?;
         let claims = parse_refresh(payload)?;
         check_tenant(key, claims.tid, tenant)?;
         if claims.iss != validation.issuer {
@@ -300,6 +335,7 @@ impl KeySet {
         kind: TokenKind,
         buf: &'b mut TokenBuf,
         fast_header: bool,
+        cache: Option<&dyn SignatureCache>,
     ) -> Result<(&'s Key, &'b str), TokenError> {
         let (header, payload, signature) = split(token)?;
 
@@ -318,8 +354,19 @@ impl KeySet {
         }
         // header.payload: `split` took both from the start of `token`.
         let signing_input = &token.as_bytes()[..header.len() + 1 + payload.len()];
-        if !key.verify_input(signing_input, &bytes[..expected]) {
-            return Err(TokenError::BadSignature);
+        let cache = cache.filter(|_| key.algorithm().is_asymmetric());
+        let digest = cache.map(|_| signature_digest(token));
+        let known = match (cache, &digest) {
+            (Some(cache), Some(digest)) => cache.contains(digest),
+            _ => false,
+        };
+        if !known {
+            if !key.verify_input(signing_input, &bytes[..expected]) {
+                return Err(TokenError::BadSignature);
+            }
+            if let (Some(cache), Some(digest)) = (cache, digest) {
+                cache.insert(digest);
+            }
         }
 
         let len = B64
@@ -383,6 +430,29 @@ impl KeySet {
         }
         Ok(key)
     }
+}
+
+/// Public-key signatures already verified, by [`signature_digest`] of the
+/// whole token: what [`KeySet::verify_access_cached`] consults. Only
+/// signatures that verified are ever inserted, and the digest covers the
+/// header (so the kid and algorithm), the payload and the signature, so a
+/// cached entry vouches for those exact bytes and nothing else. An
+/// implementation should be bounded; forgetting entries is always safe.
+pub trait SignatureCache: Sync {
+    /// Whether this digest was inserted (and not forgotten since).
+    fn contains(&self, digest: &[u8; 32]) -> bool;
+    /// Remembers a digest whose signature verified.
+    fn insert(&self, digest: [u8; 32]);
+}
+
+/// SHA-256 of a domain prefix and the whole token.
+pub fn signature_digest(token: &str) -> [u8; 32] {
+    use sha2::Digest as _;
+    sha2::Sha256::new()
+        .chain_update(b"tessera-verified-token-v1\0")
+        .chain_update(token.as_bytes())
+        .finalize()
+        .into()
 }
 
 impl fmt::Debug for KeySet {

@@ -433,3 +433,88 @@ fn a_tenants_key_does_not_sign_for_another() {
         assert_eq!(verify(&globex_set, &genuine), Err(TokenError::TenantMismatch));
     }
 }
+
+/// A bounded-by-test cache that counts what it is asked.
+#[derive(Default)]
+struct CountingCache {
+    seen: std::sync::Mutex<std::collections::HashSet<[u8; 32]>>,
+    lookups: std::sync::atomic::AtomicUsize,
+}
+
+impl tessera_token::SignatureCache for CountingCache {
+    fn contains(&self, digest: &[u8; 32]) -> bool {
+        self.lookups.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.seen.lock().unwrap().contains(digest)
+    }
+    fn insert(&self, digest: [u8; 32]) {
+        self.seen.lock().unwrap().insert(digest);
+    }
+}
+
+#[test]
+fn a_signature_cache_skips_only_the_arithmetic() {
+    let validation = Validation::new(ISS, AUD);
+    for alg in ASYMMETRIC {
+        let key = signing_key(alg, "cached");
+        let mut set = set_of([key.clone()]);
+        let token = signer(key).sign_access(&claims(DEFAULT_TENANT));
+        let cache = CountingCache::default();
+        let verify_cached = |set: &KeySet, token: &str, now: i64| {
+            let mut buf = TokenBuf::new();
+            set.verify_access_cached(token, None, &validation, now, &mut buf, &cache)
+                .map(|c| c.sub)
+        };
+        assert_eq!(verify_cached(&set, &token, NOW), Ok(Uuid::from_u128(1)));
+        assert!(cache
+            .seen
+            .lock()
+            .unwrap()
+            .contains(&tessera_token::signature_digest(&token)));
+        assert_eq!(verify_cached(&set, &token, NOW), Ok(Uuid::from_u128(1)));
+        // A tampered token is another digest: verified, and refused.
+        let (input, _) = token.rsplit_once('.').unwrap();
+        let forged = format!("{input}.{}", B64.encode(vec![1u8; token_signature_len(&token)]));
+        assert_eq!(
+            verify_cached(&set, &forged, NOW),
+            Err(TokenError::BadSignature),
+            "{alg}"
+        );
+        assert!(!cache
+            .seen
+            .lock()
+            .unwrap()
+            .contains(&tessera_token::signature_digest(&forged)));
+        // A cached token still expires, and its claims are still read.
+        assert_eq!(verify_cached(&set, &token, NOW + 2000), Err(TokenError::Expired));
+        // Its key removed (revoked), the cache vouches for nothing.
+        set.remove("cached");
+        assert_eq!(verify_cached(&set, &token, NOW), Err(TokenError::UnknownKey));
+        // What the cache holds is trusted for those bytes: it must only
+        // ever be fed by verification (shown with a cache told otherwise).
+        let lying = CountingCache::default();
+        lying
+            .seen
+            .lock()
+            .unwrap()
+            .insert(tessera_token::signature_digest(&forged));
+        let set = set_of([signing_key(alg, "cached")]);
+        let mut buf = TokenBuf::new();
+        assert!(set
+            .verify_access_cached(&forged, None, &validation, NOW, &mut buf, &lying)
+            .is_ok());
+    }
+    // HS256 never asks the cache: its MAC is cheaper than the lookup.
+    let hmac = Key::with_kid(TokenKind::Access, "h", REFRESH_SECRET).unwrap();
+    let token = signer(hmac.clone()).sign_access(&claims(DEFAULT_TENANT));
+    let cache = CountingCache::default();
+    let mut buf = TokenBuf::new();
+    let set = set_of([hmac]);
+    assert!(set
+        .verify_access_cached(&token, None, &Validation::new(ISS, AUD), NOW, &mut buf, &cache)
+        .is_ok());
+    assert_eq!(cache.lookups.load(std::sync::atomic::Ordering::SeqCst), 0);
+}
+
+fn token_signature_len(token: &str) -> usize {
+    B64.decode(token.rsplit('.').next().unwrap()).unwrap().len()
+}
