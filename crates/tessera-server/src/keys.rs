@@ -43,7 +43,7 @@ use tessera_store::{
 };
 use tessera_token::{
     AccessClaims, Algorithm, JwkSet, Key, KeySet, RefreshClaims, SigningKeys, TokenBuf, TokenError, TokenKind,
-    Validation,
+    Validation, VerifiedSignatures,
 };
 use zeroize::Zeroizing;
 
@@ -202,9 +202,10 @@ pub struct KeyManager {
     store: Arc<dyn TenantStore>,
     keys: RwLock<Keys>,
     unknown: Mutex<UnknownKids>,
-    /// Public-key tokens whose signature verified lately (see
-    /// [`VerifiedTokens`]).
-    verified: VerifiedTokens,
+    /// Public-key tokens whose signature verified lately: a token presented
+    /// again (every request of a session, at a forward-auth endpoint) skips
+    /// the curve or RSA arithmetic.
+    verified: VerifiedSignatures,
     default_from_env: bool,
     policy: KeyPolicy,
     /// The database clock at the last re-read of changed keys, in ms.
@@ -250,7 +251,7 @@ impl KeyManager {
             store,
             keys: RwLock::new(Keys::default()),
             unknown: Mutex::new(UnknownKids::new()),
-            verified: VerifiedTokens::default(),
+            verified: VerifiedSignatures::default(),
             default_from_env,
             policy,
             synced_ms: Mutex::new(0),
@@ -329,7 +330,7 @@ impl KeyManager {
             store,
             keys: RwLock::new(Keys::default()),
             unknown: Mutex::new(UnknownKids::new()),
-            verified: VerifiedTokens::default(),
+            verified: VerifiedSignatures::default(),
             default_from_env,
             policy,
             synced_ms: Mutex::new(0),
@@ -1019,48 +1020,6 @@ fn token_kind(kind: KeyKind) -> TokenKind {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-/// Digests of public-key access tokens whose signature verified, so that a
-/// token presented again (every request of a session, at a forward-auth
-/// endpoint) skips 50 to 250 µs of curve or RSA arithmetic. Bounded: each
-/// of the shards forgets everything when full, which costs a re-verify, never
-/// a wrong answer. Revocation needs no purge: a token is verified against
-/// the key set first, and a revoked key is gone from it.
-struct VerifiedTokens {
-    shards: Vec<Mutex<HashSet<[u8; 32]>>>,
-}
-
-const VERIFIED_SHARDS: usize = 16;
-/// 16 × 4,096 tokens, about 4 MB at most.
-const VERIFIED_PER_SHARD: usize = 4096;
-
-impl Default for VerifiedTokens {
-    fn default() -> Self {
-        Self {
-            shards: (0..VERIFIED_SHARDS).map(|_| Mutex::new(HashSet::new())).collect(),
-        }
-    }
-}
-
-impl VerifiedTokens {
-    fn shard(&self, digest: &[u8; 32]) -> &Mutex<HashSet<[u8; 32]>> {
-        &self.shards[usize::from(digest[0]) % VERIFIED_SHARDS]
-    }
-}
-
-impl tessera_token::SignatureCache for VerifiedTokens {
-    fn contains(&self, digest: &[u8; 32]) -> bool {
-        lock(self.shard(digest)).contains(digest)
-    }
-
-    fn insert(&self, digest: [u8; 32]) {
-        let mut shard = lock(self.shard(&digest));
-        if shard.len() >= VERIFIED_PER_SHARD {
-            shard.clear();
-        }
-        shard.insert(digest);
-    }
 }
 
 /// Kids the store did not know, and the budget of store lookups.

@@ -445,6 +445,55 @@ pub trait SignatureCache: Sync {
     fn insert(&self, digest: [u8; 32]);
 }
 
+/// A bounded [`SignatureCache`]: 16 shards of at most 4,096 digests (about
+/// 4 MB in all), each forgetting everything when full, which costs a
+/// re-verification, never a wrong answer. Revocation needs no purge: a
+/// token is checked against the key set before the cache is consulted, and
+/// a revoked key is gone from the set.
+pub struct VerifiedSignatures {
+    shards: Vec<std::sync::Mutex<HashSet<[u8; 32]>>>,
+}
+
+const VERIFIED_SHARDS: usize = 16;
+const VERIFIED_PER_SHARD: usize = 4096;
+
+impl Default for VerifiedSignatures {
+    fn default() -> Self {
+        Self {
+            shards: (0..VERIFIED_SHARDS)
+                .map(|_| std::sync::Mutex::new(HashSet::new()))
+                .collect(),
+        }
+    }
+}
+
+impl VerifiedSignatures {
+    fn shard(&self, digest: &[u8; 32]) -> std::sync::MutexGuard<'_, HashSet<[u8; 32]>> {
+        let shard = &self.shards[usize::from(digest[0]) % VERIFIED_SHARDS];
+        shard.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl SignatureCache for VerifiedSignatures {
+    fn contains(&self, digest: &[u8; 32]) -> bool {
+        self.shard(digest).contains(digest)
+    }
+
+    fn insert(&self, digest: [u8; 32]) {
+        let mut shard = self.shard(&digest);
+        if shard.len() >= VERIFIED_PER_SHARD {
+            shard.clear();
+        }
+        shard.insert(digest);
+    }
+}
+
+impl fmt::Debug for VerifiedSignatures {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("VerifiedSignatures")
+    }
+}
+
 /// SHA-256 of a domain prefix and the whole token.
 pub fn signature_digest(token: &str) -> [u8; 32] {
     use sha2::Digest as _;

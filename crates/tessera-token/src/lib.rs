@@ -126,7 +126,7 @@ pub use error::{KeyError, TokenError};
 pub use jwk::{Jwk, JwkSet};
 pub use key::{Algorithm, Key, TokenKind, MAX_KID_CHARS, MIN_SECRET_BYTES};
 pub use keyring::{Keyring, SigningKeys};
-pub use keyset::{header_kid, signature_digest, KeySet, SignatureCache};
+pub use keyset::{header_kid, signature_digest, KeySet, SignatureCache, VerifiedSignatures};
 pub use uuid::Uuid;
 
 /// The default tenant's id: the nil uuid. Keys belong to it unless built

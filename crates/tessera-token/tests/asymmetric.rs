@@ -518,3 +518,18 @@ fn a_signature_cache_skips_only_the_arithmetic() {
 fn token_signature_len(token: &str) -> usize {
     B64.decode(token.rsplit('.').next().unwrap()).unwrap().len()
 }
+
+#[test]
+fn the_bounded_cache_forgets_rather_than_grows() {
+    use tessera_token::{SignatureCache as _, VerifiedSignatures};
+    let cache = VerifiedSignatures::default();
+    let digest = |i: u32| tessera_token::signature_digest(&i.to_string());
+    for i in 0..200_000u32 {
+        cache.insert(digest(i));
+    }
+    // 16 shards of at most 4,096: the most recent survive, most of the rest are gone.
+    let remembered = (0..200_000u32).filter(|i| cache.contains(&digest(*i))).count();
+    assert!(remembered <= 16 * 4096, "{remembered}");
+    assert!(cache.contains(&digest(199_999)));
+    assert!(!cache.contains(&digest(200_001)));
+}

@@ -31,6 +31,10 @@ struct Inner {
     validation: Validation,
     tenant: Option<Uuid>,
     source: Source,
+    /// Tokens whose public-key signature verified: one presented again
+    /// skips the curve or RSA arithmetic (see tessera-token's
+    /// `VerifiedSignatures`).
+    verified: tessera_token::VerifiedSignatures,
 }
 
 enum Source {
@@ -99,10 +103,14 @@ impl Verifier {
         let mut buf = TokenBuf::new();
         let now = unix_now();
         let validation = &self.inner.validation;
-        let claims = match self.inner.tenant {
-            Some(tenant) => keys.verify_access_for(token, tenant, validation, now, &mut buf),
-            None => keys.verify_access(token, validation, now, &mut buf),
-        }?;
+        let claims = keys.verify_access_cached(
+            token,
+            self.inner.tenant,
+            validation,
+            now,
+            &mut buf,
+            &self.inner.verified,
+        )?;
         Ok(Claims::from(claims))
     }
 }
@@ -233,6 +241,7 @@ impl VerifierBuilder {
                 validation,
                 tenant: self.tenant,
                 source,
+                verified: tessera_token::VerifiedSignatures::default(),
             }),
         })
     }
