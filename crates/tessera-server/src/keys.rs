@@ -184,6 +184,9 @@ pub enum DefaultKeys {
 pub enum RotateError {
     #[error("the default tenant's keys come from JWT_SECRET and REFRESH_TOKEN_SECRET; rotate them by changing those variables")]
     DefaultFromEnv,
+    /// The default tenant's algorithm is a setting, not a rotation's choice.
+    #[error("the default tenant signs with TESSERA_SIGNING_ALG ({configured} here); to sign with {asked}, set TESSERA_SIGNING_ALG={asked} on every instance and restart them (nobody is logged out)")]
+    DefaultAlgFromConfig { configured: Algorithm, asked: Algorithm },
     /// The next key has not been published for a JWKS max-age yet.
     #[error("the next signing key was published {published}s ago; verifiers caching the JWKS for up to {max_age}s may not have it yet; retry in {retry_after}s, or rotate with mode revoke")]
     TooSoon {
@@ -849,6 +852,15 @@ impl KeyManager {
         if tenant.is_default() && self.default_from_env {
             return Err(RotateError::DefaultFromEnv);
         }
+        match options.alg {
+            Some(asked) if tenant.is_default() && asked != self.policy.default_alg => {
+                return Err(RotateError::DefaultAlgFromConfig {
+                    configured: self.policy.default_alg,
+                    asked,
+                });
+            }
+            _ => {}
+        }
         let rows = self.store.tenant_keys(tenant).await?;
         let next_access = rows
             .iter()
@@ -860,15 +872,28 @@ impl KeyManager {
             })?,
             None => Algorithm::HS256,
         };
-        if let (Some(row), true) = (next_access, options.wait_for_publication) {
-            let max_age = i64::try_from(self.policy.jwks_max_age.as_secs()).unwrap_or(i64::MAX);
+        let max_age = i64::try_from(self.policy.jwks_max_age.as_secs()).unwrap_or(i64::MAX);
+        let waits = options.wait_for_publication && mode == RotationMode::Graceful && current_alg.is_asymmetric();
+        let manual = options.expect_active.is_none();
+        let mut expect_active = options.expect_active;
+        if let (Some(row), true) = (next_access, waits) {
             let published = now.saturating_sub(row.created_at);
-            if mode == RotationMode::Graceful && current_alg.is_asymmetric() && published < max_age {
+            if published < max_age {
                 return Err(RotateError::TooSoon {
                     published,
                     max_age,
                     retry_after: max_age - published,
                 });
+            }
+            // The wait was checked on this read of the keys: the rotation
+            // must apply to them, or two rotations arriving together would
+            // both pass it and the second would sign with a key published a
+            // moment before.
+            if expect_active.is_none() {
+                expect_active = rows
+                    .iter()
+                    .find(|row| row.kind == KeyKind::Access && row.state == KeyState::Active)
+                    .map(|row| row.kid.clone());
             }
         }
         let alg = options.alg.unwrap_or(current_alg);
@@ -892,9 +917,19 @@ impl KeyManager {
                 access_verify_until: now.saturating_add(self.access_horizon),
                 refresh_verify_until: now.saturating_add(self.refresh_horizon),
                 new_keys,
-                expect_active_access: options.expect_active,
+                expect_active_access: expect_active,
             })
-            .await?;
+            .await
+            .map_err(|err| match err {
+                // A rotation that waited lost to another one: the next key
+                // now is brand new, so this one waits a whole max-age.
+                StoreError::Conflict(Conflict::RotationRaced) if waits && manual => RotateError::TooSoon {
+                    published: 0,
+                    max_age,
+                    retry_after: max_age,
+                },
+                other => RotateError::Store(other),
+            })?;
         if let Err(err) = self.apply_tenant(tenant, &rotated.keys, now) {
             tracing::error!(tenant = %tenant, error = %err, "cannot open the keys just rotated");
         }
@@ -987,12 +1022,24 @@ fn jwks_of(keys: &[Key], signer: Option<&SigningKeys>, next_alg: Algorithm) -> A
         .filter(|key| key.kind() == TokenKind::Access)
         .filter_map(Key::public_jwk)
         .collect();
+    // What tokens of the tenant may carry now: the signing key's algorithm
+    // first, then the next key's, then those of retired keys whose tokens
+    // are still valid (a verifier taking its list from discovery must not
+    // refuse them after a switch).
     let mut algs = Vec::with_capacity(2);
-    if let Some(signer) = signer {
-        algs.push(signer.access_key().algorithm());
-    }
-    if !algs.contains(&next_alg) {
-        algs.push(next_alg);
+    let others = keys
+        .iter()
+        .filter(|key| key.kind() == TokenKind::Access)
+        .map(Key::algorithm);
+    for alg in signer
+        .map(|s| s.access_key().algorithm())
+        .into_iter()
+        .chain([next_alg])
+        .chain(others)
+    {
+        if !algs.contains(&alg) {
+            algs.push(alg);
+        }
     }
     // Most tenants are HS256 and publish nothing: they share one document
     // rather than each holding a copy.

@@ -251,6 +251,7 @@ fn random_suffix() -> String {
         (status = 401, description = "`missing_token`, `invalid_token`, `token_expired` or `invalid_api_key`", body = super::dto::ErrorBody),
         (status = 403, description = "`forbidden`: the token is not the owner's", body = super::dto::ErrorBody),
         (status = 404, description = "No such tenant", body = super::dto::ErrorBody),
+        (status = 409, description = "`conflict`: a graceful rotation of a public-key tenant whose next key was published less than the JWKS max-age ago (`Retry-After` says when to retry), the default tenant's keys come from `JWT_SECRET`, or `signingAlg` for the default tenant (set `TESSERA_SIGNING_ALG` instead)", body = super::dto::ErrorBody),
         (status = 413, body = super::dto::ErrorBody), (status = 415, body = super::dto::ErrorBody),
         (status = 422, body = super::dto::ErrorBody),
         (status = 503, body = super::dto::ErrorBody),
@@ -338,6 +339,9 @@ pub async fn rotate(
                 retry_after: u32::try_from(retry_after).unwrap_or(u32::MAX),
             },
             err @ RotateError::Damaged(_) => ApiError::internal(err),
+            RotateError::DefaultAlgFromConfig { .. } => ApiError::Conflict(
+                "the default tenant signs with TESSERA_SIGNING_ALG; change it on every instance and restart them",
+            ),
             RotateError::Store(err) => err.into(),
         })?;
     if mode == RotationMode::Revoke {

@@ -563,3 +563,83 @@ async fn instances_switching_algorithm_at_once_rotate_the_default_tenant_twice_i
     drop((a, b));
     db.drop_now().await;
 }
+
+#[tokio::test]
+async fn graceful_rotations_arriving_together_rotate_once() {
+    let app = spawn_app_with(|c| c.keys.jwks_max_age = Duration::from_secs(1)).await;
+    let (tenant, _) = signup_with(&app, "Racing", "EdDSA").await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let url = app.url(&format!("/api/tenants/{}/keys/rotate", tenant.slug));
+    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(6));
+    let racers: Vec<_> = (0..6)
+        .map(|_| {
+            let (client, url, key, barrier) =
+                (app.client.clone(), url.clone(), tenant.api_key.clone(), barrier.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                client.post(url).header("x-api-key", key).send().await.unwrap()
+            })
+        })
+        .collect();
+    let mut ok = 0;
+    for racer in racers {
+        let res = racer.await.unwrap();
+        match res.status() {
+            StatusCode::OK => ok += 1,
+            StatusCode::CONFLICT => {
+                assert!(res.headers().contains_key("retry-after"));
+                assert_error(res, StatusCode::CONFLICT, "conflict").await;
+            }
+            other => panic!("{other}"),
+        }
+    }
+    // One rotation: a second would have signed with a key published a moment ago.
+    assert_eq!(ok, 1);
+    assert_eq!(
+        get_jwks(&app, &format!("/api/tenants/{}/.well-known/jwks.json", tenant.slug))
+            .await
+            .len(),
+        3
+    );
+}
+
+#[tokio::test]
+async fn discovery_lists_every_algorithm_a_valid_token_may_carry() {
+    let app = spawn_app_with(|c| c.keys.jwks_max_age = Duration::from_secs(1)).await;
+    let (tenant, body) = signup_with(&app, "Switch Discovery", "EdDSA").await;
+    let old = body["accessToken"].as_str().unwrap().to_owned();
+    let rotate = |body: Value| {
+        app.client
+            .post(app.url(&format!("/api/tenants/{}/keys/rotate", tenant.slug)))
+            .header("x-api-key", &tenant.api_key)
+            .json(&body)
+            .send()
+    };
+    let algs = || async {
+        let doc: Value = app
+            .client
+            .get(app.url(&format!(
+                "/api/tenants/{}/.well-known/openid-configuration",
+                tenant.slug
+            )))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        doc["id_token_signing_alg_values_supported"].clone()
+    };
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(
+        rotate(json!({"signingAlg": "ES256"})).await.unwrap().status(),
+        StatusCode::OK
+    );
+    assert_eq!(algs().await, json!(["EdDSA", "ES256"]));
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(rotate(json!({})).await.unwrap().status(), StatusCode::OK);
+    // ES256 signs now, and EdDSA tokens such as `old` are still valid.
+    assert_eq!(algs().await, json!(["ES256", "EdDSA"]));
+    let me = format!("/api/tenants/{}/auth/me", tenant.slug);
+    assert_eq!(app.get_auth(&me, &old).await.status(), StatusCode::OK);
+}

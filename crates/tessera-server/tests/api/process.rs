@@ -850,3 +850,42 @@ async fn operators_manage_tenants_keys_and_the_master_key_from_the_command_line(
     let (status, _) = tokio::task::spawn_blocking(move || server.terminate()).await.unwrap();
     assert!(status.success());
 }
+
+#[tokio::test]
+async fn the_cli_makes_public_key_tenants_and_leaves_the_default_tenants_algorithm_to_its_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let text = |out: &std::process::Output| {
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    };
+    let out = run(
+        &data,
+        &[],
+        &["tenant", "create", "Edwards", "--slug", "edwards", "--alg", "EdDSA"],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    // Right after creation the next key is brand new: a graceful rotation waits.
+    let out = run(
+        &data,
+        &[("TESSERA_JWKS_MAX_AGE", "1h")],
+        &["tenant", "rotate-keys", "edwards"],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("retry in"), "{}", text(&out));
+    let out = run(
+        &data,
+        &[],
+        &["tenant", "rotate-keys", "edwards", "--mode", "revoke", "--alg", "ES256"],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let out = run(&data, &[], &["tenant", "create", "Bad", "--alg", "es256"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    // The default tenant signs with TESSERA_SIGNING_ALG, not with a rotation's word.
+    let out = run(&data, &[], &["tenant", "rotate-keys", "default", "--alg", "EdDSA"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("TESSERA_SIGNING_ALG=EdDSA"), "{}", text(&out));
+}
