@@ -543,6 +543,13 @@ impl KeyManager {
         Ok(key.for_tenant(row.tenant.as_uuid()))
     }
 
+    /// The algorithm of a stored key, for operators; `None` when it cannot
+    /// be opened (revoked, or sealed by a master key not configured).
+    pub fn algorithm_of(&self, row: &StoredKey) -> Option<Algorithm> {
+        row.sealed.as_ref()?;
+        self.row_alg(row).ok()
+    }
+
     /// The algorithm of a stored key (opening it, since the algorithm is
     /// sealed with the key material).
     fn row_alg(&self, row: &StoredKey) -> anyhow::Result<Algorithm> {

@@ -409,19 +409,21 @@ fn main() -> ExitCode {
                         )?;
                         outln!("")?;
                         outln!(
-                            "{:<24} {:<8} {:<8} {:<20}  {:<20}  {:<20}  MASTER KEY",
+                            "{:<24} {:<8} {:<6} {:<8} {:<20}  {:<20}  {:<20}  MASTER KEY",
                             "KID",
                             "KIND",
+                            "ALG",
                             "STATE",
                             "CREATED",
                             "ACTIVATED",
                             "VERIFIES UNTIL"
                         )?;
-                        for k in &report.keys {
+                        for (k, alg) in report.keys.iter().zip(&report.algorithms) {
                             outln!(
-                                "{:<24} {:<8} {:<8} {:<20}  {:<20}  {:<20}  {}",
+                                "{:<24} {:<8} {:<6} {:<8} {:<20}  {:<20}  {:<20}  {}",
                                 k.kid,
                                 k.kind.as_str(),
+                                alg.map(|a| a.name()).unwrap_or("-"),
                                 k.state.as_str(),
                                 when(k.created_at),
                                 k.activated_at.map(when).unwrap_or_default(),

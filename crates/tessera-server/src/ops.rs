@@ -34,6 +34,9 @@ pub struct TenantReport {
     pub record: TenantRecord,
     pub users: u64,
     pub keys: Vec<StoredKey>,
+    /// Each key's algorithm (sealed with it); `None` once revoked or when
+    /// no configured master key opens it.
+    pub algorithms: Vec<Option<Algorithm>>,
 }
 
 impl Operator {
@@ -126,7 +129,13 @@ impl Operator {
         let record = self.tenant(slug).await?;
         let users = self.stores.tenants.count_users(record.tenant.id).await?;
         let keys = self.stores.tenants.tenant_keys(record.tenant.id).await?;
-        Ok(TenantReport { record, users, keys })
+        let algorithms = keys.iter().map(|k| self.keys.algorithm_of(k)).collect();
+        Ok(TenantReport {
+            record,
+            users,
+            keys,
+            algorithms,
+        })
     }
 
     pub async fn rotate_keys(

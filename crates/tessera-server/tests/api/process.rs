@@ -882,6 +882,22 @@ async fn the_cli_makes_public_key_tenants_and_leaves_the_default_tenants_algorit
         &["tenant", "rotate-keys", "edwards", "--mode", "revoke", "--alg", "ES256"],
     );
     assert!(out.status.success(), "{}", text(&out));
+    let out = run(&data, &[], &["tenant", "show", "edwards"]);
+    let shown = text(&out);
+    assert!(out.status.success(), "{shown}");
+    // The revoked EdDSA keys show no algorithm (their material is gone);
+    // the new access keys are ES256, refresh keys HS256.
+    let alg_of = |state: &str, kind: &str| -> Vec<String> {
+        shown
+            .lines()
+            .filter(|l| l.contains(&format!(" {kind} ")) && l.contains(&format!(" {state} ")))
+            .map(|l| l.split_whitespace().nth(2).unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(alg_of("active", "access"), ["ES256"], "{shown}");
+    assert_eq!(alg_of("next", "access"), ["ES256"], "{shown}");
+    assert_eq!(alg_of("active", "refresh"), ["HS256"], "{shown}");
+    assert!(alg_of("revoked", "access").iter().all(|a| a == "-"), "{shown}");
     let out = run(&data, &[], &["tenant", "create", "Bad", "--alg", "es256"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     // The default tenant signs with TESSERA_SIGNING_ALG, not with a rotation's word.
