@@ -9,7 +9,9 @@
 //! curve, an RSA modulus under 2048 bits are refused as keys.
 //!
 //! Signing is deterministic for all three, as it is for HS256: Ed25519 by
-//! design, ECDSA with RFC 6979 nonces, PKCS#1 v1.5 by construction. RSA's
+//! design, ECDSA with RFC 6979 nonces, PKCS#1 v1.5 by construction. And a
+//! token has one valid signature: Ed25519 is verified strictly, and ECDSA
+//! signatures are made and accepted with low S only. RSA's
 //! private-key operation is blinded (the `rsa` crate's arithmetic is not
 //! constant-time, RUSTSEC-2023-0071); the blinding factor comes from a
 //! ChaCha20 stream seeded with SHA-256 of a per-key secret and the signing
@@ -265,6 +267,8 @@ impl AsymKey {
             Private::Ed25519(key) => SignatureBytes::new(&key.sign(input).to_bytes()),
             Private::Es256(key) => {
                 let signature: p256::ecdsa::Signature = key.sign(input);
+                // Low S only (BIP 62), so each token has one valid signature.
+                let signature = signature.normalize_s().unwrap_or(signature);
                 SignatureBytes::new(&signature.to_bytes())
             }
             Private::Rs256 { key, blinding_seed } => {
@@ -299,6 +303,11 @@ impl AsymKey {
                 let Ok(signature) = p256::ecdsa::Signature::from_slice(signature) else {
                     return false;
                 };
+                // tessera signs with low S; (r, n - s) is the same signature
+                // to a lax verifier, a second spelling of one token.
+                if signature.normalize_s().is_some() {
+                    return false;
+                }
                 key.verify(input, &signature).is_ok()
             }
             Public::Rs256 { key, len } => {

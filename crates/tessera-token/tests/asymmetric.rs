@@ -312,6 +312,20 @@ fn ecdsa_signatures_out_of_range_are_refused() {
     }
     // The untouched signature still verifies: the cases above fail for their values.
     assert!(verify(&set, &with_signature(&token, &good)).is_ok());
+    // (r, n - s) verifies for a lax ECDSA verifier: a second spelling of
+    // the same token. tessera signs with low S and accepts only that.
+    let mut high_s = [0u8; 32];
+    let mut borrow = 0i16;
+    for i in (0..32).rev() {
+        let diff = i16::from(n[i]) - i16::from(s[i]) - borrow;
+        borrow = i16::from(diff < 0);
+        high_s[i] = diff.rem_euclid(256) as u8;
+    }
+    let malleated = [r.as_slice(), &high_s].concat();
+    assert_eq!(
+        verify(&set, &with_signature(&token, &malleated)),
+        Err(TokenError::BadSignature)
+    );
 }
 
 fn hex(text: &str) -> Vec<u8> {

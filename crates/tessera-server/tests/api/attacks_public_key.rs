@@ -221,6 +221,20 @@ fn cases() -> Vec<Case> {
             },
         },
         Case {
+            name: "ECDSA high S: (r, n - s), the same signature to a lax verifier",
+            only: Some("ES256"),
+            build: |c| {
+                let mut sig = b64_decode(&parts(&c.access)[2]);
+                let mut borrow = 0i16;
+                for i in (0..32).rev() {
+                    let diff = i16::from(P256_ORDER[i]) - i16::from(sig[32 + i]) - borrow;
+                    borrow = i16::from(diff < 0);
+                    sig[32 + i] = diff.rem_euclid(256) as u8;
+                }
+                resigned(c, &sig)
+            },
+        },
+        Case {
             name: "ECDSA r, s = 2^256 - 1",
             only: Some("ES256"),
             build: |c| resigned(c, &[0xffu8; 64]),
