@@ -52,6 +52,32 @@ pub async fn get_jwks(app: &TestApp, path: &str) -> Vec<Jwk> {
     serde_json::from_value(body["keys"].clone()).unwrap()
 }
 
+/// Rotates `tenant`'s keys with its API key; `body` as the route takes it.
+pub async fn rotate(app: &TestApp, tenant: &Tenant, body: Value) -> reqwest::Response {
+    app.client
+        .post(app.url(&format!("/api/tenants/{}/keys/rotate", tenant.slug)))
+        .header("x-api-key", &tenant.api_key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// A new user of `tenant`, and the access token registering gave it.
+async fn register_in(app: &TestApp, tenant: &Tenant) -> String {
+    let res = app
+        .post_json(
+            &format!("/api/tenants/{}/auth/register", tenant.slug),
+            &json!({"email": unique_email(), "password": PASSWORD, "firstName": "A", "lastName": "B"}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    res.json::<Value>().await.unwrap()["accessToken"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
 fn kid_of(token: &str) -> String {
     decode_parts(token).0["kid"].as_str().unwrap().to_owned()
 }
@@ -187,13 +213,7 @@ async fn if_none_match_gets_a_304_until_the_keys_change() {
     let tenant_etag = before.headers()["etag"].to_str().unwrap().to_owned();
     assert_ne!(tenant_etag, etag);
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    let res = app
-        .client
-        .post(app.url(&format!("/api/tenants/{}/keys/rotate", tenant.slug)))
-        .header("x-api-key", &tenant.api_key)
-        .send()
-        .await
-        .unwrap();
+    let res = rotate(&app, &tenant, json!({})).await;
     assert_eq!(res.status(), StatusCode::OK);
     let after = app
         .client
@@ -284,18 +304,11 @@ async fn graceful_rotation_signs_with_a_key_published_a_max_age_before() {
     let app = spawn_app_with(|c| c.keys.jwks_max_age = Duration::from_secs(2)).await;
     let (tenant, body) = signup_with(&app, "Rotating", "ES256").await;
     let old_access = body["accessToken"].as_str().unwrap().to_owned();
-    let rotate = |mode: &'static str| {
-        app.client
-            .post(app.url(&format!("/api/tenants/{}/keys/rotate", tenant.slug)))
-            .header("x-api-key", &tenant.api_key)
-            .json(&json!({"mode": mode}))
-            .send()
-    };
     let cached = get_jwks(&app, &format!("/api/tenants/{}/.well-known/jwks.json", tenant.slug)).await;
 
     // The next key was published a moment ago: a verifier caching the JWKS
     // for its max-age may not have it, so a graceful rotation waits.
-    let res = rotate("graceful").await.unwrap();
+    let res = rotate(&app, &tenant, json!({"mode": "graceful"})).await;
     assert_eq!(
         res.headers()["retry-after"].to_str().unwrap().parse::<u64>().unwrap(),
         2
@@ -304,22 +317,13 @@ async fn graceful_rotation_signs_with_a_key_published_a_max_age_before() {
     assert!(refused["message"].as_str().unwrap().contains("retry in"), "{refused}");
 
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let res = rotate("graceful").await.unwrap();
+    let res = rotate(&app, &tenant, json!({"mode": "graceful"})).await;
     assert_eq!(res.status(), StatusCode::OK);
     let rotated: Value = res.json().await.unwrap();
     // The new signing key is the one the cached JWKS already had.
     let new_kid = rotated["accessKid"].as_str().unwrap();
     assert!(cached.iter().any(|k| k.kid == new_kid), "{new_kid} not in {cached:?}");
-    let login = app
-        .post_json(
-            &format!("/api/tenants/{}/auth/register", tenant.slug),
-            &json!({"email": unique_email(), "password": PASSWORD, "firstName": "A", "lastName": "B"}),
-        )
-        .await;
-    let new_access = login.json::<Value>().await.unwrap()["accessToken"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let new_access = register_in(&app, &tenant).await;
     assert_eq!(kid_of(&new_access), new_kid);
     assert!(verify_with(&cached, &new_access, &app.issuer).is_ok());
     // The old key is retired, still published and still verifying.
@@ -330,7 +334,7 @@ async fn graceful_rotation_signs_with_a_key_published_a_max_age_before() {
     assert_eq!(app.get_auth(&me, &old_access).await.status(), StatusCode::OK);
 
     // Revoke needs no wait: everything signed so far dies at once.
-    let res = rotate("revoke").await.unwrap();
+    let res = rotate(&app, &tenant, json!({"mode": "revoke"})).await;
     assert_eq!(res.status(), StatusCode::OK);
     let keys = get_jwks(&app, &format!("/api/tenants/{}/.well-known/jwks.json", tenant.slug)).await;
     assert_eq!(keys.len(), 2);
@@ -355,34 +359,21 @@ async fn a_rotation_can_switch_a_tenants_algorithm() {
     let (tenant, body) = signup_with(&app, "Switching", "HS256").await;
     let hs_access = body["accessToken"].as_str().unwrap().to_owned();
     let jwks_path = format!("/api/tenants/{}/.well-known/jwks.json", tenant.slug);
-    let rotate = |alg: &'static str| {
-        app.client
-            .post(app.url(&format!("/api/tenants/{}/keys/rotate", tenant.slug)))
-            .header("x-api-key", &tenant.api_key)
-            .json(&json!({"signingAlg": alg}))
-            .send()
-    };
     // The first rotation publishes an RS256 key as next; HS256 still signs.
-    assert_eq!(rotate("RS256").await.unwrap().status(), StatusCode::OK);
+    assert_eq!(
+        rotate(&app, &tenant, json!({"signingAlg": "RS256"})).await.status(),
+        StatusCode::OK
+    );
     let keys = get_jwks(&app, &jwks_path).await;
     assert_eq!(keys.len(), 1);
     assert_eq!(keys[0].alg.as_deref(), Some("RS256"));
     // The second, once it has been published for a max-age, signs with it.
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    let res = rotate("RS256").await.unwrap();
+    let res = rotate(&app, &tenant, json!({"signingAlg": "RS256"})).await;
     assert_eq!(res.status(), StatusCode::OK);
     let rotated: Value = res.json().await.unwrap();
     assert_eq!(rotated["accessKid"], keys[0].kid.as_str());
-    let res = app
-        .post_json(
-            &format!("/api/tenants/{}/auth/register", tenant.slug),
-            &json!({"email": unique_email(), "password": PASSWORD, "firstName": "A", "lastName": "B"}),
-        )
-        .await;
-    let rs_access = res.json::<Value>().await.unwrap()["accessToken"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let rs_access = register_in(&app, &tenant).await;
     assert_eq!(decode_parts(&rs_access).0["alg"], "RS256");
     let me = format!("/api/tenants/{}/auth/me", tenant.slug);
     assert_eq!(app.get_auth(&me, &hs_access).await.status(), StatusCode::OK);
@@ -487,13 +478,7 @@ async fn a_retired_key_leaves_the_jwks_once_its_last_token_has_expired() {
     let old_kid = kid_of(body["accessToken"].as_str().unwrap());
     let jwks_path = format!("/api/tenants/{}/.well-known/jwks.json", tenant.slug);
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    let res = app
-        .client
-        .post(app.url(&format!("/api/tenants/{}/keys/rotate", tenant.slug)))
-        .header("x-api-key", &tenant.api_key)
-        .send()
-        .await
-        .unwrap();
+    let res = rotate(&app, &tenant, json!({})).await;
     assert_eq!(res.status(), StatusCode::OK);
     let rotated_at = std::time::Instant::now();
     assert!(get_jwks(&app, &jwks_path).await.iter().any(|k| k.kid == old_kid));
@@ -608,13 +593,6 @@ async fn discovery_lists_every_algorithm_a_valid_token_may_carry() {
     let app = spawn_app_with(|c| c.keys.jwks_max_age = Duration::from_secs(1)).await;
     let (tenant, body) = signup_with(&app, "Switch Discovery", "EdDSA").await;
     let old = body["accessToken"].as_str().unwrap().to_owned();
-    let rotate = |body: Value| {
-        app.client
-            .post(app.url(&format!("/api/tenants/{}/keys/rotate", tenant.slug)))
-            .header("x-api-key", &tenant.api_key)
-            .json(&body)
-            .send()
-    };
     let algs = || async {
         let doc: Value = app
             .client
@@ -632,12 +610,12 @@ async fn discovery_lists_every_algorithm_a_valid_token_may_carry() {
     };
     tokio::time::sleep(Duration::from_millis(1100)).await;
     assert_eq!(
-        rotate(json!({"signingAlg": "ES256"})).await.unwrap().status(),
+        rotate(&app, &tenant, json!({"signingAlg": "ES256"})).await.status(),
         StatusCode::OK
     );
     assert_eq!(algs().await, json!(["EdDSA", "ES256"]));
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    assert_eq!(rotate(json!({})).await.unwrap().status(), StatusCode::OK);
+    assert_eq!(rotate(&app, &tenant, json!({})).await.status(), StatusCode::OK);
     // ES256 signs now, and EdDSA tokens such as `old` are still valid.
     assert_eq!(algs().await, json!(["ES256", "EdDSA"]));
     let me = format!("/api/tenants/{}/auth/me", tenant.slug);
