@@ -748,6 +748,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     warn_about_unknown_variables();
     let config = config_from(args)?;
     let app = Application::build(config).await?;
+    // Installed before the server says it is listening.
+    let stopping = tessera_server::startup::shutdown_signal();
     // In-flight requests get this long to finish after SIGTERM.
     let drain = Duration::from_secs(30);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -757,7 +759,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }));
     tokio::select! {
         joined = &mut server => return Ok(joined??),
-        () = tessera_server::startup::shutdown_signal() => {}
+        () = stopping => {}
     }
     let _ = stop_tx.send(true);
     match tokio::time::timeout(drain, server).await {
