@@ -228,6 +228,12 @@ struct Keys {
     kids: HashMap<TenantId, Vec<String>>,
     /// Each tenant's algorithm, active key and JWKS.
     tenants: HashMap<TenantId, TenantInfo>,
+    /// Access kids retired and then dropped because every token they signed
+    /// has expired, until when to remember them: a token of one is
+    /// `token_expired` (the client refreshes), not `invalid_token` (the
+    /// client would send its user to log in again). Revoked kids are never
+    /// here.
+    expired_kids: HashMap<String, i64>,
     /// Retired keys: when they stop verifying, kid, tenant.
     retired: Vec<(i64, String, TenantId)>,
     /// The newest `changed_at_ms` applied per tenant, so the periodic re-read
@@ -364,7 +370,7 @@ impl KeyManager {
     /// keys verify until their last token expires. (The new key signs as it
     /// is published: verifiers following the JWKS fetch it on its unknown
     /// kid.)
-    async fn switch_default_alg(&self, now: i64) -> anyhow::Result<()> {
+    async fn switch_default_alg(self: &Arc<Self>, now: i64) -> anyhow::Result<()> {
         let wanted = self.policy.default_alg;
         let signing = |keys: &Keys| {
             let alg = keys.signers.get(&TenantId::DEFAULT).map(|s| s.access_key().algorithm());
@@ -633,6 +639,13 @@ impl KeyManager {
         keys.tenants.insert(tenant, info);
         keys.retired.retain(|(_, _, t)| *t != tenant);
         keys.retired.extend(retired);
+        let remember_until = now.saturating_add(self.refresh_horizon);
+        for row in rows {
+            let expired = row.state == KeyState::Retired && row.verify_until.is_some_and(|until| until < now);
+            if expired && row.kind == KeyKind::Access {
+                remember_expired(&mut keys.expired_kids, row.kid.clone(), remember_until, now);
+            }
+        }
         if let Some(newest) = rows.iter().map(|r| r.changed_at_ms).max() {
             let applied = keys.applied.entry(tenant).or_insert(newest);
             *applied = (*applied).max(newest);
@@ -689,7 +702,11 @@ impl KeyManager {
             return 0;
         }
         keys.retired.retain(|(until, _, _)| *until >= now);
+        let remember_until = now.saturating_add(self.refresh_horizon);
         for (kid, tenant) in &expired {
+            if keys.verify.get(kid).is_some_and(|key| key.kind() == TokenKind::Access) {
+                remember_expired(&mut keys.expired_kids, kid.clone(), remember_until, now);
+            }
             keys.verify.remove(kid);
             if let Some(kids) = keys.kids.get_mut(tenant) {
                 kids.retain(|k| k != kid);
@@ -752,6 +769,9 @@ impl KeyManager {
             Err(TokenError::UnknownKey) => {}
             other => return other,
         }
+        if self.kid_expired(token, now) {
+            return Err(TokenError::Expired);
+        }
         if !self.learn_unknown_kid(token, now).await {
             return Err(TokenError::UnknownKey);
         }
@@ -812,6 +832,15 @@ impl KeyManager {
         }
     }
 
+    /// Whether the token names a key dropped because all it signed expired.
+    fn kid_expired(&self, token: &str, now: i64) -> bool {
+        let mut buf = TokenBuf::new();
+        let Ok(kid) = tessera_token::header_kid(token, &mut buf) else {
+            return false;
+        };
+        self.read().expired_kids.get(kid).is_some_and(|until| *until >= now)
+    }
+
     /// A token names a kid this instance does not hold: another instance may
     /// have just created it. Looks it up in the store, at most once per kid
     /// per [`NEGATIVE_TTL`] and within a global budget; true when the key
@@ -850,7 +879,7 @@ impl KeyManager {
 
     /// Rotates `tenant`'s keys in the store and in memory.
     pub async fn rotate(
-        &self,
+        self: &Arc<Self>,
         tenant: TenantId,
         mode: RotationMode,
         now: i64,
@@ -884,12 +913,14 @@ impl KeyManager {
         let manual = options.expect_active.is_none();
         let mut expect_active = options.expect_active;
         if let (Some(row), true) = (next_access, waits) {
+            // Both times are whole seconds (rounded down): one second more
+            // than the max-age guarantees a whole max-age has passed.
             let published = now.saturating_sub(row.created_at);
-            if published < max_age {
+            if published <= max_age {
                 return Err(RotateError::TooSoon {
                     published,
                     max_age,
-                    retry_after: max_age - published,
+                    retry_after: max_age + 1 - published,
                 });
             }
             // The wait was checked on this read of the keys: the rotation
@@ -904,17 +935,36 @@ impl KeyManager {
             }
         }
         let alg = options.alg.unwrap_or(current_alg);
-        let manager_keys = match mode {
-            RotationMode::Graceful => [KeyKind::Access, KeyKind::Refresh]
-                .into_iter()
-                .map(|kind| self.generate_key(tenant, kind, KeyState::Next, alg, now))
-                .collect::<Result<Vec<_>, _>>(),
-            RotationMode::Revoke => self.new_tenant_keys(tenant, alg, now),
+        // Off the async workers: an RSA key takes a CPU for a good part of a
+        // second. The keys are stamped when made, since the publication wait
+        // counts from their `created_at`.
+        let manager = self.clone();
+        let made = tokio::task::spawn_blocking(move || {
+            let mut keys = match mode {
+                RotationMode::Graceful => [KeyKind::Access, KeyKind::Refresh]
+                    .into_iter()
+                    .map(|kind| manager.generate_key(tenant, kind, KeyState::Next, alg, now))
+                    .collect::<Result<Vec<_>, _>>(),
+                RotationMode::Revoke => manager.new_tenant_keys(tenant, alg, now),
+            }?;
+            let made_at = crate::tokens::unix_now().max(now);
+            for key in &mut keys {
+                key.created_at = made_at;
+            }
+            Ok::<_, tessera_token::KeyError>(keys)
+        })
+        .await;
+        let new_keys = match made {
+            Ok(Ok(keys)) => keys,
+            Ok(Err(err)) => {
+                tracing::error!(tenant = %tenant, error = %err, "cannot make new keys");
+                return Err(RotateError::Damaged(tenant));
+            }
+            Err(err) => {
+                tracing::error!(tenant = %tenant, error = %err, "key generation did not finish");
+                return Err(RotateError::Damaged(tenant));
+            }
         };
-        let new_keys = manager_keys.map_err(|err| {
-            tracing::error!(tenant = %tenant, error = %err, "cannot make new keys");
-            RotateError::Damaged(tenant)
-        })?;
         let rotated = self
             .store
             .rotate_keys(KeyRotation {
@@ -933,7 +983,7 @@ impl KeyManager {
                 StoreError::Conflict(Conflict::RotationRaced) if waits && manual => RotateError::TooSoon {
                     published: 0,
                     max_age,
-                    retry_after: max_age,
+                    retry_after: max_age + 1,
                 },
                 other => RotateError::Store(other),
             })?;
@@ -1074,6 +1124,19 @@ fn token_kind(kind: KeyKind) -> TokenKind {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Remembers an expired kid, keeping the map bounded (a kid per rotation;
+/// the bound is for schedules of seconds).
+fn remember_expired(kids: &mut HashMap<String, i64>, kid: String, until: i64, now: i64) {
+    const MAX_EXPIRED_KIDS: usize = 100_000;
+    if kids.len() >= MAX_EXPIRED_KIDS {
+        kids.retain(|_, until| *until >= now);
+        if kids.len() >= MAX_EXPIRED_KIDS {
+            kids.clear();
+        }
+    }
+    kids.insert(kid, until);
 }
 
 /// Kids the store did not know, and the budget of store lookups.

@@ -145,6 +145,14 @@ impl Operator {
         alg: Option<Algorithm>,
     ) -> anyhow::Result<RotatedKeys> {
         let tenant = self.tenant(slug).await?.tenant;
+        // This command does not know what the servers run with; the
+        // default tenant's algorithm is theirs to set.
+        if let (true, Some(alg)) = (tenant.id.is_default(), alg) {
+            anyhow::bail!(
+                "the default tenant signs with the servers' TESSERA_SIGNING_ALG; to sign with {alg}, set \
+                 TESSERA_SIGNING_ALG={alg} on every instance and restart them (nobody is logged out)"
+            );
+        }
         let now = unix_now();
         let options = RotateOptions {
             alg,

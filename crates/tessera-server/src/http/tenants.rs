@@ -251,7 +251,7 @@ fn random_suffix() -> String {
         (status = 401, description = "`missing_token`, `invalid_token`, `token_expired` or `invalid_api_key`", body = super::dto::ErrorBody),
         (status = 403, description = "`forbidden`: the token is not the owner's", body = super::dto::ErrorBody),
         (status = 404, description = "No such tenant", body = super::dto::ErrorBody),
-        (status = 409, description = "`conflict`: a graceful rotation of a public-key tenant whose next key was published less than the JWKS max-age ago (`Retry-After` says when to retry), the default tenant's keys come from `JWT_SECRET`, or `signingAlg` for the default tenant (set `TESSERA_SIGNING_ALG` instead)", body = super::dto::ErrorBody),
+        (status = 409, description = "`conflict`: a graceful rotation of a public-key tenant whose next key has not been published for the JWKS max-age yet (`Retry-After` says when to retry)", body = super::dto::ErrorBody),
         (status = 413, body = super::dto::ErrorBody), (status = 415, body = super::dto::ErrorBody),
         (status = 422, body = super::dto::ErrorBody),
         (status = 503, body = super::dto::ErrorBody),

@@ -127,6 +127,14 @@ impl TestApp {
             .await
     }
 
+    pub async fn refresh_in(&self, slug: &str, token: &str) -> Response {
+        self.post_json(
+            &format!("/api/tenants/{slug}/auth/refresh"),
+            &json!({"refreshToken": token}),
+        )
+        .await
+    }
+
     pub async fn refresh(&self, token: &str) -> Response {
         self.post_json("/api/auth/refresh", &json!({"refreshToken": token}))
             .await
