@@ -44,6 +44,8 @@ pub(crate) struct Jwks {
     attempts: Mutex<Attempts>,
     /// Held by the one fetch in flight; unknown-kid callers wait on it.
     fetch_lock: Arc<tokio::sync::Mutex<()>>,
+    /// Kids tessera published once and has since withdrawn (bounded).
+    withdrawn: Mutex<std::collections::HashSet<String>>,
 }
 
 struct Snapshot {
@@ -113,6 +115,7 @@ impl Jwks {
             }),
             attempts: Mutex::new(Attempts::default()),
             fetch_lock: Arc::new(tokio::sync::Mutex::new(())),
+            withdrawn: Mutex::new(std::collections::HashSet::new()),
         };
         let fetch_error = |source| BuildError::Fetch {
             url: jwks.shown_url.clone(),
@@ -246,8 +249,26 @@ impl Jwks {
         self.attempts.lock().unwrap_or_else(PoisonError::into_inner).last_failed = failed;
     }
 
+    /// Whether tessera published `kid` once and has withdrawn it since.
+    pub(crate) fn was_withdrawn(&self, kid: &str) -> bool {
+        self.withdrawn
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(kid)
+    }
+
     fn store(&self, keys: KeySet, etag: Option<HeaderValue>, ttl: Duration) {
         let mut snapshot = self.snapshot.write().unwrap_or_else(PoisonError::into_inner);
+        {
+            const MAX_WITHDRAWN: usize = 10_000;
+            let mut withdrawn = self.withdrawn.lock().unwrap_or_else(PoisonError::into_inner);
+            for key in snapshot.keys.iter().filter(|key| !keys.contains(key.kid())) {
+                if withdrawn.len() >= MAX_WITHDRAWN {
+                    withdrawn.clear();
+                }
+                withdrawn.insert(key.kid().to_owned());
+            }
+        }
         *snapshot = Snapshot {
             keys: Arc::new(keys),
             etag,

@@ -85,8 +85,37 @@ impl Verifier {
             Err(VerifyError::Invalid(TokenError::UnknownKey)) if jwks.last_fetch_failed() => {
                 Err(VerifyError::KeysUnavailable)
             }
+            Err(VerifyError::Invalid(TokenError::UnknownKey)) if self.expired_under_withdrawn_key(jwks, token) => {
+                Err(VerifyError::Expired)
+            }
             verified => verified,
         }
+    }
+
+    /// tessera withdraws a retired key once every token it signed has
+    /// expired. A token of such a key is reported expired, so that its
+    /// client refreshes instead of sending its user to log in again. The
+    /// signature cannot be checked any more, so this reads the token's
+    /// `exp` unverified: it only chooses between two refusals, and a
+    /// token whose `exp` has not passed (a revoked key's) stays invalid.
+    fn expired_under_withdrawn_key(&self, jwks: &Jwks, token: &str) -> bool {
+        let mut buf = TokenBuf::new();
+        let Ok(kid) = tessera_token::header_kid(token, &mut buf) else {
+            return false;
+        };
+        if !jwks.was_withdrawn(kid) {
+            return false;
+        }
+        let exp = token.split('.').nth(1).and_then(|payload| {
+            use base64::Engine as _;
+            let json = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).ok()?;
+            serde_json::from_slice::<serde_json::Value>(&json)
+                .ok()?
+                .get("exp")?
+                .as_i64()
+        });
+        let leeway = i64::try_from(self.inner.validation.leeway_secs).unwrap_or(0);
+        exp.is_some_and(|exp| exp.saturating_add(leeway) < unix_now())
     }
 
     /// How many keys it verifies with now (1 in secret mode).

@@ -593,3 +593,42 @@ async fn debug_output_shows_the_configuration() {
         "{debug}"
     );
 }
+
+#[tokio::test]
+async fn a_token_of_a_withdrawn_key_is_expired_once_its_exp_has_passed() {
+    let old = TestKey::eddsa("old");
+    let server = JwksServer::start(&[&old]).await;
+    let verifier = builder(&server)
+        .min_refetch_interval(Duration::from_millis(100))
+        .build()
+        .await
+        .unwrap();
+    let mut past = old.claims();
+    past.iat = common::now() - 1000;
+    past.nbf = past.iat;
+    past.exp = common::now() - 600;
+    let expired = old.sign(&past);
+    let live = old.token();
+    assert_eq!(verifier.verify(&expired).await, Err(VerifyError::Expired));
+
+    // tessera drops the key once every token it signed has expired.
+    let new = TestKey::eddsa("new");
+    server.set_keys(&[&new]);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    verifier.verify(&new.token()).await.unwrap();
+    // Its expired tokens still say so: the client refreshes.
+    assert_eq!(verifier.verify(&expired).await, Err(VerifyError::Expired));
+    // One whose exp has not passed (a revoked key's) is invalid.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        verifier.verify(&live).await,
+        Err(VerifyError::Invalid(TokenError::UnknownKey))
+    );
+    // And a kid tessera never published is invalid, whatever its exp says.
+    let stranger = TestKey::eddsa("stranger");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        verifier.verify(&stranger.sign(&past)).await,
+        Err(VerifyError::Invalid(TokenError::UnknownKey))
+    );
+}
