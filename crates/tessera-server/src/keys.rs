@@ -146,14 +146,19 @@ impl Jwks {
     fn build(mut keys: Vec<tessera_token::Jwk>, algs: Vec<Algorithm>) -> Self {
         keys.sort_by(|a, b| a.kid.cmp(&b.kid));
         let body = serde_json::to_string(&JwkSet { keys }).unwrap_or_else(|_| r#"{"keys":[]}"#.to_owned());
-        let digest = sha2::Sha256::digest(body.as_bytes());
-        let etag = format!("\"{}\"", URL_SAFE_NO_PAD.encode(&digest[..16]));
+        let etag = strong_etag(&body);
         Self { body, etag, algs }
     }
 
     fn empty(alg: Algorithm) -> Self {
         Self::build(Vec::new(), vec![alg])
     }
+}
+
+/// A strong ETag of `body`: 128 bits of its SHA-256, quoted.
+pub fn strong_etag(body: &str) -> String {
+    let digest = sha2::Sha256::digest(body.as_bytes());
+    format!("\"{}\"", URL_SAFE_NO_PAD.encode(&digest[..16]))
 }
 
 /// What memory knows of a tenant's keys besides the keys themselves.

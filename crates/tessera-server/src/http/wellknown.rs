@@ -126,15 +126,7 @@ async fn discovery(
         tenant_slug: tenant.tenant.slug.as_str().to_owned(),
     };
     let body = serde_json::to_string(&document).map_err(ApiError::internal)?;
-    let etag = {
-        use base64::Engine as _;
-        use sha2::Digest as _;
-        let digest = sha2::Sha256::digest(body.as_bytes());
-        format!(
-            "\"{}\"",
-            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&digest[..16])
-        )
-    };
+    let etag = crate::keys::strong_etag(&body);
     Ok(cacheable(&state, &headers, &etag, body))
 }
 

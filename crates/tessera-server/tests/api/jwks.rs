@@ -78,6 +78,13 @@ async fn register_in(app: &TestApp, tenant: &Tenant) -> String {
         .to_owned()
 }
 
+/// A well-known document (JSON) at `path`.
+async fn get_json(app: &TestApp, path: &str) -> Value {
+    let res = app.client.get(app.url(path)).send().await.unwrap();
+    assert!(res.status().is_success(), "{path}: {}", res.status());
+    res.json().await.unwrap()
+}
+
 fn kid_of(token: &str) -> String {
     decode_parts(token).0["kid"].as_str().unwrap().to_owned()
 }
@@ -103,15 +110,7 @@ async fn an_hmac_tenant_publishes_an_empty_key_set_with_cache_headers() {
     let etag = res.headers()["etag"].to_str().unwrap().to_owned();
     assert!(etag.starts_with('"') && etag.ends_with('"'), "{etag}");
     assert_eq!(res.json::<Value>().await.unwrap(), json!({"keys": []}));
-    let discovery: Value = app
-        .client
-        .get(app.url("/.well-known/openid-configuration"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let discovery = get_json(&app, "/.well-known/openid-configuration").await;
     assert_eq!(discovery["issuer"], app.issuer);
     assert_eq!(discovery["id_token_signing_alg_values_supported"], json!(["HS256"]));
 }
@@ -134,15 +133,7 @@ async fn every_algorithm_signs_the_default_tenants_tokens_and_publishes_its_keys
             .iter()
             .all(|k| k.alg.as_deref() == Some(alg) && k.use_.as_deref() == Some("sig")));
         assert!(keys.iter().any(|k| k.kid == kid_of(&user.access)));
-        let raw: Value = app
-            .client
-            .get(app.url("/.well-known/jwks.json"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let raw = get_json(&app, "/.well-known/jwks.json").await;
         for private in ["d", "p", "q", "dp", "dq", "qi", "k"] {
             assert!(raw["keys"][0].get(private).is_none(), "{alg} leaks {private}");
         }
@@ -157,15 +148,7 @@ async fn every_algorithm_signs_the_default_tenants_tokens_and_publishes_its_keys
         let body: Value = res.json().await.unwrap();
         assert_eq!(decode_parts(body["accessToken"].as_str().unwrap()).0["alg"], alg);
 
-        let discovery: Value = app
-            .client
-            .get(app.url("/.well-known/openid-configuration"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let discovery = get_json(&app, "/.well-known/openid-configuration").await;
         assert_eq!(discovery["jwks_uri"], format!("{}/.well-known/jwks.json", app.issuer));
         assert_eq!(discovery["id_token_signing_alg_values_supported"], json!([alg]));
         assert_eq!(discovery["audience"], "tessera");
@@ -248,18 +231,11 @@ async fn tenants_choose_their_algorithm_and_publish_only_their_own_keys() {
             .get_auth(&format!("/api/tenants/{}/auth/me", tenant.slug), access)
             .await;
         assert_eq!(res.status(), StatusCode::OK, "{alg}");
-        let discovery: Value = app
-            .client
-            .get(app.url(&format!(
-                "/api/tenants/{}/.well-known/openid-configuration",
-                tenant.slug
-            )))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let discovery = get_json(
+            &app,
+            &format!("/api/tenants/{}/.well-known/openid-configuration", tenant.slug),
+        )
+        .await;
         assert_eq!(
             discovery["jwks_uri"],
             format!("{}/api/tenants/{}/.well-known/jwks.json", app.issuer, tenant.slug)
@@ -607,18 +583,11 @@ async fn discovery_lists_every_algorithm_a_valid_token_may_carry() {
     let (tenant, body) = signup_with(&app, "Switch Discovery", "EdDSA").await;
     let old = body["accessToken"].as_str().unwrap().to_owned();
     let algs = || async {
-        let doc: Value = app
-            .client
-            .get(app.url(&format!(
-                "/api/tenants/{}/.well-known/openid-configuration",
-                tenant.slug
-            )))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let doc = get_json(
+            &app,
+            &format!("/api/tenants/{}/.well-known/openid-configuration", tenant.slug),
+        )
+        .await;
         doc["id_token_signing_alg_values_supported"].clone()
     };
     tokio::time::sleep(Duration::from_millis(2100)).await;
