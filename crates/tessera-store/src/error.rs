@@ -135,6 +135,7 @@ const UNIQUE_CONSTRAINTS: &[UniqueConstraint] = &[
 /// can be ([`is_foreign_key_violation`]).
 const FOREIGN_KEYS: &[(&str, Conflict)] = &[
     ("sessions_user_id_fkey", Conflict::UnknownUser),
+    ("account_tokens_user_id_fkey", Conflict::UnknownUser),
     ("users_tenant_id_fkey", Conflict::UnknownTenant),
     ("tenant_keys_tenant_id_fkey", Conflict::UnknownTenant),
     ("audit_events_tenant_id_fkey", Conflict::UnknownTenant),

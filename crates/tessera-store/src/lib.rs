@@ -75,9 +75,9 @@ mod sqlite;
 pub use self::redis::{RedisOptions, RedisSessionStore};
 pub use error::{Conflict, StoreError};
 pub use model::{
-    AuditEvent, KeyChanges, KeyKind, KeyRotation, KeyState, NewAuditEvent, NewKey, NewSession, NewTenant, NewUser,
-    RefreshState, RotatedKeys, Rotation, RotationMode, RotationOutcome, SealedSecrets, Session, StoredKey, Tenant,
-    TenantRecord, User, UserRecord,
+    AccountTokenPurpose, AuditEvent, KeyChanges, KeyKind, KeyRotation, KeyState, NewAccountToken, NewAuditEvent,
+    NewKey, NewSession, NewTenant, NewUser, RefreshState, RotatedKeys, Rotation, RotationMode, RotationOutcome,
+    SealedSecrets, Session, StoredKey, Tenant, TenantRecord, User, UserRecord,
 };
 pub use postgres::{PostgresOptions, PostgresStore};
 pub use sqlite::SqliteStore;
@@ -169,6 +169,58 @@ pub trait SessionStore: Send + Sync + 'static {
     /// sessions were removed (expired, not yet purged ones count too).
     /// Sessions created while this runs may survive it.
     async fn revoke_tenant_sessions(&self, tenant: TenantId) -> Result<u64, StoreError>;
+}
+
+/// Single-use tokens mailed to users: password reset and email
+/// verification.
+///
+/// The store keeps only each token's SHA-256 (`token_hash`), never the
+/// token. A token is found only within its tenant and for its purpose, and
+/// only while live (`expires_at > now`); expired ones stay stored, invisible,
+/// until [`AccountTokenStore::purge_account_tokens`] removes them.
+#[async_trait::async_trait]
+pub trait AccountTokenStore: Send + Sync + 'static {
+    /// Stores a token. A user that does not exist is
+    /// `Conflict::UnknownUser`.
+    async fn create_account_token(&self, token: NewAccountToken) -> Result<(), StoreError>;
+
+    /// The user a live token of `tenant` and `purpose` was issued to; never
+    /// changes anything.
+    async fn account_token_user(
+        &self,
+        tenant: TenantId,
+        purpose: AccountTokenPurpose,
+        token_hash: &[u8; 32],
+        now: i64,
+    ) -> Result<Option<UserId>, StoreError>;
+
+    /// A password reset, atomically: if `token_hash` is a live reset token of
+    /// `tenant`, deletes it and every other reset token of its user, sets the
+    /// user's password hash, marks the email verified (the reset link
+    /// reached it), and returns the user as changed. `None` (and nothing
+    /// changed) otherwise, so of two resets with one token only one wins.
+    async fn reset_password(
+        &self,
+        tenant: TenantId,
+        token_hash: &[u8; 32],
+        new_password_hash: &str,
+        now: i64,
+    ) -> Result<Option<User>, StoreError>;
+
+    /// A password change by the user: sets the hash and deletes every reset
+    /// token of the user, in one transaction, so a reset link mailed before
+    /// the change no longer works. False if there is no such user.
+    async fn change_password(&self, user: UserId, new_password_hash: &str) -> Result<bool, StoreError>;
+
+    /// Email verification, atomically: if `token_hash` is a live
+    /// verification token of `tenant`, deletes every verification token of
+    /// its user, marks the email verified and returns the user. `None` (and
+    /// nothing changed) otherwise.
+    async fn verify_email(&self, tenant: TenantId, token_hash: &[u8; 32], now: i64)
+        -> Result<Option<User>, StoreError>;
+
+    /// Deletes tokens that expired at or before `now`; returns how many.
+    async fn purge_account_tokens(&self, now: i64) -> Result<u64, StoreError>;
 }
 
 /// Readiness of a backing store, for `/readyz`.

@@ -68,6 +68,37 @@ impl fmt::Debug for NewUser {
     }
 }
 
+/// What a token mailed to a user is for ([`crate::AccountTokenStore`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AccountTokenPurpose {
+    PasswordReset,
+    EmailVerification,
+}
+
+impl AccountTokenPurpose {
+    /// The stored name (`account_tokens.purpose`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::PasswordReset => "password_reset",
+            Self::EmailVerification => "email_verification",
+        }
+    }
+}
+
+/// What [`crate::AccountTokenStore::create_account_token`] stores: the
+/// SHA-256 of a token, never the token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewAccountToken {
+    pub token_hash: [u8; 32],
+    pub tenant: TenantId,
+    pub user: UserId,
+    pub purpose: AccountTokenPurpose,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Unix seconds; the token is dead from then on.
+    pub expires_at: i64,
+}
+
 /// The refresh token a session currently accepts, and the access token minted
 /// with it.
 ///

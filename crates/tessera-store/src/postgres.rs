@@ -46,10 +46,11 @@ use uuid::Uuid;
 use crate::decode::{active_kids, bug, check_new_keys, email, key_kind, key_state, role, slug, StoredSession};
 use crate::error::{conflict_for, from_migrate, from_sqlx, is_key_slot_taken};
 use crate::{
-    AuditEvent, AuditStore, Conflict, Health, KeyChangeListener, KeyChanges, KeyKind, KeyRotation, KeyState,
-    NewAuditEvent, NewKey, NewSession, NewTenant, NewUser, RefreshState, RotatedKeys, Rotation, RotationMode,
-    RotationOutcome, SealedSecrets, SecretStore, Session, SessionStore, StoreError, StoredKey, Tenant, TenantRecord,
-    TenantStore, User, UserRecord, UserStore, KEY_REVOKED_RETENTION_SECS,
+    AccountTokenPurpose, AccountTokenStore, AuditEvent, AuditStore, Conflict, Health, KeyChangeListener, KeyChanges,
+    KeyKind, KeyRotation, KeyState, NewAccountToken, NewAuditEvent, NewKey, NewSession, NewTenant, NewUser,
+    RefreshState, RotatedKeys, Rotation, RotationMode, RotationOutcome, SealedSecrets, SecretStore, Session,
+    SessionStore, StoreError, StoredKey, Tenant, TenantRecord, TenantStore, User, UserRecord, UserStore,
+    KEY_REVOKED_RETENTION_SECS,
 };
 
 /// The schema, embedded at compile time.
@@ -820,6 +821,174 @@ impl SessionStore for PostgresStore {
         })?;
         Ok(done.rows_affected())
     }
+}
+
+const USER_COLUMNS: &str = "id, tenant_id, email, email_verified, first_name, last_name, role, created_at";
+
+#[async_trait::async_trait]
+impl AccountTokenStore for PostgresStore {
+    async fn create_account_token(&self, token: NewAccountToken) -> Result<(), StoreError> {
+        bounded!(self, |conn| {
+            sqlx::query(
+                "INSERT INTO account_tokens (token_hash, tenant_id, user_id, purpose, created_at, expires_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(&token.token_hash[..])
+            .bind(token.tenant.as_uuid())
+            .bind(token.user.as_uuid())
+            .bind(token.purpose.as_str())
+            .bind(token.created_at)
+            .bind(token.expires_at)
+            .execute(&mut *conn)
+            .await
+            .map_err(map_err)
+        })?;
+        Ok(())
+    }
+
+    async fn account_token_user(
+        &self,
+        tenant: TenantId,
+        purpose: AccountTokenPurpose,
+        token_hash: &[u8; 32],
+        now: i64,
+    ) -> Result<Option<UserId>, StoreError> {
+        let row: Option<(Uuid,)> = bounded!(self, |conn| {
+            sqlx::query_as(
+                "SELECT user_id FROM account_tokens \
+                 WHERE token_hash = $1 AND tenant_id = $2 AND purpose = $3 AND expires_at > $4",
+            )
+            .bind(&token_hash[..])
+            .bind(tenant.as_uuid())
+            .bind(purpose.as_str())
+            .bind(now)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(map_err)
+        })?;
+        Ok(row.map(|(id,)| UserId::from_uuid(id)))
+    }
+
+    async fn reset_password(
+        &self,
+        tenant: TenantId,
+        token_hash: &[u8; 32],
+        new_password_hash: &str,
+        now: i64,
+    ) -> Result<Option<User>, StoreError> {
+        let row: Option<UserRow> = bounded!(self, |conn| {
+            let mut tx = Connection::begin(&mut *conn).await.map_err(map_err)?;
+            let Some(user) =
+                consume_account_token(&mut tx, tenant, AccountTokenPurpose::PasswordReset, token_hash, now).await?
+            else {
+                return Ok(None);
+            };
+            let row: Option<UserRow> = sqlx::query_as(&format!(
+                "UPDATE users SET password_hash = $2, email_verified = true WHERE id = $1 RETURNING {USER_COLUMNS}"
+            ))
+            .bind(user)
+            .bind(new_password_hash)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(map_err)?;
+            tx.commit().await.map_err(map_err)?;
+            Ok(row)
+        })?;
+        row.map(User::try_from).transpose()
+    }
+
+    async fn change_password(&self, user: UserId, new_password_hash: &str) -> Result<bool, StoreError> {
+        bounded!(self, |conn| {
+            let mut tx = Connection::begin(&mut *conn).await.map_err(map_err)?;
+            let done = sqlx::query("UPDATE users SET password_hash = $2 WHERE id = $1")
+                .bind(user.as_uuid())
+                .bind(new_password_hash)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+            if done.rows_affected() == 0 {
+                return Ok(false);
+            }
+            sqlx::query("DELETE FROM account_tokens WHERE user_id = $1 AND purpose = $2")
+                .bind(user.as_uuid())
+                .bind(AccountTokenPurpose::PasswordReset.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+            tx.commit().await.map_err(map_err)?;
+            Ok(true)
+        })
+    }
+
+    async fn verify_email(
+        &self,
+        tenant: TenantId,
+        token_hash: &[u8; 32],
+        now: i64,
+    ) -> Result<Option<User>, StoreError> {
+        let row: Option<UserRow> = bounded!(self, |conn| {
+            let mut tx = Connection::begin(&mut *conn).await.map_err(map_err)?;
+            let Some(user) =
+                consume_account_token(&mut tx, tenant, AccountTokenPurpose::EmailVerification, token_hash, now).await?
+            else {
+                return Ok(None);
+            };
+            let row: Option<UserRow> = sqlx::query_as(&format!(
+                "UPDATE users SET email_verified = true WHERE id = $1 RETURNING {USER_COLUMNS}"
+            ))
+            .bind(user)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(map_err)?;
+            tx.commit().await.map_err(map_err)?;
+            Ok(row)
+        })?;
+        row.map(User::try_from).transpose()
+    }
+
+    async fn purge_account_tokens(&self, now: i64) -> Result<u64, StoreError> {
+        let done = bounded!(self, |conn| {
+            sqlx::query("DELETE FROM account_tokens WHERE expires_at <= $1")
+                .bind(now)
+                .execute(&mut *conn)
+                .await
+                .map_err(map_err)
+        })?;
+        Ok(done.rows_affected())
+    }
+}
+
+/// Deletes the live token `token_hash` of `tenant` and `purpose` and every
+/// other token of that purpose of its user; the user's id, or `None` when
+/// there was no such token.
+async fn consume_account_token(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    purpose: AccountTokenPurpose,
+    token_hash: &[u8; 32],
+    now: i64,
+) -> Result<Option<Uuid>, StoreError> {
+    let found: Option<(Uuid,)> = sqlx::query_as(
+        "DELETE FROM account_tokens \
+         WHERE token_hash = $1 AND tenant_id = $2 AND purpose = $3 AND expires_at > $4 RETURNING user_id",
+    )
+    .bind(&token_hash[..])
+    .bind(tenant.as_uuid())
+    .bind(purpose.as_str())
+    .bind(now)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(map_err)?;
+    let Some((user,)) = found else {
+        return Ok(None);
+    };
+    sqlx::query("DELETE FROM account_tokens WHERE user_id = $1 AND purpose = $2")
+        .bind(user)
+        .bind(purpose.as_str())
+        .execute(&mut *conn)
+        .await
+        .map_err(map_err)?;
+    Ok(Some(user))
 }
 
 #[async_trait::async_trait]

@@ -18,10 +18,11 @@ use uuid::Uuid;
 use crate::decode::{active_kids, bug, check_new_keys, corrupt, email, key_kind, key_state, role, slug, StoredSession};
 use crate::error::{conflict_for, from_migrate, from_sqlx, is_foreign_key_violation, is_key_slot_taken};
 use crate::{
-    AuditEvent, AuditStore, Conflict, Health, KeyChangeListener, KeyChanges, KeyKind, KeyRotation, KeyState,
-    NewAuditEvent, NewKey, NewSession, NewTenant, NewUser, RefreshState, RotatedKeys, Rotation, RotationMode,
-    RotationOutcome, SealedSecrets, SecretStore, Session, SessionStore, StoreError, StoredKey, Tenant, TenantRecord,
-    TenantStore, User, UserRecord, UserStore, KEY_REVOKED_RETENTION_SECS,
+    AccountTokenPurpose, AccountTokenStore, AuditEvent, AuditStore, Conflict, Health, KeyChangeListener, KeyChanges,
+    KeyKind, KeyRotation, KeyState, NewAccountToken, NewAuditEvent, NewKey, NewSession, NewTenant, NewUser,
+    RefreshState, RotatedKeys, Rotation, RotationMode, RotationOutcome, SealedSecrets, SecretStore, Session,
+    SessionStore, StoreError, StoredKey, Tenant, TenantRecord, TenantStore, User, UserRecord, UserStore,
+    KEY_REVOKED_RETENTION_SECS,
 };
 
 /// The schema, embedded at compile time.
@@ -620,6 +621,168 @@ impl SessionStore for SqliteStore {
             .map_err(map_err)?;
         Ok(done.rows_affected())
     }
+}
+
+const USER_COLUMNS: &str = "id, tenant_id, email, email_verified, first_name, last_name, role, created_at";
+
+#[async_trait::async_trait]
+impl AccountTokenStore for SqliteStore {
+    async fn create_account_token(&self, token: NewAccountToken) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO account_tokens (token_hash, tenant_id, user_id, purpose, created_at, expires_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )
+        .bind(&token.token_hash[..])
+        .bind(token.tenant.to_string())
+        .bind(token.user.to_string())
+        .bind(token.purpose.as_str())
+        .bind(token.created_at)
+        .bind(token.expires_at)
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn account_token_user(
+        &self,
+        tenant: TenantId,
+        purpose: AccountTokenPurpose,
+        token_hash: &[u8; 32],
+        now: i64,
+    ) -> Result<Option<UserId>, StoreError> {
+        let row: Option<(String,)> = sqlx::query_as(
+            "SELECT user_id FROM account_tokens \
+             WHERE token_hash = ?1 AND tenant_id = ?2 AND purpose = ?3 AND expires_at > ?4",
+        )
+        .bind(&token_hash[..])
+        .bind(tenant.to_string())
+        .bind(purpose.as_str())
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_err)?;
+        row.map(|(id,)| user_id(&id, "account_tokens.user_id")).transpose()
+    }
+
+    async fn reset_password(
+        &self,
+        tenant: TenantId,
+        token_hash: &[u8; 32],
+        new_password_hash: &str,
+        now: i64,
+    ) -> Result<Option<User>, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let Some(user) =
+            consume_account_token(&mut tx, tenant, AccountTokenPurpose::PasswordReset, token_hash, now).await?
+        else {
+            return Ok(None);
+        };
+        let row: Option<UserRow> = sqlx::query_as(&format!(
+            "UPDATE users SET password_hash = ?2, email_verified = 1 WHERE id = ?1 RETURNING {USER_COLUMNS}"
+        ))
+        .bind(&user)
+        .bind(new_password_hash)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let user = User::try_from(row)?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(Some(user))
+    }
+
+    async fn change_password(&self, user: UserId, new_password_hash: &str) -> Result<bool, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let done = sqlx::query("UPDATE users SET password_hash = ?2 WHERE id = ?1")
+            .bind(user.to_string())
+            .bind(new_password_hash)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        sqlx::query("DELETE FROM account_tokens WHERE user_id = ?1 AND purpose = ?2")
+            .bind(user.to_string())
+            .bind(AccountTokenPurpose::PasswordReset.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(true)
+    }
+
+    async fn verify_email(
+        &self,
+        tenant: TenantId,
+        token_hash: &[u8; 32],
+        now: i64,
+    ) -> Result<Option<User>, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let Some(user) =
+            consume_account_token(&mut tx, tenant, AccountTokenPurpose::EmailVerification, token_hash, now).await?
+        else {
+            return Ok(None);
+        };
+        let row: Option<UserRow> = sqlx::query_as(&format!(
+            "UPDATE users SET email_verified = 1 WHERE id = ?1 RETURNING {USER_COLUMNS}"
+        ))
+        .bind(&user)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let user = User::try_from(row)?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(Some(user))
+    }
+
+    async fn purge_account_tokens(&self, now: i64) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM account_tokens WHERE expires_at <= ?1")
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(done.rows_affected())
+    }
+}
+
+/// Deletes the live token `token_hash` of `tenant` and `purpose` and every
+/// other token of that purpose of its user; the user's id (as stored), or
+/// `None` when there was no such token.
+async fn consume_account_token(
+    conn: &mut SqliteConnection,
+    tenant: TenantId,
+    purpose: AccountTokenPurpose,
+    token_hash: &[u8; 32],
+    now: i64,
+) -> Result<Option<String>, StoreError> {
+    let found: Option<(String,)> = sqlx::query_as(
+        "DELETE FROM account_tokens \
+         WHERE token_hash = ?1 AND tenant_id = ?2 AND purpose = ?3 AND expires_at > ?4 RETURNING user_id",
+    )
+    .bind(&token_hash[..])
+    .bind(tenant.to_string())
+    .bind(purpose.as_str())
+    .bind(now)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(map_err)?;
+    let Some((user,)) = found else {
+        return Ok(None);
+    };
+    sqlx::query("DELETE FROM account_tokens WHERE user_id = ?1 AND purpose = ?2")
+        .bind(&user)
+        .bind(purpose.as_str())
+        .execute(&mut *conn)
+        .await
+        .map_err(map_err)?;
+    Ok(Some(user))
 }
 
 #[async_trait::async_trait]

@@ -24,7 +24,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use tessera_store::{AuditStore, SecretStore, SessionStore, TenantStore, UserStore};
+use tessera_store::{AccountTokenStore, AuditStore, SecretStore, SessionStore, TenantStore, UserStore};
 
 /// What a backend under test provides. A backend that keeps only sessions
 /// (Redis) pairs its session store with another backend's user, secret,
@@ -35,6 +35,7 @@ pub struct Stores {
     pub secrets: Arc<dyn SecretStore>,
     pub tenants: Arc<dyn TenantStore>,
     pub audit: Arc<dyn AuditStore>,
+    pub account_tokens: Arc<dyn AccountTokenStore>,
     /// Opens the same data again over new connections, as a restarted (or
     /// another) instance would.
     pub reopen: Reopen,
@@ -94,6 +95,14 @@ macro_rules! store_suite {
             audit_events_page_newest_first_per_tenant,
             audit_of_an_unknown_tenant_stores_nothing,
             prune_audit_deletes_old_events_in_batches,
+            reset_token_sets_the_password_once,
+            reset_token_is_found_only_in_its_tenant_for_its_purpose_while_live,
+            reset_kills_every_reset_token_of_the_user_and_verifies_the_email,
+            change_password_kills_reset_tokens_but_not_verification_tokens,
+            verification_token_verifies_once,
+            concurrent_resets_with_one_token_succeed_once,
+            account_token_of_an_unknown_user_is_unknown_user,
+            purge_account_tokens_deletes_only_expired_ones,
         ]);
     };
     (@common $backend:ident, $stores:path, [$($extra:ident),* $(,)?]) => {
@@ -158,9 +167,9 @@ mod suite {
 
     use tessera_core::{Email, PersonName, Role, SessionId, TenantId, TenantName, TenantSlug, UserId};
     use tessera_store::{
-        AuditEvent, Conflict, KeyKind, KeyRotation, KeyState, NewAuditEvent, NewKey, NewSession, NewTenant, NewUser,
-        RefreshState, Rotation, RotationMode, RotationOutcome, SealedSecrets, Session, StoreError, StoredKey, Tenant,
-        KEY_REVOKED_RETENTION_SECS,
+        AccountTokenPurpose, AuditEvent, Conflict, KeyKind, KeyRotation, KeyState, NewAccountToken, NewAuditEvent,
+        NewKey, NewSession, NewTenant, NewUser, RefreshState, Rotation, RotationMode, RotationOutcome, SealedSecrets,
+        Session, StoreError, StoredKey, Tenant, KEY_REVOKED_RETENTION_SECS,
     };
     use tokio::sync::Barrier;
     use uuid::Uuid;
@@ -962,6 +971,274 @@ mod suite {
         let first = sealed(3);
         s.secrets.default_secrets_or_insert(first.clone()).await.unwrap();
         assert_eq!(s.secrets.default_secrets().await.unwrap(), Some(first));
+    }
+
+    // ---- account tokens (SQL backends) ----
+
+    fn token_hash() -> [u8; 32] {
+        let mut hash = [0u8; 32];
+        hash[..16].copy_from_slice(Uuid::new_v4().as_bytes());
+        hash[16..].copy_from_slice(Uuid::new_v4().as_bytes());
+        hash
+    }
+
+    async fn account_token(
+        s: &Stores,
+        user: &tessera_store::User,
+        purpose: AccountTokenPurpose,
+        expires_at: i64,
+    ) -> [u8; 32] {
+        let hash = token_hash();
+        s.account_tokens
+            .create_account_token(NewAccountToken {
+                token_hash: hash,
+                tenant: user.tenant,
+                user: user.id,
+                purpose,
+                created_at: T0,
+                expires_at,
+            })
+            .await
+            .unwrap();
+        hash
+    }
+
+    async fn password_hash_of(s: &Stores, user: &tessera_store::User) -> String {
+        s.users
+            .find_user_by_email(user.tenant, &user.email)
+            .await
+            .unwrap()
+            .unwrap()
+            .password_hash
+    }
+
+    pub async fn reset_token_sets_the_password_once(s: &Stores) {
+        let user = s.users.create_user(new_user(unique_email())).await.unwrap();
+        let hash = account_token(s, &user, AccountTokenPurpose::PasswordReset, T0 + 900).await;
+        let reset = s
+            .account_tokens
+            .reset_password(TenantId::DEFAULT, &hash, "$argon2id$reset", T0 + 10)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(reset.id, user.id);
+        assert_eq!(password_hash_of(s, &user).await, "$argon2id$reset");
+        let again = s
+            .account_tokens
+            .reset_password(TenantId::DEFAULT, &hash, "$argon2id$again", T0 + 11)
+            .await
+            .unwrap();
+        assert!(again.is_none(), "a used token must not work twice");
+        assert_eq!(password_hash_of(s, &user).await, "$argon2id$reset");
+    }
+
+    pub async fn reset_token_is_found_only_in_its_tenant_for_its_purpose_while_live(s: &Stores) {
+        let other = tenant(s).await;
+        let user = s.users.create_user(new_user(unique_email())).await.unwrap();
+        let hash = account_token(s, &user, AccountTokenPurpose::PasswordReset, T0 + 900).await;
+        let found = |tenant, purpose, now| {
+            let tokens = s.account_tokens.clone();
+            async move { tokens.account_token_user(tenant, purpose, &hash, now).await.unwrap() }
+        };
+        assert_eq!(
+            found(TenantId::DEFAULT, AccountTokenPurpose::PasswordReset, T0 + 899).await,
+            Some(user.id)
+        );
+        assert_eq!(found(other, AccountTokenPurpose::PasswordReset, T0).await, None);
+        assert_eq!(
+            found(TenantId::DEFAULT, AccountTokenPurpose::EmailVerification, T0).await,
+            None
+        );
+        assert_eq!(
+            found(TenantId::DEFAULT, AccountTokenPurpose::PasswordReset, T0 + 900).await,
+            None,
+            "dead at expires_at"
+        );
+        assert_eq!(
+            found(TenantId::DEFAULT, AccountTokenPurpose::PasswordReset, T0).await,
+            Some(user.id),
+            "looking never consumes"
+        );
+        // The same refusals where it counts: nothing changes.
+        for (tenant, now) in [(other, T0), (TenantId::DEFAULT, T0 + 900)] {
+            let reset = s
+                .account_tokens
+                .reset_password(tenant, &hash, "$argon2id$x", now)
+                .await
+                .unwrap();
+            assert!(reset.is_none());
+        }
+        assert!(s
+            .account_tokens
+            .verify_email(TenantId::DEFAULT, &hash, T0)
+            .await
+            .unwrap()
+            .is_none());
+        assert_eq!(password_hash_of(s, &user).await, HASH);
+        assert!(!s.users.find_user(user.id).await.unwrap().unwrap().email_verified);
+        assert!(s
+            .account_tokens
+            .reset_password(TenantId::DEFAULT, &token_hash(), "$argon2id$x", T0)
+            .await
+            .unwrap()
+            .is_none());
+    }
+
+    pub async fn reset_kills_every_reset_token_of_the_user_and_verifies_the_email(s: &Stores) {
+        let user = s.users.create_user(new_user(unique_email())).await.unwrap();
+        let bystander = s.users.create_user(new_user(unique_email())).await.unwrap();
+        let first = account_token(s, &user, AccountTokenPurpose::PasswordReset, T0 + 900).await;
+        let second = account_token(s, &user, AccountTokenPurpose::PasswordReset, T0 + 900).await;
+        let theirs = account_token(s, &bystander, AccountTokenPurpose::PasswordReset, T0 + 900).await;
+        let reset = s
+            .account_tokens
+            .reset_password(TenantId::DEFAULT, &second, "$argon2id$reset", T0)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(reset.email_verified, "the reset link reached the mailbox");
+        assert!(s.users.find_user(user.id).await.unwrap().unwrap().email_verified);
+        let first_user = s
+            .account_tokens
+            .account_token_user(TenantId::DEFAULT, AccountTokenPurpose::PasswordReset, &first, T0)
+            .await
+            .unwrap();
+        assert_eq!(first_user, None, "every other reset link of the user dies");
+        let their_user = s
+            .account_tokens
+            .account_token_user(TenantId::DEFAULT, AccountTokenPurpose::PasswordReset, &theirs, T0)
+            .await
+            .unwrap();
+        assert_eq!(their_user, Some(bystander.id));
+        assert_eq!(password_hash_of(s, &bystander).await, HASH);
+    }
+
+    pub async fn change_password_kills_reset_tokens_but_not_verification_tokens(s: &Stores) {
+        let user = s.users.create_user(new_user(unique_email())).await.unwrap();
+        let reset = account_token(s, &user, AccountTokenPurpose::PasswordReset, T0 + 900).await;
+        let verify = account_token(s, &user, AccountTokenPurpose::EmailVerification, T0 + 900).await;
+        assert!(s
+            .account_tokens
+            .change_password(user.id, "$argon2id$changed")
+            .await
+            .unwrap());
+        assert_eq!(password_hash_of(s, &user).await, "$argon2id$changed");
+        assert!(s
+            .account_tokens
+            .reset_password(TenantId::DEFAULT, &reset, "$argon2id$x", T0)
+            .await
+            .unwrap()
+            .is_none());
+        assert_eq!(password_hash_of(s, &user).await, "$argon2id$changed");
+        assert!(s
+            .account_tokens
+            .verify_email(TenantId::DEFAULT, &verify, T0)
+            .await
+            .unwrap()
+            .is_some());
+        assert!(!s
+            .account_tokens
+            .change_password(UserId::random(), "$argon2id$x")
+            .await
+            .unwrap());
+    }
+
+    pub async fn verification_token_verifies_once(s: &Stores) {
+        let user = s.users.create_user(new_user(unique_email())).await.unwrap();
+        assert!(!user.email_verified);
+        let older = account_token(s, &user, AccountTokenPurpose::EmailVerification, T0 + 86_400).await;
+        let hash = account_token(s, &user, AccountTokenPurpose::EmailVerification, T0 + 86_400).await;
+        let verified = s
+            .account_tokens
+            .verify_email(TenantId::DEFAULT, &hash, T0 + 5)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(verified.email_verified);
+        assert_eq!(verified.id, user.id);
+        assert!(s.users.find_user(user.id).await.unwrap().unwrap().email_verified);
+        for used in [hash, older] {
+            assert!(s
+                .account_tokens
+                .verify_email(TenantId::DEFAULT, &used, T0 + 6)
+                .await
+                .unwrap()
+                .is_none());
+        }
+        assert_eq!(
+            password_hash_of(s, &user).await,
+            HASH,
+            "verifying leaves the password alone"
+        );
+    }
+
+    pub async fn concurrent_resets_with_one_token_succeed_once(s: &Stores) {
+        let user = s.users.create_user(new_user(unique_email())).await.unwrap();
+        let hash = account_token(s, &user, AccountTokenPurpose::PasswordReset, T0 + 900).await;
+        let barrier = Arc::new(Barrier::new(8));
+        let tasks: Vec<_> = (0..8)
+            .map(|i| {
+                let tokens = s.account_tokens.clone();
+                let barrier = barrier.clone();
+                tokio::spawn(async move {
+                    barrier.wait().await;
+                    let new_hash = format!("$argon2id$racer{i}");
+                    let won = tokens
+                        .reset_password(TenantId::DEFAULT, &hash, &new_hash, T0)
+                        .await
+                        .unwrap()
+                        .is_some();
+                    (won, new_hash)
+                })
+            })
+            .collect();
+        let mut winners = Vec::new();
+        for task in tasks {
+            let (won, new_hash) = task.await.unwrap();
+            if won {
+                winners.push(new_hash);
+            }
+        }
+        assert_eq!(winners.len(), 1, "exactly one reset wins: {winners:?}");
+        assert_eq!(password_hash_of(s, &user).await, winners[0]);
+    }
+
+    pub async fn account_token_of_an_unknown_user_is_unknown_user(s: &Stores) {
+        let err = s
+            .account_tokens
+            .create_account_token(NewAccountToken {
+                token_hash: token_hash(),
+                tenant: TenantId::DEFAULT,
+                user: UserId::random(),
+                purpose: AccountTokenPurpose::PasswordReset,
+                created_at: T0,
+                expires_at: T0 + 900,
+            })
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Conflict(Conflict::UnknownUser)), "{err:?}");
+    }
+
+    pub async fn purge_account_tokens_deletes_only_expired_ones(s: &Stores) {
+        let user = s.users.create_user(new_user(unique_email())).await.unwrap();
+        let expired = account_token(s, &user, AccountTokenPurpose::PasswordReset, T0 + 100).await;
+        let live = account_token(s, &user, AccountTokenPurpose::EmailVerification, T0 + 101).await;
+        let purged = s.account_tokens.purge_account_tokens(T0 + 100).await.unwrap();
+        assert!(purged >= 1);
+        // A later "now" at which the expired one would be invisible anyway;
+        // look with an earlier one to see that it is really gone.
+        let gone = s
+            .account_tokens
+            .account_token_user(TenantId::DEFAULT, AccountTokenPurpose::PasswordReset, &expired, T0)
+            .await
+            .unwrap();
+        assert_eq!(gone, None);
+        let kept = s
+            .account_tokens
+            .account_token_user(TenantId::DEFAULT, AccountTokenPurpose::EmailVerification, &live, T0)
+            .await
+            .unwrap();
+        assert_eq!(kept, Some(user.id));
     }
 
     // ---- tenant-scoped users (every backend) ----
@@ -2245,7 +2522,8 @@ mod sqlite_backend {
                 sessions: Arc::new(store.clone()),
                 secrets: Arc::new(store.clone()),
                 tenants: Arc::new(store.clone()),
-                audit: Arc::new(store),
+                audit: Arc::new(store.clone()),
+                account_tokens: Arc::new(store),
                 reopen: Box::new(move || open(path.clone())),
                 _keep: Box::new(()),
             }
@@ -2924,7 +3202,8 @@ mod redis_backend {
                 sessions: Arc::new(sessions),
                 secrets: Arc::new(sql.clone()),
                 tenants: Arc::new(sql.clone()),
-                audit: Arc::new(sql),
+                audit: Arc::new(sql.clone()),
+                account_tokens: Arc::new(sql),
                 reopen: Box::new(move || open(path.clone(), redis.clone(), prefix.clone())),
                 _keep: Box::new(()),
             }

@@ -157,7 +157,8 @@ fn open(url: String) -> Pin<Box<dyn Future<Output = Stores> + Send>> {
             sessions: Arc::new(store.clone()),
             secrets: Arc::new(store.clone()),
             tenants: Arc::new(store.clone()),
-            audit: Arc::new(store),
+            audit: Arc::new(store.clone()),
+            account_tokens: Arc::new(store),
             reopen: Box::new(move || open(url.clone())),
             _keep: Box::new(()),
         }
