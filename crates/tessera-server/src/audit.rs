@@ -35,6 +35,10 @@ pub mod event {
     pub const LOGOUT: &str = "logout";
     pub const KEYS_ROTATED: &str = "keys.rotated";
     pub const TENANT_CREATED: &str = "tenant.created";
+    pub const PASSWORD_RESET_REQUESTED: &str = "password.reset_requested";
+    pub const PASSWORD_RESET: &str = "password.reset";
+    pub const PASSWORD_CHANGED: &str = "password.changed";
+    pub const EMAIL_VERIFIED: &str = "email.verified";
 }
 
 /// One event, built by a handler.

@@ -55,6 +55,10 @@ pub struct Config {
     pub max_connections: usize,
     /// Signing algorithm, scheduled rotation and JWKS caching.
     pub keys: crate::keys::KeyPolicy,
+    /// Refuse logins (403 `email_not_verified`) of accounts whose email is
+    /// not verified, and open no session at registration
+    /// (`TESSERA_REQUIRE_EMAIL_VERIFICATION`).
+    pub require_email_verification: bool,
 }
 
 impl Config {
@@ -88,6 +92,7 @@ impl Config {
             header_timeout: Duration::from_secs(10),
             max_connections: 10_000,
             keys: crate::keys::KeyPolicy::default(),
+            require_email_verification: false,
         }
     }
 

@@ -4,11 +4,13 @@
 //! `tessera-core` (accounts), `tessera-token` (JWTs) and `tessera-store`
 //! (persistence), and their errors into the contract's error body.
 
+pub mod accounts;
 pub mod audit;
 pub mod config;
 pub mod hashing;
 pub mod http;
 pub mod keys;
+pub mod mail;
 pub mod master;
 pub mod ops;
 pub mod secrets;

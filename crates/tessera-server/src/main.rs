@@ -280,6 +280,9 @@ struct ServeArgs {
     /// Whether POST /api/auth/signup creates tenants (on/off).
     #[arg(long, env = "TESSERA_SIGNUP", value_parser = on_off("TESSERA_SIGNUP"), default_value = "on")]
     signup: bool,
+    /// Refuse logins of accounts whose email is not verified, and open no session at registration (on/off).
+    #[arg(long, env = "TESSERA_REQUIRE_EMAIL_VERIFICATION", value_parser = on_off("TESSERA_REQUIRE_EMAIL_VERIFICATION"), default_value = "off")]
+    require_email_verification: bool,
 }
 
 fn on_off(var: &'static str) -> impl Fn(&str) -> Result<bool, String> + Clone + Send + Sync + 'static {
@@ -674,6 +677,7 @@ const KNOWN_VARIABLES: &[&str] = &[
     "TESSERA_KEY_ROTATION",
     "TESSERA_HMAC_KEY_ROTATION",
     "TESSERA_JWKS_MAX_AGE",
+    "TESSERA_REQUIRE_EMAIL_VERIFICATION",
 ];
 
 /// Settings the contract names for features this version does not have yet.
@@ -740,6 +744,7 @@ fn config_from(args: ServeArgs) -> anyhow::Result<Config> {
         header_timeout: args.header_timeout,
         max_connections: args.max_connections,
         keys: args.keys.policy(),
+        require_email_verification: args.require_email_verification,
         ..base
     })
 }

@@ -20,11 +20,16 @@ use std::sync::Arc;
 use std::time::Duration;
 use tessera_core::{PasswordHasher, TenantId};
 use tessera_store::{
-    AuditStore, Health, KeyState, PostgresOptions, PostgresStore, RedisOptions, RedisSessionStore, SecretStore,
-    SessionStore, SqliteStore, TenantStore, UserStore,
+    AccountTokenStore, AuditStore, Health, KeyState, PostgresOptions, PostgresStore, RedisOptions, RedisSessionStore,
+    SecretStore, SessionStore, SqliteStore, TenantStore, UserStore,
 };
 use tessera_token::Validation;
 use tokio::net::TcpListener;
+
+/// Forgot-password and resend requests whose lookups and mail may be in
+/// flight at once; past this, new ones are answered alike and dropped (with
+/// a warning), so a flood cannot pile up tasks.
+const MAIL_JOBS: usize = 256;
 
 pub struct Application {
     listener: TcpListener,
@@ -144,12 +149,16 @@ impl Application {
             tenant_store: stores.tenants,
             audit: AuditLog::start(stores.audit.clone()),
             audit_store: stores.audit,
+            account_tokens: stores.account_tokens,
             health: stores.health,
             hasher,
             refresh_grace_secs: secs(config.refresh_reuse_grace),
             request_timeout: config.request_timeout,
             signup_open: config.signup,
+            mailer: crate::mail::Mailer::outbox(config.data_dir.join("outbox"), public_base.clone()),
             public_base,
+            require_email_verification: config.require_email_verification,
+            mail_jobs: Arc::new(tokio::sync::Semaphore::new(MAIL_JOBS)),
         });
         let limits = ConnectionLimits {
             header_timeout: config.header_timeout,
@@ -182,6 +191,7 @@ impl Application {
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         let background = [
             tokio::spawn(purge_expired_sessions(self.state.sessions.clone())),
+            tokio::spawn(purge_expired_account_tokens(self.state.account_tokens.clone())),
             tokio::spawn(crate::keys::follow_key_changes(self.state.tokens.keys().clone())),
             tokio::spawn(crate::keys::prune_keys(self.state.tenant_store.clone())),
             tokio::spawn(crate::keys::rotate_on_schedule(
@@ -215,6 +225,7 @@ pub struct Stores {
     /// Tenants and every tenant's sealed keys (the default tenant's too).
     pub tenants: Arc<dyn TenantStore>,
     pub audit: Arc<dyn AuditStore>,
+    pub account_tokens: Arc<dyn AccountTokenStore>,
     /// Where an earlier version shared its generated default secrets
     /// (PostgreSQL), read once to adopt them; `None` on SQLite.
     pub shared_secrets: Option<Arc<dyn SecretStore>>,
@@ -245,6 +256,7 @@ pub async fn open_stores(config: &Config) -> anyhow::Result<Stores> {
             health: vec![store.clone()],
             tenants: store.clone(),
             audit: store.clone(),
+            account_tokens: store.clone(),
             shared_secrets: Some(store),
         }
     } else {
@@ -262,7 +274,8 @@ pub async fn open_stores(config: &Config) -> anyhow::Result<Stores> {
             sessions: store.clone(),
             health: vec![store.clone()],
             tenants: store.clone(),
-            audit: store,
+            audit: store.clone(),
+            account_tokens: store,
             shared_secrets: None,
         }
     };
@@ -396,7 +409,18 @@ async fn purge_expired_sessions(sessions: Arc<dyn SessionStore>) {
     }
 }
 
-/// Resolves on SIGTERM or Ctrl-C.
+async fn purge_expired_account_tokens(tokens: Arc<dyn AccountTokenStore>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(600));
+    loop {
+        tick.tick().await;
+        match tokens.purge_account_tokens(unix_now()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(tokens = n, "purged expired reset and verification tokens"),
+            Err(err) => tracing::warn!(error = %err, "could not purge expired reset and verification tokens"),
+        }
+    }
+}
+
 /// Resolves on SIGTERM or SIGINT. The handlers are installed when this is
 /// called, not when the future is first polled: a signal that arrives as
 /// soon as the server says it is listening must find them in place (else

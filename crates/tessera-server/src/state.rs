@@ -5,7 +5,7 @@ use crate::hashing::HashPool;
 use crate::tenants::TenantDirectory;
 use crate::tokens::TokenIssuer;
 use std::sync::Arc;
-use tessera_store::{AuditStore, Health, SessionStore, TenantStore, UserStore};
+use tessera_store::{AccountTokenStore, AuditStore, Health, SessionStore, TenantStore, UserStore};
 
 pub type AppState = Arc<App>;
 
@@ -15,6 +15,8 @@ pub struct App {
     pub sessions: Arc<dyn SessionStore>,
     pub tenant_store: Arc<dyn TenantStore>,
     pub audit_store: Arc<dyn AuditStore>,
+    /// Password-reset and email-verification tokens (hashed).
+    pub account_tokens: Arc<dyn AccountTokenStore>,
     pub tenants: TenantDirectory,
     pub audit: AuditLog,
     pub health: Vec<Arc<dyn Health>>,
@@ -29,4 +31,12 @@ pub struct App {
     /// The URL clients reach this server at, without a trailing slash
     /// (`TESSERA_PUBLIC_URL`, else the issuer): base of discovery URLs.
     pub public_base: String,
+    /// Outgoing mail (verification, reset, password-changed notices).
+    pub mailer: crate::mail::Mailer,
+    /// Logins of unverified accounts are refused
+    /// (`TESSERA_REQUIRE_EMAIL_VERIFICATION`).
+    pub require_email_verification: bool,
+    /// Bounds the background work of forgot-password and resend requests
+    /// (lookups, tokens, mail), which the request does not wait for.
+    pub mail_jobs: Arc<tokio::sync::Semaphore>,
 }

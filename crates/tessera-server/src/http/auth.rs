@@ -1,6 +1,6 @@
 //! Accounts and tokens: register, login, refresh, logout, me, verify.
 
-use super::dto::{AuthResponse, TokenResponse, UserDto, VerifyResponse};
+use super::dto::{AuthResponse, PendingVerificationResponse, TokenResponse, UserDto, VerifyResponse};
 use super::error::{ApiError, ApiResult};
 use super::extract::{
     bearer_token, checked, session_caller, token_caller, ClientMeta, Fields, JsonObject, OptionalJsonObject,
@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use tessera_core::{Email, Password, PasswordVerdict, PersonName, Role, SessionId, UserId};
-use tessera_store::{NewSession, NewUser, Rotation, RotationOutcome, User};
+use tessera_store::{AccountTokenPurpose, NewSession, NewUser, Rotation, RotationOutcome, User};
 use tessera_token::TokenBuf;
 
 /// The account routes, relative: served under `/api/auth` for the default
@@ -92,7 +92,7 @@ fn token_response(pair: IssuedPair) -> Response {
 #[utoipa::path(post, path = "/api/auth/register", tag = "auth",
     request_body = super::dto::RegisterRequest,
     responses(
-        (status = 201, description = "Account created, session opened", body = AuthResponse),
+        (status = 201, description = "Account created, session opened, verification link mailed. With `TESSERA_REQUIRE_EMAIL_VERIFICATION=on`, no session: the body is `PendingVerificationResponse`", body = AuthResponse),
         (status = 400, description = "Malformed JSON", body = super::dto::ErrorBody),
         (status = 409, description = "`email_taken`", body = super::dto::ErrorBody),
         (status = 413, body = super::dto::ErrorBody), (status = 415, body = super::dto::ErrorBody),
@@ -132,9 +132,36 @@ async fn register(
             created_at: unix_now(),
         })
         .await?;
+    if state.require_email_verification {
+        // No session until the mailed link is followed: an account whose
+        // address nobody has shown to own cannot act yet.
+        tracing::info!(user = %user.id, "user registered; email verification pending");
+        state.audit.record(
+            Event::new(event::USER_REGISTERED, user.tenant, unix_now())
+                .user(user.id)
+                .client(&client),
+        );
+        super::password::mail_token(
+            &state,
+            user.clone(),
+            tenant.tenant.clone(),
+            AccountTokenPurpose::EmailVerification,
+        );
+        let body = PendingVerificationResponse {
+            user: UserDto::from(&user),
+            email_verification_required: true,
+        };
+        return Ok((StatusCode::CREATED, Json(body)).into_response());
+    }
     match open_session(&state, &user, &client, StatusCode::CREATED, event::USER_REGISTERED).await {
         Ok(response) => {
             tracing::info!(user = %user.id, "user registered");
+            super::password::mail_token(
+                &state,
+                user,
+                tenant.tenant.clone(),
+                AccountTokenPurpose::EmailVerification,
+            );
             Ok(response)
         }
         Err(err) => {
@@ -156,6 +183,7 @@ async fn register(
         (status = 200, description = "Session opened", body = AuthResponse),
         (status = 400, body = super::dto::ErrorBody),
         (status = 401, description = "`invalid_credentials`, the same for an unknown email and a wrong password", body = super::dto::ErrorBody),
+        (status = 403, description = "`email_not_verified`: the right password, but `TESSERA_REQUIRE_EMAIL_VERIFICATION` is on and the email is not verified yet", body = super::dto::ErrorBody),
         (status = 413, body = super::dto::ErrorBody), (status = 415, body = super::dto::ErrorBody),
         (status = 422, body = super::dto::ErrorBody),
         (status = 503, description = "`unavailable`: store down or password hashing saturated", body = super::dto::ErrorBody),
@@ -200,6 +228,11 @@ async fn login(
             Ok(hash) => state.users.set_password_hash(record.user.id, &hash).await?,
             Err(err) => tracing::warn!(user = %record.user.id, error = %err, "could not upgrade a password hash"),
         }
+    }
+    if state.require_email_verification && !record.user.email_verified {
+        // Only after the right password, so this says nothing to a guesser.
+        tracing::info!(user = %record.user.id, "login refused: email not verified");
+        return Err(ApiError::EmailNotVerified);
     }
     open_session(&state, &record.user, &client, StatusCode::OK, event::LOGIN_SUCCEEDED).await
 }

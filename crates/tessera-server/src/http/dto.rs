@@ -370,3 +370,47 @@ pub enum RotateModeDoc {
     Graceful,
     Revoke,
 }
+
+/// Register's answer while `TESSERA_REQUIRE_EMAIL_VERIFICATION` is on: the
+/// account, and no session until its email is verified.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PendingVerificationResponse {
+    pub user: UserDto,
+    /// Always true: follow the mailed link, then log in.
+    pub email_verification_required: bool,
+}
+
+#[allow(dead_code)]
+#[derive(ToSchema)]
+pub struct EmailRequest {
+    #[schema(example = "ada@example.com", max_length = 254)]
+    email: String,
+}
+
+#[allow(dead_code)]
+#[derive(ToSchema)]
+pub struct ResetPasswordRequest {
+    /// The `token` query parameter of the mailed link.
+    token: String,
+    /// The new password: 8 to 128 characters.
+    #[schema(min_length = 8, max_length = 128)]
+    password: String,
+}
+
+#[allow(dead_code)]
+#[derive(ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ChangePasswordRequest {
+    #[schema(max_length = 128)]
+    current_password: String,
+    #[schema(min_length = 8, max_length = 128)]
+    new_password: String,
+}
+
+#[allow(dead_code)]
+#[derive(ToSchema)]
+pub struct VerifyEmailRequest {
+    /// The `token` query parameter of the mailed link.
+    token: String,
+}

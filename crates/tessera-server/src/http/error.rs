@@ -48,6 +48,10 @@ pub enum ApiError {
     /// 403 `forbidden`: authenticated, but the role does not allow it.
     #[error("{0}")]
     Forbidden(&'static str),
+    /// 403 `email_not_verified`: the right password, but the account's
+    /// email must be verified first (`TESSERA_REQUIRE_EMAIL_VERIFICATION`).
+    #[error("verify your email address first: follow the link we mailed you, or ask for a new one at /email/resend")]
+    EmailNotVerified,
     /// 404 `not_found`.
     #[error("{0}")]
     NotFound(&'static str),
@@ -104,7 +108,7 @@ impl ApiError {
             | Self::TokenExpired
             | Self::RefreshTokenReused
             | Self::InvalidApiKey => StatusCode::UNAUTHORIZED,
-            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::Forbidden(_) | Self::EmailNotVerified => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
@@ -127,6 +131,7 @@ impl ApiError {
             Self::RefreshTokenReused => "refresh_token_reused",
             Self::InvalidApiKey => "invalid_api_key",
             Self::Forbidden(_) => "forbidden",
+            Self::EmailNotVerified => "email_not_verified",
             Self::NotFound(_) => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::RequestTimeout => "request_timeout",

@@ -14,6 +14,8 @@ pub mod extract;
 pub mod health;
 /// `/api/openapi.json`.
 pub mod openapi;
+/// Password forgot/reset/change, email verification.
+pub mod password;
 /// `/api/auth/sessions`.
 pub mod sessions;
 /// Tenants: signup, key rotation, audit log.
@@ -37,8 +39,8 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         // One set of account routes, served for the default tenant and,
         // scoped by `{slug}`, for every other one.
-        .nest("/api/auth", auth::router().merge(sessions::router()))
-        .nest("/api/tenants/{slug}/auth", auth::router().merge(sessions::router()))
+        .nest("/api/auth", account_routes())
+        .nest("/api/tenants/{slug}/auth", account_routes())
         .merge(tenants::router())
         .merge(wellknown::router())
         .merge(health::router())
@@ -53,6 +55,11 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(axum::middleware::from_fn_with_state(state.request_timeout, request_id))
         .with_state(state)
+}
+
+/// The account routes, relative, served once per tenant prefix.
+fn account_routes() -> Router<AppState> {
+    auth::router().merge(sessions::router()).merge(password::router())
 }
 
 static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");

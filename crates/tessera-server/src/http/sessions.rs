@@ -76,3 +76,19 @@ async fn delete_session(
         Err(ApiError::NotFound("no such session"))
     }
 }
+
+/// Ends every session of `user` (password reset, an administrator's
+/// revocation); how many stored sessions were removed. The one place such
+/// an ending happens, so every consequence of it belongs here.
+pub(crate) async fn end_all_sessions(state: &AppState, user: &tessera_store::User) -> ApiResult<u64> {
+    Ok(state.sessions.revoke_all_sessions(user.id).await?)
+}
+
+/// Ends every session of `user` but `keep` (a password change from `keep`).
+pub(crate) async fn end_other_sessions(
+    state: &AppState,
+    user: &tessera_store::User,
+    keep: SessionId,
+) -> ApiResult<u64> {
+    Ok(state.sessions.revoke_other_sessions(user.id, keep).await?)
+}

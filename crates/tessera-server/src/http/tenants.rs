@@ -193,7 +193,7 @@ async fn signup(
         ));
     };
     state.tokens.keys().reload_tenant(tenant.id, now).await?;
-    state.tenants.remember(TenantRecord {
+    let info = state.tenants.remember(TenantRecord {
         tenant: tenant.clone(),
         api_key_hash: Some(api_key_hash),
     });
@@ -211,6 +211,12 @@ async fn signup(
             .session(session)
             .client(&client)
             .detail(serde_json::json!({"role": Role::OWNER})),
+    );
+    super::password::mail_token(
+        &state,
+        owner.clone(),
+        info,
+        tessera_store::AccountTokenPurpose::EmailVerification,
     );
     let body = SignupResponse {
         tenant: TenantDto {

@@ -5,6 +5,7 @@
 //! file under `tests/`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod accounts;
 mod attacks;
 mod attacks_public_key;
 mod errors;

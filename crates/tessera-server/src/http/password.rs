@@ -1,0 +1,352 @@
+//! Passwords and email addresses: forgot and reset, change, verification.
+//!
+//! Forgot-password and resend-verification answer 202 at once, whatever the
+//! email: the lookup, the token and the mail happen in a background task,
+//! so neither the answer nor its timing says whether an account exists.
+
+use super::error::{ApiError, ApiResult};
+use super::extract::{checked, session_caller, ClientMeta, Fields, JsonObject, TenantScope};
+use crate::accounts;
+use crate::audit::{event, Event};
+use crate::mail::{Mail, MailKind};
+use crate::state::AppState;
+use crate::tenants::TenantInfo;
+use crate::tokens::unix_now;
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::routing::post;
+use axum::Router;
+use std::sync::Arc;
+use tessera_core::{Email, Password, PasswordVerdict};
+use tessera_store::{AccountTokenPurpose, NewAccountToken, User};
+
+/// Relative routes, nested beside the account routes (`/api/auth`,
+/// `/api/tenants/{slug}/auth`).
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/password/forgot", post(forgot_password))
+        .route("/password/reset", post(reset_password))
+        .route("/password/change", post(change_password))
+        .route("/email/verify", post(verify_email))
+        .route("/email/resend", post(resend_verification))
+}
+
+/// Mails `user` a fresh token of `purpose`, in the background: the caller
+/// never waits for the store write or the mail, and a failure is logged, not
+/// returned (the user can ask again).
+pub(crate) fn mail_token(state: &AppState, user: User, tenant: Arc<TenantInfo>, purpose: AccountTokenPurpose) {
+    let state = state.clone();
+    tokio::spawn(async move {
+        if let Err(err) = issue_and_mail(&state, &user, &tenant, purpose).await {
+            tracing::warn!(user = %user.id, purpose = purpose.as_str(), error = %err, "could not mail a token");
+        }
+    });
+}
+
+async fn issue_and_mail(
+    state: &AppState,
+    user: &User,
+    tenant: &TenantInfo,
+    purpose: AccountTokenPurpose,
+) -> Result<(), tessera_store::StoreError> {
+    let now = unix_now();
+    let (token, token_hash) = accounts::new_token(purpose);
+    state
+        .account_tokens
+        .create_account_token(NewAccountToken {
+            token_hash,
+            tenant: user.tenant,
+            user: user.id,
+            purpose,
+            created_at: now,
+            expires_at: now + accounts::ttl_secs(purpose),
+        })
+        .await?;
+    let kind = match purpose {
+        AccountTokenPurpose::PasswordReset => MailKind::PasswordReset,
+        AccountTokenPurpose::EmailVerification => MailKind::EmailVerification,
+    };
+    let link = state.mailer.link(kind, &token, &tenant.slug);
+    state.mailer.send(Mail {
+        to: user.email.clone(),
+        kind,
+        first_name: user.first_name.clone(),
+        tenant_name: tenant.name.clone(),
+        link: Some(link),
+    });
+    Ok(())
+}
+
+/// The notice that a password changed, so a user whose account was taken
+/// over hears of it.
+fn mail_password_changed(state: &AppState, user: &User, tenant: &TenantInfo) {
+    state.mailer.send(Mail {
+        to: user.email.clone(),
+        kind: MailKind::PasswordChanged,
+        first_name: user.first_name.clone(),
+        tenant_name: tenant.name.clone(),
+        link: None,
+    });
+}
+
+/// Runs `job` for a forgot or resend request in the background, within
+/// [`crate::state::App::mail_jobs`]; past that bound the request is dropped
+/// with a warning (its answer is the same 202 either way).
+fn in_background<F>(state: &AppState, what: &'static str, job: F)
+where
+    F: std::future::Future<Output = Result<(), tessera_store::StoreError>> + Send + 'static,
+{
+    let Ok(permit) = state.mail_jobs.clone().try_acquire_owned() else {
+        tracing::warn!(request = what, "too many mail requests in flight; dropped one");
+        return;
+    };
+    tokio::spawn(async move {
+        if let Err(err) = job.await {
+            tracing::warn!(request = what, error = %err, "could not handle a mail request");
+        }
+        drop(permit);
+    });
+}
+
+fn invalid_reset() -> ApiError {
+    ApiError::InvalidToken("the reset link is used, expired or not valid; ask for a new one")
+}
+
+fn invalid_verification() -> ApiError {
+    ApiError::InvalidToken("the verification link is used, expired or not valid; ask for a new one")
+}
+
+/// The `email` field of a forgot or resend request.
+fn email_field(body: serde_json::Map<String, serde_json::Value>) -> ApiResult<Email> {
+    let mut f = Fields::new(body);
+    let email = f.required("email", |s| Email::parse(&s));
+    f.finish()?;
+    checked(email)
+}
+
+/// Ask for a password-reset link. The answer is 202 whether or not the email
+/// has an account, and comes as fast either way.
+#[utoipa::path(post, path = "/api/auth/password/forgot", tag = "accounts",
+    request_body = super::dto::EmailRequest,
+    responses(
+        (status = 202, description = "Accepted: if the email has an account, a reset link valid 15 minutes is on its way"),
+        (status = 400, body = super::dto::ErrorBody),
+        (status = 413, body = super::dto::ErrorBody), (status = 415, body = super::dto::ErrorBody),
+        (status = 422, description = "`validation_failed`: not an email address", body = super::dto::ErrorBody),
+        (status = 503, body = super::dto::ErrorBody),
+    ))]
+async fn forgot_password(
+    State(state): State<AppState>,
+    tenant: TenantScope,
+    client: ClientMeta,
+    JsonObject(body): JsonObject,
+) -> ApiResult<StatusCode> {
+    let email = email_field(body)?;
+    let job_state = state.clone();
+    let scope = tenant.tenant.clone();
+    in_background(&state, "password.forgot", async move {
+        let Some(record) = job_state.users.find_user_by_email(scope.id, &email).await? else {
+            return Ok(());
+        };
+        let user = record.user;
+        job_state.audit.record(
+            Event::new(event::PASSWORD_RESET_REQUESTED, scope.id, unix_now())
+                .user(user.id)
+                .client(&client),
+        );
+        issue_and_mail(&job_state, &user, &scope, AccountTokenPurpose::PasswordReset).await
+    });
+    Ok(StatusCode::ACCEPTED)
+}
+
+/// Set a new password with the token of a reset link. Every session of the
+/// user ends; the token works once.
+#[utoipa::path(post, path = "/api/auth/password/reset", tag = "accounts",
+    request_body = super::dto::ResetPasswordRequest,
+    responses(
+        (status = 204, description = "Password replaced; every session of the user has ended"),
+        (status = 400, body = super::dto::ErrorBody),
+        (status = 401, description = "`invalid_token`: a used, expired, forged or other tenant's token", body = super::dto::ErrorBody),
+        (status = 413, body = super::dto::ErrorBody), (status = 415, body = super::dto::ErrorBody),
+        (status = 422, description = "`validation_failed`: the new password breaks the policy", body = super::dto::ErrorBody),
+        (status = 503, body = super::dto::ErrorBody),
+    ))]
+async fn reset_password(
+    State(state): State<AppState>,
+    tenant: TenantScope,
+    client: ClientMeta,
+    JsonObject(body): JsonObject,
+) -> ApiResult<StatusCode> {
+    let mut f = Fields::new(body);
+    let token = f.required("token", Ok::<String, std::convert::Infallible>);
+    let password = f.required("password", Password::parse);
+    f.finish()?;
+    let (token, password) = (checked(token)?, checked(password)?);
+    let token_hash = accounts::presented_hash(AccountTokenPurpose::PasswordReset, &token).ok_or_else(invalid_reset)?;
+
+    // Looked up before hashing, so a forged token costs no Argon2 work.
+    let now = unix_now();
+    let Some(user) = state
+        .account_tokens
+        .account_token_user(tenant.id(), AccountTokenPurpose::PasswordReset, &token_hash, now)
+        .await?
+    else {
+        return Err(invalid_reset());
+    };
+    let new_hash = state.hasher.hash(password).await?;
+    // Sessions end before the password changes and again after: one opened
+    // with the old password in between does not survive the reset.
+    state.sessions.revoke_all_sessions(user).await?;
+    let Some(user) = state
+        .account_tokens
+        .reset_password(tenant.id(), &token_hash, &new_hash, unix_now())
+        .await?
+    else {
+        // Used (or expired) by a concurrent reset meanwhile.
+        return Err(invalid_reset());
+    };
+    let ended = crate::http::sessions::end_all_sessions(&state, &user).await?;
+    tracing::info!(tenant = %user.tenant, user = %user.id, "password reset");
+    state.audit.record(
+        Event::new(event::PASSWORD_RESET, user.tenant, unix_now())
+            .user(user.id)
+            .client(&client)
+            .detail(serde_json::json!({"sessionsEnded": ended})),
+    );
+    mail_password_changed(&state, &user, &tenant.tenant);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Change the password of the bearer's account. The current password is
+/// required; every other session of the user ends, this one stays.
+#[utoipa::path(post, path = "/api/auth/password/change", tag = "accounts", security(("bearer" = [])),
+    request_body = super::dto::ChangePasswordRequest,
+    responses(
+        (status = 204, description = "Password changed; every other session has ended"),
+        (status = 400, body = super::dto::ErrorBody),
+        (status = 401, description = "`missing_token`, `invalid_token`, `token_expired`, or `invalid_credentials` (the current password is wrong)", body = super::dto::ErrorBody),
+        (status = 413, body = super::dto::ErrorBody), (status = 415, body = super::dto::ErrorBody),
+        (status = 422, description = "`validation_failed`: the new password breaks the policy", body = super::dto::ErrorBody),
+        (status = 503, body = super::dto::ErrorBody),
+    ))]
+async fn change_password(
+    State(state): State<AppState>,
+    tenant: TenantScope,
+    client: ClientMeta,
+    req: Request,
+) -> ApiResult<StatusCode> {
+    let caller = session_caller(&state, req.headers(), &tenant).await?;
+    let JsonObject(body) = <JsonObject as axum::extract::FromRequest<AppState>>::from_request(req, &state).await?;
+    let mut f = Fields::new(body);
+    let current = f.required("currentPassword", Password::parse_candidate);
+    let new = f.required("newPassword", Password::parse);
+    f.finish()?;
+    let (current, new) = (checked(current)?, checked(new)?);
+
+    let user = state
+        .users
+        .find_user(caller.user)
+        .await?
+        .ok_or(ApiError::InvalidToken("the account no longer exists"))?;
+    let record = state
+        .users
+        .find_user_by_email(user.tenant, &user.email)
+        .await?
+        .ok_or(ApiError::InvalidToken("the account no longer exists"))?;
+    let verdict = state.hasher.verify(current, Some(record.password_hash)).await?;
+    if !matches!(verdict, PasswordVerdict::Valid { .. }) {
+        tracing::info!(user = %user.id, "password change with a wrong current password");
+        state.audit.record(
+            Event::new(event::LOGIN_FAILED, user.tenant, unix_now())
+                .user(user.id)
+                .session(caller.session)
+                .client(&client)
+                .detail(serde_json::json!({"reason": "wrong_password", "during": "password.change"})),
+        );
+        return Err(ApiError::InvalidCredentials);
+    }
+    let new_hash = state.hasher.hash(new).await?;
+    if !state.account_tokens.change_password(user.id, &new_hash).await? {
+        return Err(ApiError::InvalidToken("the account no longer exists"));
+    }
+    let ended = crate::http::sessions::end_other_sessions(&state, &user, caller.session).await?;
+    tracing::info!(tenant = %user.tenant, user = %user.id, "password changed");
+    state.audit.record(
+        Event::new(event::PASSWORD_CHANGED, user.tenant, unix_now())
+            .user(user.id)
+            .session(caller.session)
+            .client(&client)
+            .detail(serde_json::json!({"sessionsEnded": ended})),
+    );
+    mail_password_changed(&state, &user, &tenant.tenant);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Verify the account's email with the token of the mailed link.
+#[utoipa::path(post, path = "/api/auth/email/verify", tag = "accounts",
+    request_body = super::dto::VerifyEmailRequest,
+    responses(
+        (status = 204, description = "`user.emailVerified` is now true"),
+        (status = 400, body = super::dto::ErrorBody),
+        (status = 401, description = "`invalid_token`: a used, expired, forged or other tenant's token", body = super::dto::ErrorBody),
+        (status = 413, body = super::dto::ErrorBody), (status = 415, body = super::dto::ErrorBody),
+        (status = 422, body = super::dto::ErrorBody),
+        (status = 503, body = super::dto::ErrorBody),
+    ))]
+async fn verify_email(
+    State(state): State<AppState>,
+    tenant: TenantScope,
+    client: ClientMeta,
+    JsonObject(body): JsonObject,
+) -> ApiResult<StatusCode> {
+    let mut f = Fields::new(body);
+    let token = f.required("token", Ok::<String, std::convert::Infallible>);
+    f.finish()?;
+    let token = checked(token)?;
+    let token_hash =
+        accounts::presented_hash(AccountTokenPurpose::EmailVerification, &token).ok_or_else(invalid_verification)?;
+    let Some(user) = state
+        .account_tokens
+        .verify_email(tenant.id(), &token_hash, unix_now())
+        .await?
+    else {
+        return Err(invalid_verification());
+    };
+    tracing::info!(tenant = %user.tenant, user = %user.id, "email verified");
+    state.audit.record(
+        Event::new(event::EMAIL_VERIFIED, user.tenant, unix_now())
+            .user(user.id)
+            .client(&client),
+    );
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Ask for a new verification link. 202 whatever the email: an unknown or
+/// already verified address gets no mail, and the answer does not say so.
+#[utoipa::path(post, path = "/api/auth/email/resend", tag = "accounts",
+    request_body = super::dto::EmailRequest,
+    responses(
+        (status = 202, description = "Accepted: if the email has an unverified account, a new link is on its way"),
+        (status = 400, body = super::dto::ErrorBody),
+        (status = 413, body = super::dto::ErrorBody), (status = 415, body = super::dto::ErrorBody),
+        (status = 422, body = super::dto::ErrorBody),
+        (status = 503, body = super::dto::ErrorBody),
+    ))]
+async fn resend_verification(
+    State(state): State<AppState>,
+    tenant: TenantScope,
+    JsonObject(body): JsonObject,
+) -> ApiResult<StatusCode> {
+    let email = email_field(body)?;
+    let job_state = state.clone();
+    let scope = tenant.tenant.clone();
+    in_background(&state, "email.resend", async move {
+        match job_state.users.find_user_by_email(scope.id, &email).await? {
+            Some(record) if !record.user.email_verified => {
+                issue_and_mail(&job_state, &record.user, &scope, AccountTokenPurpose::EmailVerification).await
+            }
+            _ => Ok(()),
+        }
+    });
+    Ok(StatusCode::ACCEPTED)
+}
