@@ -20,6 +20,11 @@ async fn the_openapi_document_describes_the_contract() {
         ("/api/auth/verify", "head"),
         ("/api/auth/sessions", "get"),
         ("/api/auth/sessions/{id}", "delete"),
+        ("/api/auth/password/forgot", "post"),
+        ("/api/auth/password/reset", "post"),
+        ("/api/auth/password/change", "post"),
+        ("/api/auth/email/verify", "post"),
+        ("/api/auth/email/resend", "post"),
         ("/healthz", "get"),
         ("/readyz", "get"),
         ("/api/openapi.json", "get"),
@@ -35,6 +40,11 @@ async fn the_openapi_document_describes_the_contract() {
         ("/api/tenants/{slug}/auth/verify", "head"),
         ("/api/tenants/{slug}/auth/sessions", "get"),
         ("/api/tenants/{slug}/auth/sessions/{id}", "delete"),
+        ("/api/tenants/{slug}/auth/password/forgot", "post"),
+        ("/api/tenants/{slug}/auth/password/reset", "post"),
+        ("/api/tenants/{slug}/auth/password/change", "post"),
+        ("/api/tenants/{slug}/auth/email/verify", "post"),
+        ("/api/tenants/{slug}/auth/email/resend", "post"),
         ("/.well-known/jwks.json", "get"),
         ("/.well-known/openid-configuration", "get"),
         ("/api/tenants/{slug}/.well-known/jwks.json", "get"),
@@ -63,6 +73,7 @@ async fn the_openapi_document_describes_the_contract() {
             "/api/auth/verify",
             "/api/auth/sessions",
             "/api/auth/sessions/{id}",
+            "/api/auth/password/change",
         ]
         .iter()
         .any(|p| path == *p || path == p.replacen("/api/auth/", "/api/tenants/{slug}/auth/", 1));
