@@ -64,6 +64,10 @@ pub enum Conflict {
     /// rotated meanwhile, by another instance or call; nothing changed.
     #[error("the tenant's keys were rotated by someone else meanwhile")]
     RotationRaced,
+    /// A role change would leave a tenant that has an owner without one;
+    /// nothing changed.
+    #[error("the user is the tenant's last owner")]
+    LastOwner,
 }
 
 impl From<Conflict> for StoreError {

@@ -77,12 +77,12 @@ pub use error::{Conflict, StoreError};
 pub use model::{
     AccountTokenPurpose, AuditEvent, KeyChanges, KeyKind, KeyRotation, KeyState, NewAccountToken, NewAuditEvent,
     NewKey, NewSession, NewTenant, NewUser, RefreshState, RotatedKeys, Rotation, RotationMode, RotationOutcome,
-    SealedSecrets, Session, StoredKey, Tenant, TenantRecord, User, UserRecord,
+    RoleChange, SealedSecrets, Session, StoredKey, Tenant, TenantRecord, User, UserCursor, UserRecord,
 };
 pub use postgres::{PostgresOptions, PostgresStore};
 pub use sqlite::SqliteStore;
 
-use tessera_core::{Email, SessionId, TenantId, TenantSlug, UserId};
+use tessera_core::{Email, Role, SessionId, TenantId, TenantSlug, UserId};
 
 /// Where accounts live.
 #[async_trait::async_trait]
@@ -121,6 +121,25 @@ pub trait UserStore: Send + Sync + 'static {
         after: Option<UserId>,
         limit: u32,
     ) -> Result<Vec<UserId>, StoreError>;
+
+    /// Up to `limit` of `tenant`'s users, newest first (by `created_at`,
+    /// then id, both descending), strictly after `before` when given: pass
+    /// [`UserCursor::after`] of a page's last user to get the next page. An
+    /// empty page is the end.
+    async fn list_users(
+        &self,
+        tenant: TenantId,
+        before: Option<UserCursor>,
+        limit: u32,
+    ) -> Result<Vec<User>, StoreError>;
+
+    /// Gives the user `role`; `None` if there is no such user.
+    ///
+    /// Taking `owner` away from the last owner of a tenant is
+    /// `Conflict::LastOwner` and changes nothing: a tenant that had an owner
+    /// keeps one. Role changes of one tenant are serialized, so two owners
+    /// demoting each other at once cannot both succeed.
+    async fn set_role(&self, user: UserId, role: &Role) -> Result<Option<RoleChange>, StoreError>;
 }
 
 /// Where login sessions and their refresh-token state live.

@@ -18,6 +18,31 @@ pub struct User {
     pub created_at: i64,
 }
 
+/// Where a page of [`crate::UserStore::list_users`] ended: its last user's
+/// creation time and id. The next page starts strictly after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UserCursor {
+    pub created_at: i64,
+    pub id: UserId,
+}
+
+impl UserCursor {
+    pub fn after(user: &User) -> Self {
+        Self {
+            created_at: user.created_at,
+            id: user.id,
+        }
+    }
+}
+
+/// What [`crate::UserStore::set_role`] did: the role the user had, and the
+/// user as it is now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoleChange {
+    pub previous: Role,
+    pub user: User,
+}
+
 /// A user with the password hash to check a login against.
 ///
 /// `Debug` leaves the hash out, so a stray `{:?}` cannot log it.

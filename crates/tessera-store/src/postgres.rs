@@ -39,7 +39,7 @@ use sqlx::migrate::Migrator;
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgListener, PgPool, PgPoolOptions, Postgres};
 use sqlx::{Connection, Executor, FromRow};
-use tessera_core::{Email, SessionId, TenantId, TenantSlug, UserId};
+use tessera_core::{Email, Role, SessionId, TenantId, TenantSlug, UserId};
 use tokio::time::error::Elapsed;
 use uuid::Uuid;
 
@@ -49,7 +49,8 @@ use crate::{
     AccountTokenPurpose, AccountTokenStore, AuditEvent, AuditStore, Conflict, Health, KeyChangeListener, KeyChanges,
     KeyKind, KeyRotation, KeyState, NewAccountToken, NewAuditEvent, NewKey, NewSession, NewTenant, NewUser,
     RefreshState, RotatedKeys, Rotation, RotationMode, RotationOutcome, SealedSecrets, SecretStore, Session,
-    SessionStore, StoreError, StoredKey, Tenant, TenantRecord, TenantStore, User, UserRecord, UserStore,
+    RoleChange, SessionStore, StoreError, StoredKey, Tenant, TenantRecord, TenantStore, User, UserCursor, UserRecord,
+    UserStore,
     KEY_REVOKED_RETENTION_SECS,
 };
 
@@ -630,6 +631,102 @@ impl UserStore for PostgresStore {
             .map_err(map_err)
         })?;
         Ok(rows.into_iter().map(|(id,)| UserId::from_uuid(id)).collect())
+    }
+
+    async fn list_users(
+        &self,
+        tenant: TenantId,
+        before: Option<UserCursor>,
+        limit: u32,
+    ) -> Result<Vec<User>, StoreError> {
+        let rows: Vec<UserRow> = bounded!(self, |conn| {
+            match before {
+                Some(cursor) => {
+                    sqlx::query_as(&format!(
+                        "SELECT {USER_COLUMNS} FROM users WHERE tenant_id = $1 AND (created_at, id) < ($2, $3) \
+                         ORDER BY created_at DESC, id DESC LIMIT $4"
+                    ))
+                    .bind(tenant.as_uuid())
+                    .bind(cursor.created_at)
+                    .bind(cursor.id.as_uuid())
+                    .bind(i64::from(limit))
+                    .fetch_all(&mut *conn)
+                    .await
+                }
+                None => {
+                    sqlx::query_as(&format!(
+                        "SELECT {USER_COLUMNS} FROM users WHERE tenant_id = $1 \
+                         ORDER BY created_at DESC, id DESC LIMIT $2"
+                    ))
+                    .bind(tenant.as_uuid())
+                    .bind(i64::from(limit))
+                    .fetch_all(&mut *conn)
+                    .await
+                }
+            }
+            .map_err(map_err)
+        })?;
+        rows.into_iter().map(User::try_from).collect()
+    }
+
+    async fn set_role(&self, user: UserId, role: &Role) -> Result<Option<RoleChange>, StoreError> {
+        let changed: Option<(String, UserRow)> = bounded!(self, |conn| {
+            let mut tx = Connection::begin(&mut *conn).await.map_err(map_err)?;
+            let tenant: Option<(Uuid,)> = sqlx::query_as("SELECT tenant_id FROM users WHERE id = $1")
+                .bind(user.as_uuid())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(map_err)?;
+            let Some((tenant,)) = tenant else {
+                return Ok(None);
+            };
+            // Role changes of one tenant take turns on the tenant's row, so
+            // two owners demoting each other cannot both see the other as
+            // the owner who remains.
+            sqlx::query("SELECT 1 FROM tenants WHERE id = $1 FOR UPDATE")
+                .bind(tenant)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+            // Read again under the lock: what a concurrent change left.
+            let previous: Option<(String,)> = sqlx::query_as("SELECT role FROM users WHERE id = $1")
+                .bind(user.as_uuid())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(map_err)?;
+            let Some((previous,)) = previous else {
+                return Ok(None);
+            };
+            if previous == Role::OWNER && !role.is_owner() {
+                let (others,): (i64,) =
+                    sqlx::query_as("SELECT count(*) FROM users WHERE tenant_id = $1 AND role = $2 AND id <> $3")
+                        .bind(tenant)
+                        .bind(Role::OWNER)
+                        .bind(user.as_uuid())
+                        .fetch_one(&mut *tx)
+                        .await
+                        .map_err(map_err)?;
+                if others == 0 {
+                    return Err(Conflict::LastOwner.into());
+                }
+            }
+            let row: UserRow =
+                sqlx::query_as(&format!("UPDATE users SET role = $2 WHERE id = $1 RETURNING {USER_COLUMNS}"))
+                    .bind(user.as_uuid())
+                    .bind(role.as_str())
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+            tx.commit().await.map_err(map_err)?;
+            Ok(Some((previous, row)))
+        })?;
+        let Some((previous, row)) = changed else {
+            return Ok(None);
+        };
+        Ok(Some(RoleChange {
+            previous: self::role(&previous, "users.role")?,
+            user: User::try_from(row)?,
+        }))
     }
 }
 

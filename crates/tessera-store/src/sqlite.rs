@@ -12,7 +12,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use sqlx::{FromRow, QueryBuilder, Sqlite};
-use tessera_core::{Email, SessionId, TenantId, TenantSlug, UserId};
+use tessera_core::{Email, Role, SessionId, TenantId, TenantSlug, UserId};
 use uuid::Uuid;
 
 use crate::decode::{active_kids, bug, check_new_keys, corrupt, email, key_kind, key_state, role, slug, StoredSession};
@@ -21,7 +21,8 @@ use crate::{
     AccountTokenPurpose, AccountTokenStore, AuditEvent, AuditStore, Conflict, Health, KeyChangeListener, KeyChanges,
     KeyKind, KeyRotation, KeyState, NewAccountToken, NewAuditEvent, NewKey, NewSession, NewTenant, NewUser,
     RefreshState, RotatedKeys, Rotation, RotationMode, RotationOutcome, SealedSecrets, SecretStore, Session,
-    SessionStore, StoreError, StoredKey, Tenant, TenantRecord, TenantStore, User, UserRecord, UserStore,
+    RoleChange, SessionStore, StoreError, StoredKey, Tenant, TenantRecord, TenantStore, User, UserCursor, UserRecord,
+    UserStore,
     KEY_REVOKED_RETENTION_SECS,
 };
 
@@ -451,6 +452,79 @@ impl UserStore for SqliteStore {
         }
         .map_err(map_err)?;
         rows.iter().map(|(id,)| user_id(id, "users.id")).collect()
+    }
+
+    async fn list_users(
+        &self,
+        tenant: TenantId,
+        before: Option<UserCursor>,
+        limit: u32,
+    ) -> Result<Vec<User>, StoreError> {
+        let rows: Vec<UserRow> = match before {
+            Some(cursor) => {
+                sqlx::query_as(&format!(
+                    "SELECT {USER_COLUMNS} FROM users WHERE tenant_id = ?1 AND (created_at, id) < (?2, ?3) \
+                     ORDER BY created_at DESC, id DESC LIMIT ?4"
+                ))
+                .bind(tenant.to_string())
+                .bind(cursor.created_at)
+                .bind(cursor.id.to_string())
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await
+            }
+            None => {
+                sqlx::query_as(&format!(
+                    "SELECT {USER_COLUMNS} FROM users WHERE tenant_id = ?1 \
+                     ORDER BY created_at DESC, id DESC LIMIT ?2"
+                ))
+                .bind(tenant.to_string())
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await
+            }
+        }
+        .map_err(map_err)?;
+        rows.into_iter().map(User::try_from).collect()
+    }
+
+    async fn set_role(&self, user: UserId, role: &Role) -> Result<Option<RoleChange>, StoreError> {
+        // The write lock (`BEGIN IMMEDIATE`) serializes role changes, so the
+        // owner count read here is still true when the update lands.
+        let mut tx = self.begin_write().await?;
+        let current: Option<(String, String)> = sqlx::query_as("SELECT tenant_id, role FROM users WHERE id = ?1")
+            .bind(user.to_string())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        let Some((tenant, previous)) = current else {
+            return Ok(None);
+        };
+        let previous = self::role(&previous, "users.role")?;
+        if previous.is_owner() && !role.is_owner() {
+            let (others,): (i64,) =
+                sqlx::query_as("SELECT count(*) FROM users WHERE tenant_id = ?1 AND role = ?2 AND id <> ?3")
+                    .bind(&tenant)
+                    .bind(Role::OWNER)
+                    .bind(user.to_string())
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+            if others == 0 {
+                return Err(Conflict::LastOwner.into());
+            }
+        }
+        let row: UserRow = sqlx::query_as(&format!("UPDATE users SET role = ?2 WHERE id = ?1 RETURNING {USER_COLUMNS}"))
+            .bind(user.to_string())
+            .bind(role.as_str())
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(Some(RoleChange {
+            previous,
+            user: User::try_from(row)?,
+        }))
     }
 }
 

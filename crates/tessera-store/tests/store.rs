@@ -110,6 +110,10 @@ macro_rules! store_suite {
             same_email_in_two_tenants_is_two_accounts,
             user_in_an_unknown_tenant_is_unknown_tenant,
             user_ids_in_tenant_page_in_id_order,
+            users_page_newest_first_within_their_tenant,
+            set_role_reports_the_previous_role_and_shows_on_sessions,
+            the_last_owner_keeps_the_role,
+            owners_demoting_each_other_at_once_leave_one_owner,
             revoke_tenant_sessions_ends_only_that_tenants_sessions,
             created_user_is_found_by_id_and_email,
             missing_users_are_none,
@@ -169,7 +173,7 @@ mod suite {
     use tessera_store::{
         AccountTokenPurpose, AuditEvent, Conflict, KeyKind, KeyRotation, KeyState, NewAccountToken, NewAuditEvent,
         NewKey, NewSession, NewTenant, NewUser, RefreshState, Rotation, RotationMode, RotationOutcome, SealedSecrets,
-        Session, StoreError, StoredKey, Tenant, KEY_REVOKED_RETENTION_SECS,
+        Session, StoreError, StoredKey, Tenant, UserCursor, KEY_REVOKED_RETENTION_SECS,
     };
     use tokio::sync::Barrier;
     use uuid::Uuid;
@@ -1365,6 +1369,129 @@ mod suite {
             .await
             .unwrap()
             .is_empty());
+    }
+
+    pub async fn users_page_newest_first_within_their_tenant(s: &Stores) {
+        let other = tenant(s).await;
+        let stranger = user(s).await;
+        let mut made = Vec::new();
+        // Three users share a creation second: the id breaks the tie.
+        for at in [T0, T0 + 5, T0 + 5, T0 + 5, T0 + 9, T0 + 2] {
+            let mut new = new_user_in(other);
+            new.created_at = at;
+            made.push(s.users.create_user(new).await.unwrap());
+        }
+        made.sort_by(|a, b| (b.created_at, b.id).cmp(&(a.created_at, a.id)));
+
+        let mut paged = Vec::new();
+        let mut before = None;
+        loop {
+            let page = s.users.list_users(other, before, 2).await.unwrap();
+            if page.is_empty() {
+                break;
+            }
+            assert!(page.len() <= 2);
+            before = page.last().map(UserCursor::after);
+            paged.extend(page);
+        }
+        assert_eq!(paged, made);
+        assert_eq!(s.users.list_users(other, None, 100).await.unwrap(), made);
+        assert!(s.users.list_users(other, None, 0).await.unwrap().is_empty());
+        assert!(s
+            .users
+            .list_users(other, Some(UserCursor::after(&made[5])), 10)
+            .await
+            .unwrap()
+            .is_empty());
+        let default_users = s.users.list_users(TenantId::DEFAULT, None, 1000).await.unwrap();
+        assert!(default_users.iter().any(|u| u.id == stranger));
+        assert!(default_users.iter().all(|u| u.tenant == TenantId::DEFAULT));
+        assert!(s.users.list_users(TenantId::random(), None, 10).await.unwrap().is_empty());
+    }
+
+    pub async fn set_role_reports_the_previous_role_and_shows_on_sessions(s: &Stores) {
+        let id = user(s).await;
+        let (session, _) = login(s, id, T0).await;
+        let admin = Role::parse("admin").unwrap();
+        let change = s.users.set_role(id, &admin).await.unwrap().unwrap();
+        assert_eq!(change.previous, Role::user());
+        assert_eq!(change.user.role, admin);
+        assert_eq!(change.user.id, id);
+        assert_eq!(s.users.find_user(id).await.unwrap().unwrap().role, admin);
+        // A session reads the role now, so the next refresh carries it.
+        assert_eq!(s.sessions.session(id, session, T0).await.unwrap().unwrap().role, admin);
+
+        let again = s.users.set_role(id, &admin).await.unwrap().unwrap();
+        assert_eq!(again.previous, admin);
+        assert!(s.users.set_role(UserId::random(), &admin).await.unwrap().is_none());
+    }
+
+    pub async fn the_last_owner_keeps_the_role(s: &Stores) {
+        let other = tenant(s).await;
+        let mut first = new_user_in(other);
+        first.role = Role::owner();
+        let first = s.users.create_user(first).await.unwrap().id;
+        let second = s.users.create_user(new_user_in(other)).await.unwrap().id;
+
+        let refused = s.users.set_role(first, &Role::user()).await;
+        assert!(
+            matches!(refused, Err(StoreError::Conflict(Conflict::LastOwner))),
+            "{refused:?}"
+        );
+        assert_eq!(s.users.find_user(first).await.unwrap().unwrap().role, Role::owner());
+
+        // With a second owner, either may step down; then the other is the last.
+        s.users.set_role(second, &Role::owner()).await.unwrap().unwrap();
+        let change = s.users.set_role(first, &Role::user()).await.unwrap().unwrap();
+        assert_eq!(change.previous, Role::owner());
+        let refused = s.users.set_role(second, &Role::parse("admin").unwrap()).await;
+        assert!(matches!(refused, Err(StoreError::Conflict(Conflict::LastOwner))));
+        // An owner of another tenant does not count.
+        let mut elsewhere = new_user(unique_email());
+        elsewhere.role = Role::owner();
+        s.users.create_user(elsewhere).await.unwrap();
+        assert!(s.users.set_role(second, &Role::user()).await.is_err());
+        // Owner to owner is no demotion.
+        assert!(s.users.set_role(second, &Role::owner()).await.unwrap().is_some());
+    }
+
+    pub async fn owners_demoting_each_other_at_once_leave_one_owner(s: &Stores) {
+        for _ in 0..5 {
+            let other = tenant(s).await;
+            let mut owners = Vec::new();
+            for _ in 0..2 {
+                let mut new = new_user_in(other);
+                new.role = Role::owner();
+                owners.push(s.users.create_user(new).await.unwrap().id);
+            }
+            let barrier = Arc::new(Barrier::new(2));
+            let tasks: Vec<_> = owners
+                .iter()
+                .map(|&id| {
+                    let (users, barrier) = (s.users.clone(), barrier.clone());
+                    tokio::spawn(async move {
+                        barrier.wait().await;
+                        users.set_role(id, &Role::user()).await
+                    })
+                })
+                .collect();
+            let mut demoted = 0;
+            for task in tasks {
+                match task.await.unwrap() {
+                    Ok(Some(_)) => demoted += 1,
+                    Err(StoreError::Conflict(Conflict::LastOwner)) => {}
+                    other => panic!("unexpected {other:?}"),
+                }
+            }
+            assert_eq!(demoted, 1);
+            let mut left = 0;
+            for id in owners {
+                if s.users.find_user(id).await.unwrap().unwrap().role.is_owner() {
+                    left += 1;
+                }
+            }
+            assert_eq!(left, 1);
+        }
     }
 
     pub async fn revoke_tenant_sessions_ends_only_that_tenants_sessions(s: &Stores) {
