@@ -76,6 +76,8 @@ pub struct RoleError;
 
 impl Role {
     pub const USER: &'static str = "user";
+    /// Administers its tenant's users (`/api/admin/...`), below `owner`.
+    pub const ADMIN: &'static str = "admin";
     /// The first user of a tenant, made at signup: may rotate the tenant's
     /// keys and read its audit log.
     pub const OWNER: &'static str = "owner";

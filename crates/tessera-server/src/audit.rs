@@ -39,6 +39,7 @@ pub mod event {
     pub const PASSWORD_RESET: &str = "password.reset";
     pub const PASSWORD_CHANGED: &str = "password.changed";
     pub const EMAIL_VERIFIED: &str = "email.verified";
+    pub const ROLE_CHANGED: &str = "role.changed";
 }
 
 /// One event, built by a handler.

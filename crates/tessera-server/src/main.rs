@@ -47,6 +47,11 @@ enum Command {
         #[command(subcommand)]
         command: TenantCommand,
     },
+    /// A tenant's users: list them, set a role, end their sessions.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
     /// A tenant's audit log, newest first.
     Audit(Box<AuditArgs>),
     /// The master key that seals every stored signing key.
@@ -163,6 +168,47 @@ enum TenantCommand {
         /// the next key (it signs from the following rotation), revoke signs with it at once.
         #[arg(long = "alg", value_parser = |s: &str| signing_alg("--alg", s))]
         new_alg: Option<Algorithm>,
+        #[command(flatten)]
+        ops: Box<OpsArgs>,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Give an account a role: `admin` administers the tenant's users (/api/admin), `owner` also
+    /// its keys; any other role (1 to 32 of a-z 0-9 _ -) is carried in tokens for your services.
+    /// A change that is not a promotion ends the account's sessions.
+    SetRole {
+        email: String,
+        role: String,
+        /// The tenant's slug.
+        #[arg(long, default_value = "default")]
+        tenant: String,
+        #[command(flatten)]
+        ops: Box<OpsArgs>,
+    },
+    /// A tenant's accounts, newest first.
+    List {
+        /// The tenant's slug.
+        #[arg(long, default_value = "default")]
+        tenant: String,
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        limit: u32,
+        /// Cursor: the `--before` a previous page printed.
+        #[arg(long)]
+        before: Option<String>,
+        /// One JSON object per line (the API's user shape).
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        ops: Box<OpsArgs>,
+    },
+    /// End every session of an account (its refresh tokens stop working at once).
+    RevokeSessions {
+        email: String,
+        /// The tenant's slug.
+        #[arg(long, default_value = "default")]
+        tenant: String,
         #[command(flatten)]
         ops: Box<OpsArgs>,
     },
@@ -458,6 +504,95 @@ fn main() -> ExitCode {
                         outln!("rotated the keys of {slug}")?;
                         outln!("  access kid   {}", rotated.access_kid)?;
                         outln!("  refresh kid  {}", rotated.refresh_kid)?;
+                        Ok(())
+                    }),
+                )
+            }
+        },
+        Command::User { command } => match command {
+            UserCommand::SetRole {
+                email,
+                role,
+                tenant,
+                ops,
+            } => {
+                let (format, filter) = (ops.store.log_format, ops.store.log.clone());
+                run(
+                    format,
+                    &filter,
+                    operate(*ops, |op| async move {
+                        let (change, ended) = op.set_role(&tenant, &email, &role).await?;
+                        let user = &change.user;
+                        if change.previous == user.role {
+                            outln!("{} already has the role {}", user.email, user.role.as_str())?;
+                        } else {
+                            outln!(
+                                "{} ({}) is now {} (was {})",
+                                user.email,
+                                user.id,
+                                user.role.as_str(),
+                                change.previous.as_str()
+                            )?;
+                            if ended > 0 {
+                                outln!("ended {ended} session(s): no token keeps the old role")?;
+                            }
+                        }
+                        Ok(())
+                    }),
+                )
+            }
+            UserCommand::List {
+                tenant,
+                limit,
+                before,
+                json,
+                ops,
+            } => {
+                let (format, filter) = (ops.store.log_format, ops.store.log.clone());
+                run(
+                    format,
+                    &filter,
+                    operate(*ops, |op| async move {
+                        let (users, next) = op.list_users(&tenant, before.as_deref(), limit).await?;
+                        if !json {
+                            outln!(
+                                "{:<36}  {:<12} {:<8}  {:<20}  EMAIL",
+                                "ID",
+                                "ROLE",
+                                "VERIFIED",
+                                "CREATED"
+                            )?;
+                        }
+                        for u in &users {
+                            if json {
+                                let dto = tessera_server::http::dto::UserDto::from(u);
+                                outln!("{}", serde_json::to_string(&dto).unwrap_or_default())?;
+                            } else {
+                                outln!(
+                                    "{:<36}  {:<12} {:<8}  {:<20}  {}",
+                                    u.id.to_string(),
+                                    u.role.as_str(),
+                                    if u.email_verified { "yes" } else { "no" },
+                                    when(u.created_at),
+                                    u.email
+                                )?;
+                            }
+                        }
+                        if let Some(next) = next {
+                            eprintln!("more: --before {next}");
+                        }
+                        Ok(())
+                    }),
+                )
+            }
+            UserCommand::RevokeSessions { email, tenant, ops } => {
+                let (format, filter) = (ops.store.log_format, ops.store.log.clone());
+                run(
+                    format,
+                    &filter,
+                    operate(*ops, |op| async move {
+                        let ended = op.revoke_sessions(&tenant, &email).await?;
+                        outln!("ended {ended} session(s) of {email}")?;
                         Ok(())
                     }),
                 )

@@ -1,11 +1,12 @@
-//! What the operator commands (`tessera tenant ...`, `tessera audit`,
-//! `tessera master-key rotate`) do, apart from printing. They work on the
+//! What the operator commands (`tessera tenant ...`, `tessera user ...`,
+//! `tessera audit`, `tessera master-key rotate`) do, apart from printing. They work on the
 //! stores directly; running instances learn of key changes through
 //! notifications (PostgreSQL) or their periodic re-read (within a second on
 //! SQLite).
 
 use crate::audit::event;
 use crate::config::Config;
+use crate::http::admin::{decode_cursor, encode_cursor, is_promotion};
 use crate::http::tenants::{mode_name, new_api_key};
 use crate::keys::{KeyManager, Lifetimes, RotateOptions};
 use crate::master::{replace_key_file, MasterKeys};
@@ -15,10 +16,10 @@ use crate::tenants::hash_api_key;
 use crate::tokens::unix_now;
 use anyhow::Context as _;
 use std::sync::Arc;
-use tessera_core::{MasterKey, TenantId, TenantName, TenantSlug};
+use tessera_core::{Email, MasterKey, Role, TenantId, TenantName, TenantSlug};
 use tessera_store::{
-    AuditEvent, Conflict, NewAuditEvent, NewTenant, RotatedKeys, RotationMode, StoreError, StoredKey, Tenant,
-    TenantRecord,
+    AuditEvent, Conflict, NewAuditEvent, NewTenant, RoleChange, RotatedKeys, RotationMode, StoreError, StoredKey,
+    Tenant, TenantRecord, User, UserCursor,
 };
 use tessera_token::Algorithm;
 use zeroize::Zeroizing;
@@ -232,6 +233,115 @@ impl Operator {
             }
         }
         Ok((resealed, stuck, current))
+    }
+
+    /// The account with `email` in the tenant `slug`.
+    pub async fn user(&self, slug: &str, email: &str) -> anyhow::Result<User> {
+        let tenant = self.tenant(slug).await?.tenant;
+        let parsed = Email::parse(email).map_err(|e| anyhow::anyhow!("{email:?} is not an email address: {e}"))?;
+        self.stores
+            .users
+            .find_user_by_email(tenant.id, &parsed)
+            .await?
+            .map(|r| r.user)
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "tenant {slug} has no account with the email {parsed} (`tessera user list --tenant {slug}` shows them)"
+                )
+            })
+    }
+
+    /// Gives the account `email` of tenant `slug` the role `role`. A change
+    /// that is not a promotion ends every session of the user, as the admin
+    /// API does. Returns the change and how many sessions ended.
+    pub async fn set_role(&self, slug: &str, email: &str, role: &str) -> anyhow::Result<(RoleChange, u64)> {
+        let role = Role::parse(role)
+            .map_err(|_| anyhow::anyhow!("{role:?} is not a role: use 1 to 32 of a-z, 0-9, _ and -"))?;
+        let user = self.user(slug, email).await?;
+        let change = match self.stores.users.set_role(user.id, &role).await {
+            Ok(Some(change)) => change,
+            Ok(None) => anyhow::bail!("the account {email} was deleted meanwhile"),
+            Err(StoreError::Conflict(Conflict::LastOwner)) => anyhow::bail!(
+                "{email} is the last owner of tenant {slug}; make another user owner first \
+                 (`tessera user set-role OTHER-EMAIL owner --tenant {slug}`)"
+            ),
+            Err(err) => return Err(err.into()),
+        };
+        if change.previous == role {
+            return Ok((change, 0));
+        }
+        let ended = if is_promotion(&change.previous, &role) {
+            0
+        } else {
+            self.stores.sessions.revoke_all_sessions(user.id).await?
+        };
+        self.append_event(NewAuditEvent {
+            tenant: user.tenant,
+            at: unix_now(),
+            kind: event::ROLE_CHANGED.to_owned(),
+            user: None,
+            session: None,
+            ip: None,
+            user_agent: None,
+            detail: Some(
+                serde_json::json!({
+                    "target": user.id.to_string(),
+                    "from": change.previous.as_str(),
+                    "to": role.as_str(),
+                    "by": "cli",
+                    "sessionsEnded": ended,
+                })
+                .to_string(),
+            ),
+        })
+        .await;
+        Ok((change, ended))
+    }
+
+    /// A page of tenant `slug`'s users, newest first, after the cursor
+    /// `before` (a previous page's `next`); and the next page's cursor.
+    pub async fn list_users(
+        &self,
+        slug: &str,
+        before: Option<&str>,
+        limit: u32,
+    ) -> anyhow::Result<(Vec<User>, Option<String>)> {
+        let tenant = self.tenant(slug).await?.tenant;
+        let before = before
+            .map(|raw| {
+                decode_cursor(raw)
+                    .ok_or_else(|| anyhow::anyhow!("--before {raw:?} is not a cursor this command printed"))
+            })
+            .transpose()?;
+        let mut users = self.stores.users.list_users(tenant.id, before, limit + 1).await?;
+        let more = users.len() > limit as usize;
+        users.truncate(limit as usize);
+        let next = if more {
+            users.last().map(|u| encode_cursor(UserCursor::after(u)))
+        } else {
+            None
+        };
+        Ok((users, next))
+    }
+
+    /// Ends every session of the account `email` of tenant `slug`; how many.
+    pub async fn revoke_sessions(&self, slug: &str, email: &str) -> anyhow::Result<u64> {
+        let user = self.user(slug, email).await?;
+        let ended = self.stores.sessions.revoke_all_sessions(user.id).await?;
+        self.append_event(NewAuditEvent {
+            tenant: user.tenant,
+            at: unix_now(),
+            kind: event::SESSION_REVOKED.to_owned(),
+            user: None,
+            session: None,
+            ip: None,
+            user_agent: None,
+            detail: Some(
+                serde_json::json!({"target": user.id.to_string(), "by": "cli", "sessionsEnded": ended}).to_string(),
+            ),
+        })
+        .await;
+        Ok(ended)
     }
 
     async fn tenant(&self, slug: &str) -> anyhow::Result<TenantRecord> {

@@ -76,8 +76,8 @@ pub use self::redis::{RedisOptions, RedisSessionStore};
 pub use error::{Conflict, StoreError};
 pub use model::{
     AccountTokenPurpose, AuditEvent, KeyChanges, KeyKind, KeyRotation, KeyState, NewAccountToken, NewAuditEvent,
-    NewKey, NewSession, NewTenant, NewUser, RefreshState, RotatedKeys, Rotation, RotationMode, RotationOutcome,
-    RoleChange, SealedSecrets, Session, StoredKey, Tenant, TenantRecord, User, UserCursor, UserRecord,
+    NewKey, NewSession, NewTenant, NewUser, RefreshState, RoleChange, RotatedKeys, Rotation, RotationMode,
+    RotationOutcome, SealedSecrets, Session, StoredKey, Tenant, TenantRecord, User, UserCursor, UserRecord,
 };
 pub use postgres::{PostgresOptions, PostgresStore};
 pub use sqlite::SqliteStore;

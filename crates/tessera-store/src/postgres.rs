@@ -48,10 +48,9 @@ use crate::error::{conflict_for, from_migrate, from_sqlx, is_key_slot_taken};
 use crate::{
     AccountTokenPurpose, AccountTokenStore, AuditEvent, AuditStore, Conflict, Health, KeyChangeListener, KeyChanges,
     KeyKind, KeyRotation, KeyState, NewAccountToken, NewAuditEvent, NewKey, NewSession, NewTenant, NewUser,
-    RefreshState, RotatedKeys, Rotation, RotationMode, RotationOutcome, SealedSecrets, SecretStore, Session,
-    RoleChange, SessionStore, StoreError, StoredKey, Tenant, TenantRecord, TenantStore, User, UserCursor, UserRecord,
-    UserStore,
-    KEY_REVOKED_RETENTION_SECS,
+    RefreshState, RoleChange, RotatedKeys, Rotation, RotationMode, RotationOutcome, SealedSecrets, SecretStore,
+    Session, SessionStore, StoreError, StoredKey, Tenant, TenantRecord, TenantStore, User, UserCursor, UserRecord,
+    UserStore, KEY_REVOKED_RETENTION_SECS,
 };
 
 /// The schema, embedded at compile time.
@@ -710,13 +709,14 @@ impl UserStore for PostgresStore {
                     return Err(Conflict::LastOwner.into());
                 }
             }
-            let row: UserRow =
-                sqlx::query_as(&format!("UPDATE users SET role = $2 WHERE id = $1 RETURNING {USER_COLUMNS}"))
-                    .bind(user.as_uuid())
-                    .bind(role.as_str())
-                    .fetch_one(&mut *tx)
-                    .await
-                    .map_err(map_err)?;
+            let row: UserRow = sqlx::query_as(&format!(
+                "UPDATE users SET role = $2 WHERE id = $1 RETURNING {USER_COLUMNS}"
+            ))
+            .bind(user.as_uuid())
+            .bind(role.as_str())
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(map_err)?;
             tx.commit().await.map_err(map_err)?;
             Ok(Some((previous, row)))
         })?;

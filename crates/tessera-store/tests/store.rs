@@ -1381,7 +1381,7 @@ mod suite {
             new.created_at = at;
             made.push(s.users.create_user(new).await.unwrap());
         }
-        made.sort_by(|a, b| (b.created_at, b.id).cmp(&(a.created_at, a.id)));
+        made.sort_by_key(|u| std::cmp::Reverse((u.created_at, u.id)));
 
         let mut paged = Vec::new();
         let mut before = None;
@@ -1406,7 +1406,12 @@ mod suite {
         let default_users = s.users.list_users(TenantId::DEFAULT, None, 1000).await.unwrap();
         assert!(default_users.iter().any(|u| u.id == stranger));
         assert!(default_users.iter().all(|u| u.tenant == TenantId::DEFAULT));
-        assert!(s.users.list_users(TenantId::random(), None, 10).await.unwrap().is_empty());
+        assert!(s
+            .users
+            .list_users(TenantId::random(), None, 10)
+            .await
+            .unwrap()
+            .is_empty());
     }
 
     pub async fn set_role_reports_the_previous_role_and_shows_on_sessions(s: &Stores) {

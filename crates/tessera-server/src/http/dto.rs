@@ -280,6 +280,22 @@ impl From<&tessera_store::AuditEvent> for AuditEventDto {
     }
 }
 
+/// A page of a tenant's users, newest first.
+#[derive(Serialize, ToSchema)]
+pub struct UserPage {
+    pub users: Vec<UserDto>,
+    /// The cursor of the next (older) page, or null at the end.
+    pub next: Option<String>,
+}
+
+#[allow(dead_code)]
+#[derive(ToSchema)]
+pub struct SetRoleRequest {
+    /// `user`, `admin`, `owner`, or a role of your own (1 to 32 of `a-z 0-9 _ -`), which tokens carry as `role`.
+    #[schema(example = "admin", max_length = 32)]
+    pub role: String,
+}
+
 /// A page of audit events, newest first.
 #[derive(Serialize, ToSchema)]
 pub struct AuditPage {

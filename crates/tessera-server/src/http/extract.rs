@@ -305,6 +305,30 @@ pub async fn session_caller(
     }
 }
 
+/// The caller, if its session is live and the session's user has one of
+/// `roles` (as stored now, not as the token says: a user demoted since the
+/// token was issued is refused at once); 403 `forbidden` otherwise.
+pub async fn require_role(
+    state: &crate::state::AppState,
+    headers: &HeaderMap,
+    scope: &TenantScope,
+    roles: &[&str],
+) -> ApiResult<(Caller, tessera_core::Role)> {
+    let caller = token_caller(state, headers, scope).await?;
+    let Some(session) = state
+        .sessions
+        .session(caller.user, caller.session, crate::tokens::unix_now())
+        .await?
+    else {
+        return Err(ApiError::InvalidToken("the session of this token has ended"));
+    };
+    if roles.contains(&session.role.as_str()) {
+        Ok((caller, session.role))
+    } else {
+        Err(ApiError::Forbidden("your role does not allow this"))
+    }
+}
+
 /// The tenant a route serves: `{slug}` in `/api/tenants/{slug}/...`, else
 /// the default tenant (`/api/auth/...`). An unknown slug is a 404.
 #[derive(Clone)]

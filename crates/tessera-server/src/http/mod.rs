@@ -2,6 +2,8 @@
 //! merges them and adds what every request gets: a request id, the body
 //! limit, JSON 404/405 answers, and a last-resort 500 for a panic.
 
+/// Administration of a tenant's users.
+pub mod admin;
 /// Accounts and tokens.
 pub mod auth;
 /// JSON shapes of the API.
@@ -41,6 +43,8 @@ pub fn router(state: AppState) -> Router {
         // scoped by `{slug}`, for every other one.
         .nest("/api/auth", account_routes())
         .nest("/api/tenants/{slug}/auth", account_routes())
+        .nest("/api/admin", admin::router())
+        .nest("/api/tenants/{slug}/admin", admin::router())
         .merge(tenants::router())
         .merge(wellknown::router())
         .merge(health::router())

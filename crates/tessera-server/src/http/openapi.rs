@@ -34,6 +34,11 @@ use utoipa::{Modify, OpenApi};
         super::tenants::signup,
         super::tenants::rotate_keys,
         super::tenants::audit,
+        super::admin::list_users,
+        super::admin::get_user,
+        super::admin::set_role,
+        super::admin::revoke_sessions,
+        super::admin::audit,
         super::wellknown::jwks,
         super::wellknown::tenant_jwks,
         super::wellknown::discovery,
@@ -48,6 +53,7 @@ use utoipa::{Modify, OpenApi};
         (name = "sessions", description = "A user's sessions, one per device"),
         (name = "accounts", description = "Passwords and email addresses: reset, change, verification"),
         (name = "tenants", description = "Tenants: signup, key rotation, audit log. Every `/api/auth/...` account route also exists as `/api/tenants/{slug}/auth/...`, scoped to that tenant"),
+        (name = "admin", description = "Administering a tenant's users: roles `admin` and `owner`, or the tenant's API key. Every `/api/admin/...` route also exists as `/api/tenants/{slug}/admin/...`"),
         (name = "keys", description = "Public keys (JWKS) and discovery, for services that verify tokens themselves"),
         (name = "health", description = "Probes"),
         (name = "meta", description = "This document"),
@@ -90,7 +96,10 @@ impl Modify for TenantRoutes {
             .paths
             .paths
             .iter()
-            .filter(|(path, _)| path.starts_with("/api/auth/") && path.as_str() != "/api/auth/signup")
+            .filter(|(path, _)| {
+                (path.starts_with("/api/auth/") && path.as_str() != "/api/auth/signup")
+                    || path.starts_with("/api/admin/")
+            })
             .map(|(path, item)| {
                 let mut item = item.clone();
                 let slug = ParameterBuilder::new()
@@ -114,7 +123,11 @@ impl Modify for TenantRoutes {
                     op.operation_id = op.operation_id.take().map(|id| format!("tenant_{id}"));
                     op.parameters.get_or_insert_with(Vec::new).insert(0, slug.clone());
                 }
-                (path.replacen("/api/auth/", "/api/tenants/{slug}/auth/", 1), item)
+                let scoped = match path.strip_prefix("/api/admin/") {
+                    Some(rest) => format!("/api/tenants/{{slug}}/admin/{rest}"),
+                    None => path.replacen("/api/auth/", "/api/tenants/{slug}/auth/", 1),
+                };
+                (scoped, item)
             })
             .collect();
         openapi.paths.paths.extend(scoped);

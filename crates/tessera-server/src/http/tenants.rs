@@ -61,19 +61,28 @@ impl Admin {
     }
 }
 
+/// `None` when the request carries no `X-Api-Key`; otherwise whether it is
+/// the tenant's (exactly one header, matching in constant time).
+pub(super) fn presented_api_key(tenant: &TenantScope, headers: &HeaderMap) -> Option<ApiResult<()>> {
+    let mut keys = headers.get_all(&X_API_KEY).iter();
+    let key = keys.next()?;
+    if keys.next().is_some() {
+        return Some(Err(ApiError::InvalidApiKey));
+    }
+    let Ok(key) = key.to_str() else {
+        return Some(Err(ApiError::InvalidApiKey));
+    };
+    Some(if tenant.tenant.api_key_matches(key) {
+        Ok(())
+    } else {
+        Err(ApiError::InvalidApiKey)
+    })
+}
+
 /// The tenant's API key (`X-Api-Key`) or a live session of its owner.
 async fn tenant_admin(state: &AppState, tenant: &TenantScope, headers: &HeaderMap) -> ApiResult<Admin> {
-    let mut keys = headers.get_all(&X_API_KEY).iter();
-    if let Some(key) = keys.next() {
-        if keys.next().is_some() {
-            return Err(ApiError::InvalidApiKey);
-        }
-        let key = key.to_str().map_err(|_| ApiError::InvalidApiKey)?;
-        return if tenant.tenant.api_key_matches(key) {
-            Ok(Admin::ApiKey)
-        } else {
-            Err(ApiError::InvalidApiKey)
-        };
+    if let Some(checked) = presented_api_key(tenant, headers) {
+        return checked.map(|()| Admin::ApiKey);
     }
     let caller = session_caller(state, headers, tenant).await?;
     if !caller.owner {
@@ -380,6 +389,16 @@ async fn audit(
     headers: HeaderMap,
 ) -> ApiResult<Json<AuditPage>> {
     tenant_admin(&state, &tenant, &headers).await?;
+    audit_page(&state, &tenant, query).await
+}
+
+/// A page of the tenant's audit log for `query` (`limit`, `before`); the
+/// caller has been authorized.
+pub(super) async fn audit_page(
+    state: &AppState,
+    tenant: &TenantScope,
+    query: Result<Query<HashMap<String, String>>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<AuditPage>> {
     let Query(query) = query.map_err(|_| ApiError::InvalidRequest("the query string is malformed".to_owned()))?;
     let limit = match query.get("limit") {
         None => AUDIT_DEFAULT_LIMIT,

@@ -120,7 +120,7 @@ async fn register(client: &reqwest::Client, server: &Server, email: &str) -> Val
     res.json().await.unwrap()
 }
 
-fn run(data_dir: &Path, env: &[(&str, &str)], args: &[&str]) -> std::process::Output {
+pub(crate) fn run(data_dir: &Path, env: &[(&str, &str)], args: &[&str]) -> std::process::Output {
     command(data_dir, env).args(args).output().unwrap()
 }
 
