@@ -75,9 +75,9 @@ mod sqlite;
 pub use self::redis::{RedisOptions, RedisSessionStore};
 pub use error::{Conflict, StoreError};
 pub use model::{
-    AccountTokenPurpose, AuditEvent, KeyChanges, KeyKind, KeyRotation, KeyState, NewAccountToken, NewAuditEvent,
-    NewKey, NewSession, NewTenant, NewUser, RefreshState, RotatedKeys, Rotation, RotationMode, RotationOutcome,
-    SealedSecrets, Session, StoredKey, Tenant, TenantRecord, User, UserRecord,
+    AccountTokenPurpose, AuditEvent, ImportConflict, ImportMode, ImportedUser, KeyChanges, KeyKind, KeyRotation,
+    KeyState, NewAccountToken, NewAuditEvent, NewKey, NewSession, NewTenant, NewUser, RefreshState, RotatedKeys,
+    Rotation, RotationMode, RotationOutcome, SealedSecrets, Session, StoredKey, Tenant, TenantRecord, User, UserRecord,
 };
 pub use postgres::{PostgresOptions, PostgresStore};
 pub use sqlite::SqliteStore;
@@ -121,6 +121,19 @@ pub trait UserStore: Send + Sync + 'static {
         after: Option<UserId>,
         limit: u32,
     ) -> Result<Vec<UserId>, StoreError>;
+
+    /// Stores accounts brought from another system (`tessera user import`)
+    /// in one transaction, keeping each one's id, role, creation time and
+    /// `email_verified`; a user whose email its tenant already has, or whose
+    /// id is taken (also by an earlier user of the same call), is skipped
+    /// and returned as an [`ImportConflict`], and everything else is stored.
+    /// [`ImportMode::DryRun`] rolls the transaction back, so the answer is
+    /// exact and nothing changes. A tenant that does not exist is
+    /// `Conflict::UnknownTenant`, and nothing is stored.
+    ///
+    /// One call is one transaction within the store's deadline: pass at most
+    /// a few thousand users at a time.
+    async fn import_users(&self, users: &[ImportedUser], mode: ImportMode) -> Result<Vec<ImportConflict>, StoreError>;
 }
 
 /// Where login sessions and their refresh-token state live.
