@@ -283,6 +283,16 @@ struct ServeArgs {
     /// Refuse logins of accounts whose email is not verified, and open no session at registration (on/off).
     #[arg(long, env = "TESSERA_REQUIRE_EMAIL_VERIFICATION", value_parser = on_off("TESSERA_REQUIRE_EMAIL_VERIFICATION"), default_value = "off")]
     require_email_verification: bool,
+    // TESSERA_SMTP_URL has no flag: it may hold a password (read in `config_from`).
+    /// Sender of tessera's mail, `Name <address>` (default: tessera <no-reply@PUBLIC-URL-HOST>).
+    #[arg(long, env = "TESSERA_MAIL_FROM")]
+    mail_from: Option<String>,
+    /// Base URL of mailed links (default: the public URL, else the issuer).
+    #[arg(long, env = "TESSERA_MAIL_LINK_BASE")]
+    mail_link_base: Option<String>,
+    /// A directory of mail templates overriding the built-in ones.
+    #[arg(long, env = "TESSERA_MAIL_TEMPLATES")]
+    mail_templates: Option<PathBuf>,
 }
 
 fn on_off(var: &'static str) -> impl Fn(&str) -> Result<bool, String> + Clone + Send + Sync + 'static {
@@ -678,13 +688,16 @@ const KNOWN_VARIABLES: &[&str] = &[
     "TESSERA_HMAC_KEY_ROTATION",
     "TESSERA_JWKS_MAX_AGE",
     "TESSERA_REQUIRE_EMAIL_VERIFICATION",
+    "TESSERA_SMTP_URL",
+    "TESSERA_MAIL_FROM",
+    "TESSERA_MAIL_LINK_BASE",
+    "TESSERA_MAIL_TEMPLATES",
 ];
 
 /// Settings the contract names for features this version does not have yet.
 const FUTURE_VARIABLES: &[&str] = &[
     "TESSERA_RATE_LIMITS",
     "TESSERA_REVOCATION_CHECK",
-    "TESSERA_SMTP_URL",
     "TESSERA_TRUSTED_PROXIES",
 ];
 
@@ -745,6 +758,16 @@ fn config_from(args: ServeArgs) -> anyhow::Result<Config> {
         max_connections: args.max_connections,
         keys: args.keys.policy(),
         require_email_verification: args.require_email_verification,
+        mail: tessera_server::mail::MailSettings {
+            smtp_url: std::env::var("TESSERA_SMTP_URL")
+                .ok()
+                .filter(|url| !url.trim().is_empty())
+                .map(SecretValue::new),
+            from: args.mail_from,
+            link_base: args.mail_link_base,
+            templates: args.mail_templates,
+            ..base.mail.clone()
+        },
         ..base
     })
 }
