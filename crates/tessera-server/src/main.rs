@@ -54,6 +54,41 @@ enum Command {
         #[command(subcommand)]
         command: MasterKeyCommand,
     },
+    /// Users of a tenant.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Import users with bcrypt (or Argon2) password hashes from CSV or JSON lines
+    /// (docs/importing.md). Exit codes: 0 done (skipped users reported), 1 runtime
+    /// failure, 2 bad arguments or unusable file, 3 bad rows or (with --on-conflict fail)
+    /// existing users: nothing imported.
+    Import(Box<ImportArgs>),
+}
+
+#[derive(Args)]
+struct ImportArgs {
+    /// The file, or - for standard input.
+    file: PathBuf,
+    /// The tenant's slug.
+    #[arg(long, default_value = "default")]
+    tenant: String,
+    /// csv or jsonl (default: from the file's extension: .csv, .jsonl, .ndjson, .json).
+    #[arg(long, value_parser = ["csv", "jsonl"])]
+    format: Option<String>,
+    /// skip: report users whose email (or id) is taken and import the others;
+    /// fail: import nothing if any is.
+    #[arg(long, value_parser = ["skip", "fail"], default_value = "skip")]
+    on_conflict: String,
+    /// Check every row and run every batch, then roll back: report what would happen.
+    #[arg(long)]
+    dry_run: bool,
+    #[command(flatten)]
+    store: StoreArgs,
 }
 
 /// What operator commands need: the stores, the master key, and the token
@@ -507,6 +542,55 @@ fn main() -> ExitCode {
                 }),
             )
         }
+        Command::User {
+            command: UserCommand::Import(args),
+        } => {
+            use tessera_server::import::{self, Format, ImportRequest, OnConflict};
+            let args = *args;
+            let (format, filter) = (args.store.log_format, args.store.log.clone());
+            let config = Config {
+                database_url: args.store.database_url,
+                database_max_connections: args.store.database_max_connections,
+                ..Config::embedded(args.store.data_dir)
+            };
+            let request = ImportRequest {
+                file: args.file,
+                format: args
+                    .format
+                    .map(|f| if f == "csv" { Format::Csv } else { Format::Jsonl }),
+                tenant: args.tenant,
+                on_conflict: if args.on_conflict == "fail" {
+                    OnConflict::Fail
+                } else {
+                    OnConflict::Skip
+                },
+                dry_run: args.dry_run,
+            };
+            let dry_run = request.dry_run;
+            let tenant = request.tenant.clone();
+            run(format, &filter, async move {
+                let summary = import::run(config, request, |line| eprintln!("{line}")).await?;
+                if dry_run {
+                    outln!(
+                        "dry run: {} of {} users would be imported into tenant {tenant} ({} with bcrypt hashes), \
+                         {} skipped as already there; nothing was written",
+                        summary.imported,
+                        summary.rows,
+                        summary.bcrypt,
+                        summary.skipped
+                    )
+                } else {
+                    outln!(
+                        "imported {} of {} users into tenant {tenant} ({} with bcrypt hashes, rehashed to Argon2id \
+                         at each one's first login); {} skipped as already there",
+                        summary.imported,
+                        summary.rows,
+                        summary.bcrypt,
+                        summary.skipped
+                    )
+                }
+            })
+        }
         Command::MasterKey {
             command: MasterKeyCommand::Rotate(ops),
         } => {
@@ -614,7 +698,9 @@ fn run(format: LogFormat, filter: &str, job: impl std::future::Future<Output = a
                 err.downcast_ref::<secrets::SecretsError>(),
                 Some(secrets::SecretsError::Sealed(_))
             );
-            let code = if err.downcast_ref::<ConfigError>().is_some() || sealed_by_another_key {
+            let code = if err.downcast_ref::<tessera_server::import::RejectedData>().is_some() {
+                3
+            } else if err.downcast_ref::<ConfigError>().is_some() || sealed_by_another_key {
                 2
             } else {
                 1

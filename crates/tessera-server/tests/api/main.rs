@@ -11,6 +11,7 @@ mod attacks_public_key;
 mod errors;
 mod faults;
 mod helpers;
+mod import;
 mod interop;
 mod jwks;
 mod logout;
