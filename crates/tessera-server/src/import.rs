@@ -540,6 +540,15 @@ pub async fn run(config: Config, request: ImportRequest, mut report: impl FnMut(
         .map_err(|e| ConfigError::new("--tenant", format!("{:?} {e}", request.tenant)))?;
     let input = read_input(&request.file)?;
 
+    if let Some(url) = &config.database_url {
+        if !config.uses_postgres() && !url.starts_with("sqlite:") {
+            return Err(ConfigError::new(
+                "TESSERA_DATABASE_URL",
+                "must start with sqlite:// or postgres://".to_owned(),
+            )
+            .into());
+        }
+    }
     if !config.uses_postgres() {
         crate::secrets::ensure_data_dir(&config.data_dir)?;
     }

@@ -406,6 +406,9 @@ async fn bad_rows_existing_users_and_dry_runs_are_reported_and_exit_codes_say_so
         assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
         assert!(stderr.contains(mention), "{args:?}: {stderr}");
     }
+    let out = import(&data, &[("TESSERA_DATABASE_URL", "mysql://db/users")], &[path], None);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out).1);
+    assert!(text(&out).1.contains("TESSERA_DATABASE_URL"));
     assert_eq!(store.count_users(TenantId::DEFAULT).await.unwrap(), 3);
 }
 
