@@ -22,8 +22,8 @@ pub use email::{Email, EmailError};
 pub use ids::{SessionId, TenantId, UserId};
 pub use names::{NameError, PersonName, Role, RoleError};
 pub use password::{
-    HashError, HashMemory, HashParams, Password, PasswordError, PasswordHasher, PasswordVerdict, MAX_PASSWORD_CHARS,
-    MIN_PASSWORD_CHARS,
+    HashError, HashMemory, HashParams, HashScheme, ImportedHash, ImportedHashError, Password, PasswordError,
+    PasswordHasher, PasswordVerdict, MAX_BCRYPT_COST, MAX_PASSWORD_CHARS, MIN_PASSWORD_CHARS,
 };
 pub use seal::{MasterKey, SealError};
 pub use tenant::{SlugError, TenantName, TenantSlug};

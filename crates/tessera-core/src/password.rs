@@ -1,9 +1,16 @@
-//! Argon2id password hashing.
+//! Argon2id password hashing, and verification of the bcrypt hashes of
+//! imported accounts.
 //!
 //! The parameters start at OWASP's minimum for Argon2id (19 MiB, t=2, p=1) and
 //! may only go up. Verification reads the parameters stored in the hash, so
 //! raising them later keeps old hashes valid; [`PasswordVerdict::Valid`] says
 //! when a stored hash is weaker than today's and should be replaced.
+//!
+//! bcrypt (`$2a$`, `$2b$`, `$2y$`) is verified, never produced: a match always
+//! asks for a rehash, so an imported account moves to Argon2id at its first
+//! login. bcrypt reads only the first 72 bytes of a password, as the system
+//! that made the hash did; the Argon2id hash made at that login covers the
+//! whole password typed, and from then on the whole password counts.
 
 use argon2::password_hash::{Output, ParamsString, PasswordHash, PasswordVerifier as _, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
@@ -134,6 +141,127 @@ pub enum PasswordVerdict {
     Invalid,
 }
 
+/// The highest bcrypt cost tessera runs. Each step doubles the work: cost 15
+/// is about 2 s of CPU, cost 31 days. A stored hash asking for more is
+/// refused (at import, and as a wrong password at login), so a hostile or
+/// damaged row cannot tie up a hashing slot.
+pub const MAX_BCRYPT_COST: u32 = 15;
+/// bcrypt's own minimum.
+const MIN_BCRYPT_COST: u32 = 4;
+
+/// The scheme of a stored password hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HashScheme {
+    /// `$argon2id$`, what tessera writes.
+    Argon2id,
+    /// `$argon2i$` or `$argon2d$`, verified and upgraded.
+    Argon2Other,
+    /// `$2a$`, `$2b$` or `$2y$`, verified and upgraded.
+    Bcrypt,
+}
+
+/// A password hash brought from another system (`tessera user import`),
+/// checked to be one tessera can verify at a login: bcrypt (`$2a$`, `$2b$`,
+/// `$2y$`, cost 4 to [`MAX_BCRYPT_COST`]) or an Argon2 PHC string. `Debug`
+/// does not print it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ImportedHash {
+    hash: String,
+    scheme: HashScheme,
+}
+
+/// Why a string is not a hash tessera can import. Messages never repeat the
+/// hash.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ImportedHashError {
+    #[error("is required")]
+    Empty,
+    #[error("is not a bcrypt ($2a$, $2b$, $2y$) or Argon2 ($argon2id$) hash")]
+    Unrecognised,
+    #[error("is a $2x$ bcrypt hash (crypt_blowfish's buggy variant), which tessera does not verify")]
+    BcryptBuggyVariant,
+    #[error("has bcrypt cost {0}; tessera verifies costs 4 to 15 (a higher cost is a denial-of-service risk at every login)")]
+    BcryptCost(u32),
+    #[error("is a malformed bcrypt hash (expected $2b$NN$ and 53 characters of bcrypt base64)")]
+    BcryptMalformed,
+    #[error("is a malformed Argon2 PHC string")]
+    Argon2Malformed,
+    #[error("asks Argon2 for more than 1 GiB of memory")]
+    Argon2TooCostly,
+}
+
+impl ImportedHash {
+    pub fn parse(raw: &str) -> Result<Self, ImportedHashError> {
+        let raw = raw.trim();
+        if raw.is_empty() {
+            return Err(ImportedHashError::Empty);
+        }
+        if raw.starts_with("$2") {
+            check_bcrypt(raw)?;
+            return Ok(Self {
+                hash: raw.to_owned(),
+                scheme: HashScheme::Bcrypt,
+            });
+        }
+        if !raw.starts_with("$argon2") {
+            return Err(ImportedHashError::Unrecognised);
+        }
+        let parsed = PasswordHash::new(raw).map_err(|_| ImportedHashError::Argon2Malformed)?;
+        let scheme = match parsed.algorithm.as_str() {
+            "argon2id" => HashScheme::Argon2id,
+            "argon2i" | "argon2d" => HashScheme::Argon2Other,
+            _ => return Err(ImportedHashError::Unrecognised),
+        };
+        let params = Params::try_from(&parsed).map_err(|_| ImportedHashError::Argon2Malformed)?;
+        if parsed.hash.is_none() || parsed.salt.is_none() {
+            return Err(ImportedHashError::Argon2Malformed);
+        }
+        if params.m_cost() > MAX_STORED_MEMORY_KIB {
+            return Err(ImportedHashError::Argon2TooCostly);
+        }
+        Ok(Self {
+            hash: raw.to_owned(),
+            scheme,
+        })
+    }
+
+    pub fn scheme(&self) -> HashScheme {
+        self.scheme
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.hash
+    }
+
+    pub fn into_string(self) -> String {
+        self.hash
+    }
+}
+
+impl fmt::Debug for ImportedHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ImportedHash({:?}, [redacted])", self.scheme)
+    }
+}
+
+/// Checks the shape and cost of a bcrypt hash (`$2b$12$` + 22 characters of
+/// salt + 31 of hash, in bcrypt's own base64).
+fn check_bcrypt(raw: &str) -> Result<u32, ImportedHashError> {
+    use std::str::FromStr as _;
+    let version = raw.get(..4).ok_or(ImportedHashError::BcryptMalformed)?;
+    match version {
+        "$2a$" | "$2b$" | "$2y$" => {}
+        "$2x$" => return Err(ImportedHashError::BcryptBuggyVariant),
+        _ => return Err(ImportedHashError::Unrecognised),
+    }
+    let parts = bcrypt::HashParts::from_str(raw).map_err(|_| ImportedHashError::BcryptMalformed)?;
+    let cost = parts.get_cost();
+    if !(MIN_BCRYPT_COST..=MAX_BCRYPT_COST).contains(&cost) {
+        return Err(ImportedHashError::BcryptCost(cost));
+    }
+    Ok(cost)
+}
+
 /// Hashes and verifies passwords with Argon2id. Cheap to clone.
 #[derive(Clone)]
 pub struct PasswordHasher {
@@ -237,6 +365,9 @@ impl PasswordHasher {
     /// it does the same amount of work and answers [`PasswordVerdict::Invalid`],
     /// so response time does not reveal whether an account exists.
     pub fn verify(&self, password: &Password, stored: Option<&str>, memory: &mut HashMemory) -> PasswordVerdict {
+        if let Some(bcrypt_hash) = stored.filter(|s| s.starts_with("$2")) {
+            return self.verify_bcrypt(password, bcrypt_hash, memory);
+        }
         let Some(parsed) = stored.and_then(|s| PasswordHash::new(s).ok()) else {
             self.burn(password, memory);
             return PasswordVerdict::Invalid;
@@ -283,6 +414,22 @@ impl PasswordHasher {
         let needs_rehash = version != Version::V0x13 || stored.weaker_than(&self.params);
         // `Output`'s equality is constant-time.
         Some((computed == expected, needs_rehash))
+    }
+
+    /// An imported account's bcrypt hash: a match always asks for a rehash
+    /// to Argon2id. bcrypt reads the first 72 bytes of the password, as the
+    /// system that wrote the hash did. An unusable hash (a cost above
+    /// [`MAX_BCRYPT_COST`], a malformed one) is a wrong password, after the
+    /// same work as for an unknown user.
+    fn verify_bcrypt(&self, password: &Password, stored: &str, memory: &mut HashMemory) -> PasswordVerdict {
+        if check_bcrypt(stored).is_err() {
+            self.burn(password, memory);
+            return PasswordVerdict::Invalid;
+        }
+        match bcrypt::verify(password.expose().as_bytes(), stored) {
+            Ok(true) => PasswordVerdict::Valid { needs_rehash: true },
+            _ => PasswordVerdict::Invalid,
+        }
     }
 
     fn burn(&self, password: &Password, memory: &mut HashMemory) {
@@ -436,6 +583,125 @@ mod tests {
         assert_eq!(
             new.verify(&pw("correct horse battery"), Some(&hash), &mut new.memory()),
             PasswordVerdict::Valid { needs_rehash: true }
+        );
+    }
+
+    /// A bcrypt hash as another system wrote it, at the lowest cost.
+    fn bcrypt_hash(password: &str, prefix: &str) -> String {
+        let made = bcrypt::hash(password, 4).unwrap();
+        format!("{prefix}{}", &made[4..])
+    }
+
+    #[test]
+    fn bcrypt_hashes_verify_and_ask_for_argon2id() {
+        let hasher = PasswordHasher::new(HashParams::default()).unwrap();
+        let mut mem = hasher.memory();
+        for prefix in ["$2a$", "$2b$", "$2y$"] {
+            let stored = bcrypt_hash("correct horse battery", prefix);
+            assert_eq!(
+                hasher.verify(&pw("correct horse battery"), Some(&stored), &mut mem),
+                PasswordVerdict::Valid { needs_rehash: true },
+                "{prefix}"
+            );
+            assert_eq!(
+                hasher.verify(&pw("correct horse battery!"), Some(&stored), &mut mem),
+                PasswordVerdict::Invalid
+            );
+            let imported = ImportedHash::parse(&stored).unwrap();
+            assert_eq!(imported.scheme(), HashScheme::Bcrypt);
+            assert!(!format!("{imported:?}").contains(&stored[7..]), "Debug hides the hash");
+        }
+    }
+
+    #[test]
+    fn bcrypt_reads_72_bytes_until_the_rehash() {
+        let hasher = PasswordHasher::new(HashParams::default()).unwrap();
+        let mut mem = hasher.memory();
+        let long = format!("{}tail-one", "x".repeat(72));
+        let stored = bcrypt_hash(&long, "$2b$");
+        // What the old system accepted, tessera accepts while the hash is bcrypt.
+        assert_eq!(
+            hasher.verify(&pw(&format!("{}tail-two", "x".repeat(72))), Some(&stored), &mut mem),
+            PasswordVerdict::Valid { needs_rehash: true }
+        );
+        // The Argon2id hash made at that login covers every byte.
+        let rehashed = hasher.hash(&pw(&long), &mut mem).unwrap();
+        assert_eq!(
+            hasher.verify(&pw(&long), Some(&rehashed), &mut mem),
+            PasswordVerdict::Valid { needs_rehash: false }
+        );
+        assert_eq!(
+            hasher.verify(&pw(&format!("{}tail-two", "x".repeat(72))), Some(&rehashed), &mut mem),
+            PasswordVerdict::Invalid
+        );
+    }
+
+    #[test]
+    fn costly_or_malformed_bcrypt_hashes_are_refused_at_import_and_never_run() {
+        let hasher = PasswordHasher::new(HashParams::default()).unwrap();
+        let mut mem = hasher.memory();
+        let good = bcrypt_hash("correct horse battery", "$2b$");
+        // Cost 31 would take days; it is refused before any work.
+        let costly = format!("$2b$31{}", &good[6..]);
+        assert_eq!(ImportedHash::parse(&costly), Err(ImportedHashError::BcryptCost(31)));
+        let started = std::time::Instant::now();
+        assert_eq!(
+            hasher.verify(&pw("correct horse battery"), Some(&costly), &mut mem),
+            PasswordVerdict::Invalid
+        );
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+        assert_eq!(
+            ImportedHash::parse(&format!("$2b$16{}", &good[6..])),
+            Err(ImportedHashError::BcryptCost(16))
+        );
+        assert!(ImportedHash::parse(&format!("$2b$15{}", &good[6..])).is_ok());
+        assert_eq!(
+            ImportedHash::parse(&format!("$2x${}", &good[4..])),
+            Err(ImportedHashError::BcryptBuggyVariant)
+        );
+        for bad in [
+            &good[..59],
+            &format!("{good}A"),
+            &format!("$2b$1x{}", &good[6..]),
+            &format!("{}!{}", &good[..20], &good[21..]),
+            &format!("$2b$04${}", "\u{e9}".repeat(26)),
+        ] {
+            assert_eq!(
+                ImportedHash::parse(bad),
+                Err(ImportedHashError::BcryptMalformed),
+                "{bad}"
+            );
+            assert_eq!(
+                hasher.verify(&pw("correct horse battery"), Some(bad), &mut mem),
+                PasswordVerdict::Invalid
+            );
+        }
+        for bad in [
+            "",
+            "  ",
+            "plaintext-password",
+            "5f4dcc3b5aa765d61d8327deb882cf99",
+            "$1$salt$hash",
+            "$2$04$x",
+        ] {
+            assert!(ImportedHash::parse(bad).is_err(), "{bad}");
+        }
+        assert_eq!(ImportedHash::parse(""), Err(ImportedHashError::Empty));
+        let message = ImportedHashError::BcryptMalformed.to_string();
+        assert!(!message.contains(&good[7..]));
+    }
+
+    #[test]
+    fn argon2_hashes_import_too() {
+        let hasher = PasswordHasher::new(HashParams::default()).unwrap();
+        let ours = hasher.hash(&pw("correct horse battery"), &mut hasher.memory()).unwrap();
+        assert_eq!(ImportedHash::parse(&ours).unwrap().scheme(), HashScheme::Argon2id);
+        let hostile =
+            "$argon2id$v=19$m=4000000,t=1,p=1$c29tZXNhbHRzb21lc2FsdA$YWJjZGVmZ2hpamtsbW5vcHFyc3R1dnd4eXoxMjM0NTY";
+        assert_eq!(ImportedHash::parse(hostile), Err(ImportedHashError::Argon2TooCostly));
+        assert_eq!(
+            ImportedHash::parse("$argon2id$v=19$m=19456,t=2,p=1$"),
+            Err(ImportedHashError::Argon2Malformed)
         );
     }
 }

@@ -40,6 +40,8 @@ pub mod event {
     pub const PASSWORD_CHANGED: &str = "password.changed";
     pub const EMAIL_VERIFIED: &str = "email.verified";
     pub const ROLE_CHANGED: &str = "role.changed";
+    /// `tessera user import`: counts in the detail, no per-user events.
+    pub const USERS_IMPORTED: &str = "users.imported";
 }
 
 /// One event, built by a handler.

@@ -59,6 +59,9 @@ pub struct Config {
     /// not verified, and open no session at registration
     /// (`TESSERA_REQUIRE_EMAIL_VERIFICATION`).
     pub require_email_verification: bool,
+    /// Outgoing mail: SMTP or the outbox, sender, link base, templates
+    /// (`TESSERA_SMTP_URL`, `TESSERA_MAIL_*`).
+    pub mail: crate::mail::MailSettings,
 }
 
 impl Config {
@@ -93,6 +96,7 @@ impl Config {
             max_connections: 10_000,
             keys: crate::keys::KeyPolicy::default(),
             require_email_verification: false,
+            mail: crate::mail::MailSettings::default(),
         }
     }
 
@@ -260,6 +264,7 @@ impl Config {
                 "must be between 2 (the OWASP minimum with 19 MiB) and 100".to_owned(),
             ));
         }
+        self.mail.validate()?;
         if self.hash_concurrency == 0 {
             return Err(ConfigError::new(
                 "TESSERA_HASH_CONCURRENCY",

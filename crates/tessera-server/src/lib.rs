@@ -9,6 +9,7 @@ pub mod audit;
 pub mod config;
 pub mod hashing;
 pub mod http;
+pub mod import;
 pub mod keys;
 pub mod mail;
 pub mod master;

@@ -47,7 +47,7 @@ enum Command {
         #[command(subcommand)]
         command: TenantCommand,
     },
-    /// A tenant's users: list them, set a role, end their sessions.
+    /// A tenant's users: list them, set a role, end their sessions, import them.
     User {
         #[command(subcommand)]
         command: UserCommand,
@@ -59,6 +59,27 @@ enum Command {
         #[command(subcommand)]
         command: MasterKeyCommand,
     },
+}
+
+#[derive(Args)]
+struct ImportArgs {
+    /// The file, or - for standard input.
+    file: PathBuf,
+    /// The tenant's slug.
+    #[arg(long, default_value = "default")]
+    tenant: String,
+    /// csv or jsonl (default: from the file's extension: .csv, .jsonl, .ndjson, .json).
+    #[arg(long, value_parser = ["csv", "jsonl"])]
+    format: Option<String>,
+    /// skip: report users whose email (or id) is taken and import the others;
+    /// fail: import nothing if any is.
+    #[arg(long, value_parser = ["skip", "fail"], default_value = "skip")]
+    on_conflict: String,
+    /// Check every row and run every batch, then roll back: report what would happen.
+    #[arg(long)]
+    dry_run: bool,
+    #[command(flatten)]
+    store: StoreArgs,
 }
 
 /// What operator commands need: the stores, the master key, and the token
@@ -212,6 +233,11 @@ enum UserCommand {
         #[command(flatten)]
         ops: Box<OpsArgs>,
     },
+    /// Import users with bcrypt (or Argon2) password hashes from CSV or JSON lines
+    /// (docs/importing.md). Exit codes: 0 done (skipped users reported), 1 runtime
+    /// failure, 2 bad arguments or unusable file, 3 bad rows or (with --on-conflict fail)
+    /// existing users: nothing imported.
+    Import(Box<ImportArgs>),
 }
 
 #[derive(Args)]
@@ -329,6 +355,16 @@ struct ServeArgs {
     /// Refuse logins of accounts whose email is not verified, and open no session at registration (on/off).
     #[arg(long, env = "TESSERA_REQUIRE_EMAIL_VERIFICATION", value_parser = on_off("TESSERA_REQUIRE_EMAIL_VERIFICATION"), default_value = "off")]
     require_email_verification: bool,
+    // TESSERA_SMTP_URL has no flag: it may hold a password (read in `config_from`).
+    /// Sender of tessera's mail, `Name <address>` (default: tessera <no-reply@PUBLIC-URL-HOST>).
+    #[arg(long, env = "TESSERA_MAIL_FROM")]
+    mail_from: Option<String>,
+    /// Base URL of mailed links (default: the public URL, else the issuer).
+    #[arg(long, env = "TESSERA_MAIL_LINK_BASE")]
+    mail_link_base: Option<String>,
+    /// A directory of mail templates overriding the built-in ones.
+    #[arg(long, env = "TESSERA_MAIL_TEMPLATES")]
+    mail_templates: Option<PathBuf>,
 }
 
 fn on_off(var: &'static str) -> impl Fn(&str) -> Result<bool, String> + Clone + Send + Sync + 'static {
@@ -585,6 +621,53 @@ fn main() -> ExitCode {
                     }),
                 )
             }
+            UserCommand::Import(args) => {
+                use tessera_server::import::{self, Format, ImportRequest, OnConflict};
+                let args = *args;
+                let (format, filter) = (args.store.log_format, args.store.log.clone());
+                let config = Config {
+                    database_url: args.store.database_url,
+                    database_max_connections: args.store.database_max_connections,
+                    ..Config::embedded(args.store.data_dir)
+                };
+                let request = ImportRequest {
+                    file: args.file,
+                    format: args
+                        .format
+                        .map(|f| if f == "csv" { Format::Csv } else { Format::Jsonl }),
+                    tenant: args.tenant,
+                    on_conflict: if args.on_conflict == "fail" {
+                        OnConflict::Fail
+                    } else {
+                        OnConflict::Skip
+                    },
+                    dry_run: args.dry_run,
+                };
+                let dry_run = request.dry_run;
+                let tenant = request.tenant.clone();
+                run(format, &filter, async move {
+                    let summary = import::run(config, request, |line| eprintln!("{line}")).await?;
+                    if dry_run {
+                        outln!(
+                            "dry run: {} of {} users would be imported into tenant {tenant} ({} with bcrypt hashes), \
+                             {} skipped as already there; nothing was written",
+                            summary.imported,
+                            summary.rows,
+                            summary.bcrypt,
+                            summary.skipped
+                        )
+                    } else {
+                        outln!(
+                            "imported {} of {} users into tenant {tenant} ({} with bcrypt hashes, rehashed to Argon2id \
+                             at each one's first login); {} skipped as already there",
+                            summary.imported,
+                            summary.rows,
+                            summary.bcrypt,
+                            summary.skipped
+                        )
+                    }
+                })
+            }
             UserCommand::RevokeSessions { email, tenant, ops } => {
                 let (format, filter) = (ops.store.log_format, ops.store.log.clone());
                 run(
@@ -632,6 +715,7 @@ fn main() -> ExitCode {
                 }),
             )
         }
+
         Command::MasterKey {
             command: MasterKeyCommand::Rotate(ops),
         } => {
@@ -739,7 +823,9 @@ fn run(format: LogFormat, filter: &str, job: impl std::future::Future<Output = a
                 err.downcast_ref::<secrets::SecretsError>(),
                 Some(secrets::SecretsError::Sealed(_))
             );
-            let code = if err.downcast_ref::<ConfigError>().is_some() || sealed_by_another_key {
+            let code = if err.downcast_ref::<tessera_server::import::RejectedData>().is_some() {
+                3
+            } else if err.downcast_ref::<ConfigError>().is_some() || sealed_by_another_key {
                 2
             } else {
                 1
@@ -813,13 +899,16 @@ const KNOWN_VARIABLES: &[&str] = &[
     "TESSERA_HMAC_KEY_ROTATION",
     "TESSERA_JWKS_MAX_AGE",
     "TESSERA_REQUIRE_EMAIL_VERIFICATION",
+    "TESSERA_SMTP_URL",
+    "TESSERA_MAIL_FROM",
+    "TESSERA_MAIL_LINK_BASE",
+    "TESSERA_MAIL_TEMPLATES",
 ];
 
 /// Settings the contract names for features this version does not have yet.
 const FUTURE_VARIABLES: &[&str] = &[
     "TESSERA_RATE_LIMITS",
     "TESSERA_REVOCATION_CHECK",
-    "TESSERA_SMTP_URL",
     "TESSERA_TRUSTED_PROXIES",
 ];
 
@@ -880,6 +969,16 @@ fn config_from(args: ServeArgs) -> anyhow::Result<Config> {
         max_connections: args.max_connections,
         keys: args.keys.policy(),
         require_email_verification: args.require_email_verification,
+        mail: tessera_server::mail::MailSettings {
+            smtp_url: std::env::var("TESSERA_SMTP_URL")
+                .ok()
+                .filter(|url| !url.trim().is_empty())
+                .map(SecretValue::new),
+            from: args.mail_from,
+            link_base: args.mail_link_base,
+            templates: args.mail_templates,
+            ..base.mail.clone()
+        },
         ..base
     })
 }

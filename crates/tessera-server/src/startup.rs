@@ -31,6 +31,10 @@ use tokio::net::TcpListener;
 /// a warning), so a flood cannot pile up tasks.
 const MAIL_JOBS: usize = 256;
 
+/// How long a stopping server waits for queued mail (an SMTP server that is
+/// down is not waited for through every retry).
+const MAIL_DRAIN: Duration = Duration::from_secs(5);
+
 pub struct Application {
     listener: TcpListener,
     addr: SocketAddr,
@@ -155,7 +159,7 @@ impl Application {
             refresh_grace_secs: secs(config.refresh_reuse_grace),
             request_timeout: config.request_timeout,
             signup_open: config.signup,
-            mailer: crate::mail::Mailer::outbox(config.data_dir.join("outbox"), public_base.clone()),
+            mailer: crate::mail::Mailer::start(&config.mail, config.data_dir.join("outbox"), &public_base)?,
             public_base,
             require_email_verification: config.require_email_verification,
             mail_jobs: Arc::new(tokio::sync::Semaphore::new(MAIL_JOBS)),
@@ -205,10 +209,15 @@ impl Application {
         ];
         tracing::info!(address = %self.addr, issuer = self.state.tokens.issuer(), "tessera is listening");
         let audit = self.state.audit.clone();
+        let mailer = self.state.mailer.clone();
         let app = crate::http::router(self.state);
         let served = crate::serve::serve(self.listener, app, self.limits, shutdown).await;
         // Requests have finished: write what they recorded before exiting.
         audit.flush().await;
+        let unsent = mailer.drain(MAIL_DRAIN).await;
+        if unsent > 0 {
+            tracing::warn!(messages = unsent, "stopping with mail not yet delivered");
+        }
         for task in background {
             task.abort();
         }

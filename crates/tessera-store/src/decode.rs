@@ -122,3 +122,29 @@ pub(crate) fn active_kids(keys: &[crate::StoredKey]) -> Result<(String, String),
     };
     Ok((active(KeyKind::Access)?, active(KeyKind::Refresh)?))
 }
+
+/// The positions of `users` an import did not store, given the `(id,
+/// email)` of every row it did (in any order; ids as the backend prints
+/// them, canonical hyphenated UUIDs). A pair matches the first unmatched
+/// user with that id and email, so of two identical users only one counts
+/// as stored.
+pub(crate) fn not_inserted<'a>(
+    users: &[crate::ImportedUser],
+    inserted: impl Iterator<Item = (&'a str, &'a str)>,
+) -> Vec<usize> {
+    let mut waiting: std::collections::HashMap<(String, &str), Vec<usize>> = std::collections::HashMap::new();
+    for (index, imported) in users.iter().enumerate().rev() {
+        waiting
+            .entry((imported.user.id.to_string(), imported.user.email.as_str()))
+            .or_default()
+            .push(index);
+    }
+    for (id, email) in inserted {
+        if let Some(positions) = waiting.get_mut(&(id.to_owned(), email)) {
+            positions.pop();
+        }
+    }
+    let mut left: Vec<usize> = waiting.into_values().flatten().collect();
+    left.sort_unstable();
+    left
+}

@@ -75,9 +75,10 @@ mod sqlite;
 pub use self::redis::{RedisOptions, RedisSessionStore};
 pub use error::{Conflict, StoreError};
 pub use model::{
-    AccountTokenPurpose, AuditEvent, KeyChanges, KeyKind, KeyRotation, KeyState, NewAccountToken, NewAuditEvent,
-    NewKey, NewSession, NewTenant, NewUser, RefreshState, RoleChange, RotatedKeys, Rotation, RotationMode,
-    RotationOutcome, SealedSecrets, Session, StoredKey, Tenant, TenantRecord, User, UserCursor, UserRecord,
+    AccountTokenPurpose, AuditEvent, ImportConflict, ImportMode, ImportedUser, KeyChanges, KeyKind, KeyRotation,
+    KeyState, NewAccountToken, NewAuditEvent, NewKey, NewSession, NewTenant, NewUser, RefreshState, RoleChange,
+    RotatedKeys, Rotation, RotationMode, RotationOutcome, SealedSecrets, Session, StoredKey, Tenant, TenantRecord,
+    User, UserCursor, UserRecord,
 };
 pub use postgres::{PostgresOptions, PostgresStore};
 pub use sqlite::SqliteStore;
@@ -140,6 +141,19 @@ pub trait UserStore: Send + Sync + 'static {
     /// keeps one. Role changes of one tenant are serialized, so two owners
     /// demoting each other at once cannot both succeed.
     async fn set_role(&self, user: UserId, role: &Role) -> Result<Option<RoleChange>, StoreError>;
+
+    /// Stores accounts brought from another system (`tessera user import`)
+    /// in one transaction, keeping each one's id, role, creation time and
+    /// `email_verified`; a user whose email its tenant already has, or whose
+    /// id is taken (also by an earlier user of the same call), is skipped
+    /// and returned as an [`ImportConflict`], and everything else is stored.
+    /// [`ImportMode::DryRun`] rolls the transaction back, so the answer is
+    /// exact and nothing changes. A tenant that does not exist is
+    /// `Conflict::UnknownTenant`, and nothing is stored.
+    ///
+    /// One call is one transaction within the store's deadline: pass at most
+    /// a few thousand users at a time.
+    async fn import_users(&self, users: &[ImportedUser], mode: ImportMode) -> Result<Vec<ImportConflict>, StoreError>;
 }
 
 /// Where login sessions and their refresh-token state live.

@@ -93,6 +93,33 @@ impl fmt::Debug for NewUser {
     }
 }
 
+/// An account brought from another system
+/// ([`crate::UserStore::import_users`]): its id, role, creation time and
+/// verification state are kept as they were.
+#[derive(Debug, Clone)]
+pub struct ImportedUser {
+    pub user: NewUser,
+    pub email_verified: bool,
+}
+
+/// Whether [`crate::UserStore::import_users`] keeps what it wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImportMode {
+    Commit,
+    /// Everything is written and checked as for real, then rolled back.
+    DryRun,
+}
+
+/// A user [`crate::UserStore::import_users`] did not store, and why:
+/// [`crate::Conflict::EmailTaken`] (the tenant has an account with that
+/// email) or [`crate::Conflict::IdTaken`] (some account has that id).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ImportConflict {
+    /// Position in the slice given.
+    pub index: usize,
+    pub conflict: crate::Conflict,
+}
+
 /// What a token mailed to a user is for ([`crate::AccountTokenStore`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum AccountTokenPurpose {

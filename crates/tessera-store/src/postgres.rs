@@ -46,11 +46,11 @@ use uuid::Uuid;
 use crate::decode::{active_kids, bug, check_new_keys, email, key_kind, key_state, role, slug, StoredSession};
 use crate::error::{conflict_for, from_migrate, from_sqlx, is_key_slot_taken};
 use crate::{
-    AccountTokenPurpose, AccountTokenStore, AuditEvent, AuditStore, Conflict, Health, KeyChangeListener, KeyChanges,
-    KeyKind, KeyRotation, KeyState, NewAccountToken, NewAuditEvent, NewKey, NewSession, NewTenant, NewUser,
-    RefreshState, RoleChange, RotatedKeys, Rotation, RotationMode, RotationOutcome, SealedSecrets, SecretStore,
-    Session, SessionStore, StoreError, StoredKey, Tenant, TenantRecord, TenantStore, User, UserCursor, UserRecord,
-    UserStore, KEY_REVOKED_RETENTION_SECS,
+    AccountTokenPurpose, AccountTokenStore, AuditEvent, AuditStore, Conflict, Health, ImportConflict, ImportMode,
+    ImportedUser, KeyChangeListener, KeyChanges, KeyKind, KeyRotation, KeyState, NewAccountToken, NewAuditEvent,
+    NewKey, NewSession, NewTenant, NewUser, RefreshState, RoleChange, RotatedKeys, Rotation, RotationMode,
+    RotationOutcome, SealedSecrets, SecretStore, Session, SessionStore, StoreError, StoredKey, Tenant, TenantRecord,
+    TenantStore, User, UserCursor, UserRecord, UserStore, KEY_REVOKED_RETENTION_SECS,
 };
 
 /// The schema, embedded at compile time.
@@ -728,10 +728,97 @@ impl UserStore for PostgresStore {
             user: User::try_from(row)?,
         }))
     }
+
+    async fn import_users(&self, users: &[ImportedUser], mode: ImportMode) -> Result<Vec<ImportConflict>, StoreError> {
+        if users.is_empty() {
+            return Ok(Vec::new());
+        }
+        let column = |f: fn(&ImportedUser) -> String| users.iter().map(f).collect::<Vec<String>>();
+        let ids: Vec<Uuid> = users.iter().map(|u| u.user.id.as_uuid()).collect();
+        let tenants: Vec<Uuid> = users.iter().map(|u| u.user.tenant.as_uuid()).collect();
+        let emails = column(|u| u.user.email.as_str().to_owned());
+        let verified: Vec<bool> = users.iter().map(|u| u.email_verified).collect();
+        let hashes = column(|u| u.user.password_hash.clone());
+        let first_names = column(|u| u.user.first_name.as_str().to_owned());
+        let last_names = column(|u| u.user.last_name.as_str().to_owned());
+        let roles = column(|u| u.user.role.as_str().to_owned());
+        let created: Vec<i64> = users.iter().map(|u| u.user.created_at).collect();
+        let (inserted, taken): (Vec<(Uuid, String)>, Vec<(Uuid, String)>) = bounded!(self, |conn| {
+            let mut tx = Connection::begin(&mut *conn).await.map_err(map_err)?;
+            let inserted: Vec<(Uuid, String)> = sqlx::query_as(IMPORT_USERS)
+                .bind(&ids)
+                .bind(&tenants)
+                .bind(&emails)
+                .bind(&verified)
+                .bind(&hashes)
+                .bind(&first_names)
+                .bind(&last_names)
+                .bind(&roles)
+                .bind(&created)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(map_err)?;
+            // The emails of the users that were not stored which their
+            // tenant has now (before this import, or from an earlier row).
+            let taken: Vec<(Uuid, String)> = if inserted.len() == users.len() {
+                Vec::new()
+            } else {
+                sqlx::query_as(
+                    "SELECT tenant_id, email FROM users \
+                     WHERE (tenant_id, email) IN (SELECT * FROM unnest($1::uuid[], $2::text[]))",
+                )
+                .bind(&tenants)
+                .bind(&emails)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(map_err)?
+            };
+            match mode {
+                ImportMode::Commit => tx.commit().await.map_err(map_err)?,
+                ImportMode::DryRun => tx.rollback().await.map_err(map_err)?,
+            }
+            Ok((inserted, taken))
+        })?;
+        let inserted: Vec<(String, String)> = inserted
+            .into_iter()
+            .map(|(id, email)| (id.to_string(), email))
+            .collect();
+        let skipped =
+            crate::decode::not_inserted(users, inserted.iter().map(|(id, email)| (id.as_str(), email.as_str())));
+        let taken: std::collections::HashSet<(Uuid, String)> = taken.into_iter().collect();
+        Ok(skipped
+            .into_iter()
+            .map(|index| {
+                let user = &users[index].user;
+                let email_taken = taken.contains(&(user.tenant.as_uuid(), user.email.as_str().to_owned()));
+                ImportConflict {
+                    index,
+                    conflict: if email_taken {
+                        Conflict::EmailTaken
+                    } else {
+                        Conflict::IdTaken
+                    },
+                }
+            })
+            .collect())
+    }
 }
 
 /// Inserts `user` on `conn` (alone, or in a transaction). A tenant that does
 /// not exist is `users_tenant_id_fkey`, `Conflict::UnknownTenant`.
+/// An import: every user in one statement, in the order given; whatever
+/// breaks a unique constraint (email in its tenant, id) is skipped.
+const IMPORT_USERS: &str = "INSERT INTO users \
+     (id, tenant_id, email, email_verified, password_hash, first_name, last_name, role, created_at) \
+     SELECT id, tenant_id, email, email_verified, password_hash, first_name, last_name, role, created_at \
+     FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::boolean[], $5::text[], $6::text[], $7::text[], \
+                 $8::text[], $9::bigint[]) \
+     WITH ORDINALITY AS u (id, tenant_id, email, email_verified, password_hash, first_name, last_name, role, \
+                           created_at, n) \
+     ORDER BY n \
+     ON CONFLICT DO NOTHING \
+     RETURNING id, email";
+
 async fn insert_user(conn: &mut PgConnection, user: NewUser) -> Result<User, StoreError> {
     sqlx::query(
         "INSERT INTO users \

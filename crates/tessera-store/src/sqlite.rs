@@ -18,11 +18,11 @@ use uuid::Uuid;
 use crate::decode::{active_kids, bug, check_new_keys, corrupt, email, key_kind, key_state, role, slug, StoredSession};
 use crate::error::{conflict_for, from_migrate, from_sqlx, is_foreign_key_violation, is_key_slot_taken};
 use crate::{
-    AccountTokenPurpose, AccountTokenStore, AuditEvent, AuditStore, Conflict, Health, KeyChangeListener, KeyChanges,
-    KeyKind, KeyRotation, KeyState, NewAccountToken, NewAuditEvent, NewKey, NewSession, NewTenant, NewUser,
-    RefreshState, RoleChange, RotatedKeys, Rotation, RotationMode, RotationOutcome, SealedSecrets, SecretStore,
-    Session, SessionStore, StoreError, StoredKey, Tenant, TenantRecord, TenantStore, User, UserCursor, UserRecord,
-    UserStore, KEY_REVOKED_RETENTION_SECS,
+    AccountTokenPurpose, AccountTokenStore, AuditEvent, AuditStore, Conflict, Health, ImportConflict, ImportMode,
+    ImportedUser, KeyChangeListener, KeyChanges, KeyKind, KeyRotation, KeyState, NewAccountToken, NewAuditEvent,
+    NewKey, NewSession, NewTenant, NewUser, RefreshState, RoleChange, RotatedKeys, Rotation, RotationMode,
+    RotationOutcome, SealedSecrets, SecretStore, Session, SessionStore, StoreError, StoredKey, Tenant, TenantRecord,
+    TenantStore, User, UserCursor, UserRecord, UserStore, KEY_REVOKED_RETENTION_SECS,
 };
 
 /// The schema, embedded at compile time.
@@ -527,6 +527,81 @@ impl UserStore for SqliteStore {
             user: User::try_from(row)?,
         }))
     }
+    async fn import_users(&self, users: &[ImportedUser], mode: ImportMode) -> Result<Vec<ImportConflict>, StoreError> {
+        if users.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.begin_write().await?;
+        let mut inserted: Vec<(String, String)> = Vec::with_capacity(users.len());
+        for chunk in users.chunks(Self::IMPORT_CHUNK) {
+            let mut insert = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO users \
+                 (id, tenant_id, email, email_verified, password_hash, first_name, last_name, role, created_at) ",
+            );
+            insert.push_values(chunk, |mut row, imported| {
+                let user = &imported.user;
+                row.push_bind(user.id.to_string())
+                    .push_bind(user.tenant.to_string())
+                    .push_bind(user.email.as_str())
+                    .push_bind(imported.email_verified)
+                    .push_bind(user.password_hash.as_str())
+                    .push_bind(user.first_name.as_str())
+                    .push_bind(user.last_name.as_str())
+                    .push_bind(user.role.as_str())
+                    .push_bind(user.created_at);
+            });
+            insert.push(" ON CONFLICT DO NOTHING RETURNING id, email");
+            let rows: Vec<(String, String)> = insert
+                .build_query_as()
+                .fetch_all(&mut *tx)
+                .await
+                // The users table's only foreign key references tenants.
+                .map_err(map_tenant_err)?;
+            inserted.extend(rows);
+        }
+        let skipped =
+            crate::decode::not_inserted(users, inserted.iter().map(|(id, email)| (id.as_str(), email.as_str())));
+        let mut conflicts = Vec::with_capacity(skipped.len());
+        for chunk in skipped.chunks(Self::IMPORT_CHUNK) {
+            let mut taken =
+                QueryBuilder::<Sqlite>::new("SELECT tenant_id, email FROM users WHERE (tenant_id, email) IN (VALUES ");
+            let mut values = taken.separated(", ");
+            for &index in chunk {
+                let user = &users[index].user;
+                values.push("(");
+                values.push_bind_unseparated(user.tenant.to_string());
+                values.push_unseparated(", ");
+                values.push_bind_unseparated(user.email.as_str());
+                values.push_unseparated(")");
+            }
+            taken.push(")");
+            let rows: Vec<(String, String)> = taken.build_query_as().fetch_all(&mut *tx).await.map_err(map_err)?;
+            let taken: std::collections::HashSet<(String, String)> = rows.into_iter().collect();
+            conflicts.extend(chunk.iter().map(|&index| {
+                let user = &users[index].user;
+                let email_taken = taken.contains(&(user.tenant.to_string(), user.email.as_str().to_owned()));
+                ImportConflict {
+                    index,
+                    conflict: if email_taken {
+                        Conflict::EmailTaken
+                    } else {
+                        Conflict::IdTaken
+                    },
+                }
+            }));
+        }
+        match mode {
+            ImportMode::Commit => tx.commit().await.map_err(map_err)?,
+            ImportMode::DryRun => tx.rollback().await.map_err(map_err)?,
+        }
+        Ok(conflicts)
+    }
+}
+
+impl SqliteStore {
+    /// Users per INSERT of an import: 9 parameters each stays far below
+    /// SQLite's limit of 32766 bound parameters per statement.
+    const IMPORT_CHUNK: usize = 1000;
 }
 
 /// Inserts `user` on `conn` (alone, or in a transaction).

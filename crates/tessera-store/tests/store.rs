@@ -61,6 +61,20 @@ pub fn migrations_before_tenants(backend: &str) -> (tempfile::TempDir, std::path
     (dir, old)
 }
 
+/// How many migrations `backend` has (files in `migrations/<backend>`), so
+/// checks of the schema version need no edit when one is added.
+#[cfg(test)]
+pub fn migration_count(backend: &str) -> usize {
+    std::fs::read_dir(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("migrations")
+            .join(backend),
+    )
+    .unwrap()
+    .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "sql"))
+    .count()
+}
+
 /// How [`Stores::reopen`] opens the same data again.
 pub type Reopen = Box<dyn Fn() -> Pin<Box<dyn Future<Output = Stores> + Send>> + Send + Sync>;
 
@@ -103,6 +117,11 @@ macro_rules! store_suite {
             concurrent_resets_with_one_token_succeed_once,
             account_token_of_an_unknown_user_is_unknown_user,
             purge_account_tokens_deletes_only_expired_ones,
+            import_keeps_ids_roles_verification_and_creation_times,
+            import_skips_taken_emails_and_ids_and_stores_the_rest,
+            import_dry_run_answers_exactly_and_stores_nothing,
+            import_into_an_unknown_tenant_stores_nothing,
+            import_of_many_users_in_one_call,
         ]);
     };
     (@common $backend:ident, $stores:path, [$($extra:ident),* $(,)?]) => {
@@ -171,9 +190,10 @@ mod suite {
 
     use tessera_core::{Email, PersonName, Role, SessionId, TenantId, TenantName, TenantSlug, UserId};
     use tessera_store::{
-        AccountTokenPurpose, AuditEvent, Conflict, KeyKind, KeyRotation, KeyState, NewAccountToken, NewAuditEvent,
-        NewKey, NewSession, NewTenant, NewUser, RefreshState, Rotation, RotationMode, RotationOutcome, SealedSecrets,
-        Session, StoreError, StoredKey, Tenant, UserCursor, KEY_REVOKED_RETENTION_SECS,
+        AccountTokenPurpose, AuditEvent, Conflict, ImportConflict, ImportMode, ImportedUser, KeyKind, KeyRotation,
+        KeyState, NewAccountToken, NewAuditEvent, NewKey, NewSession, NewTenant, NewUser, RefreshState, Rotation,
+        RotationMode, RotationOutcome, SealedSecrets, Session, StoreError, StoredKey, Tenant, UserCursor,
+        KEY_REVOKED_RETENTION_SECS,
     };
     use tokio::sync::Barrier;
     use uuid::Uuid;
@@ -1332,6 +1352,178 @@ mod suite {
             .unwrap()
             .unwrap();
         assert_eq!(session.tenant, TenantId::DEFAULT);
+    }
+
+    fn imported(tenant: TenantId, email: Email, verified: bool) -> ImportedUser {
+        let mut user = new_user_in(tenant);
+        user.email = email;
+        user.role = Role::parse("editor").unwrap();
+        user.created_at = T0 - 86_400 * 365;
+        user.password_hash = "$2b$04$abcdefghijklmnopqrstuuQ5rZ7dEeU3Pn4cHmgyfFhRn7hSGkK9y".to_owned();
+        ImportedUser {
+            user,
+            email_verified: verified,
+        }
+    }
+
+    pub async fn import_keeps_ids_roles_verification_and_creation_times(s: &Stores) {
+        let other = tenant(s).await;
+        let users = vec![
+            imported(other, unique_email(), true),
+            imported(other, unique_email(), false),
+            imported(TenantId::DEFAULT, unique_email(), true),
+        ];
+        let conflicts = s.users.import_users(&users, ImportMode::Commit).await.unwrap();
+        assert_eq!(conflicts, []);
+        for u in &users {
+            let record = s
+                .users
+                .find_user_by_email(u.user.tenant, &u.user.email)
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(record.user.id, u.user.id, "the id is kept");
+            assert_eq!(record.user.role.as_str(), "editor");
+            assert_eq!(record.user.email_verified, u.email_verified);
+            assert_eq!(record.user.created_at, T0 - 86_400 * 365);
+            assert_eq!(record.user.first_name, "Ada");
+            assert_eq!(
+                record.password_hash, u.user.password_hash,
+                "stored as given, never interpreted"
+            );
+        }
+        assert_eq!(s.tenants.count_users(other).await.unwrap(), 2);
+    }
+
+    pub async fn import_skips_taken_emails_and_ids_and_stores_the_rest(s: &Stores) {
+        let existing = s.users.create_user(new_user(unique_email())).await.unwrap();
+        let taken_email = imported(TenantId::DEFAULT, existing.email.clone(), false);
+        let mut taken_id = imported(TenantId::DEFAULT, unique_email(), false);
+        taken_id.user.id = existing.id;
+        let fresh = imported(TenantId::DEFAULT, unique_email(), true);
+        let twice = imported(TenantId::DEFAULT, unique_email(), false);
+        let mut same_email = imported(TenantId::DEFAULT, twice.user.email.clone(), true);
+        same_email.user.first_name = PersonName::parse("Eve").unwrap();
+        let mut same_id = imported(TenantId::DEFAULT, unique_email(), false);
+        same_id.user.id = fresh.user.id;
+        let users = vec![
+            taken_email,
+            fresh.clone(),
+            taken_id.clone(),
+            twice.clone(),
+            same_email,
+            same_id.clone(),
+        ];
+        let conflicts = s.users.import_users(&users, ImportMode::Commit).await.unwrap();
+        assert_eq!(
+            conflicts,
+            [
+                ImportConflict {
+                    index: 0,
+                    conflict: Conflict::EmailTaken
+                },
+                ImportConflict {
+                    index: 2,
+                    conflict: Conflict::IdTaken
+                },
+                ImportConflict {
+                    index: 4,
+                    conflict: Conflict::EmailTaken
+                },
+                ImportConflict {
+                    index: 5,
+                    conflict: Conflict::IdTaken
+                },
+            ]
+        );
+        // The existing account is untouched; the first of two rows wins.
+        let record = s
+            .users
+            .find_user_by_email(TenantId::DEFAULT, &existing.email)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(record.user, existing);
+        assert_eq!(record.password_hash, HASH);
+        let kept = s
+            .users
+            .find_user_by_email(TenantId::DEFAULT, &twice.user.email)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((kept.user.id, kept.user.first_name.as_str()), (twice.user.id, "Ada"));
+        assert_eq!(
+            s.users.find_user(fresh.user.id).await.unwrap().unwrap().email,
+            fresh.user.email
+        );
+        for skipped in [&taken_id, &same_id] {
+            assert!(s
+                .users
+                .find_user_by_email(TenantId::DEFAULT, &skipped.user.email)
+                .await
+                .unwrap()
+                .is_none());
+        }
+        // Importing the same again stores nothing more.
+        let again = s
+            .users
+            .import_users(std::slice::from_ref(&fresh), ImportMode::Commit)
+            .await
+            .unwrap();
+        assert_eq!(
+            again,
+            [ImportConflict {
+                index: 0,
+                conflict: Conflict::EmailTaken
+            }]
+        );
+    }
+
+    pub async fn import_dry_run_answers_exactly_and_stores_nothing(s: &Stores) {
+        let existing = s.users.create_user(new_user(unique_email())).await.unwrap();
+        let users = vec![
+            imported(TenantId::DEFAULT, unique_email(), true),
+            imported(TenantId::DEFAULT, existing.email.clone(), false),
+        ];
+        let dry = s.users.import_users(&users, ImportMode::DryRun).await.unwrap();
+        assert_eq!(
+            dry,
+            [ImportConflict {
+                index: 1,
+                conflict: Conflict::EmailTaken
+            }]
+        );
+        assert_eq!(s.users.find_user(users[0].user.id).await.unwrap(), None);
+        // The real run agrees with the dry one.
+        let real = s.users.import_users(&users, ImportMode::Commit).await.unwrap();
+        assert_eq!(real, dry);
+        assert!(s.users.find_user(users[0].user.id).await.unwrap().is_some());
+    }
+
+    pub async fn import_into_an_unknown_tenant_stores_nothing(s: &Stores) {
+        let good = imported(TenantId::DEFAULT, unique_email(), false);
+        let lost = imported(TenantId::random(), unique_email(), false);
+        let err = s
+            .users
+            .import_users(&[good.clone(), lost], ImportMode::Commit)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Conflict(Conflict::UnknownTenant)), "{err:?}");
+        assert_eq!(s.users.find_user(good.user.id).await.unwrap(), None, "one transaction");
+        assert_eq!(s.users.import_users(&[], ImportMode::Commit).await.unwrap(), []);
+    }
+
+    pub async fn import_of_many_users_in_one_call(s: &Stores) {
+        let other = tenant(s).await;
+        // More than one statement's worth on SQLite.
+        let users: Vec<ImportedUser> = (0..2500).map(|_| imported(other, unique_email(), false)).collect();
+        let conflicts = s.users.import_users(&users, ImportMode::Commit).await.unwrap();
+        assert_eq!(conflicts, []);
+        assert_eq!(s.tenants.count_users(other).await.unwrap(), 2500);
+        let conflicts = s.users.import_users(&users[2000..], ImportMode::Commit).await.unwrap();
+        assert_eq!(conflicts.len(), 500);
+        assert!(conflicts.iter().all(|c| c.conflict == Conflict::EmailTaken));
+        assert_eq!(conflicts.last().map(|c| c.index), Some(499));
     }
 
     pub async fn user_in_an_unknown_tenant_is_unknown_tenant(s: &Stores) {
@@ -2878,7 +3070,10 @@ mod sqlite_only {
             .run(store.pool())
             .await
             .unwrap();
-        assert_eq!(store.pending_migrations().await.unwrap(), 1);
+        assert_eq!(
+            store.pending_migrations().await.unwrap(),
+            crate::migration_count("sqlite") - 2
+        );
 
         // A user with a rotated session, and one without, as the 0002 build
         // wrote them.

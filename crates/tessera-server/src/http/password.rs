@@ -71,7 +71,7 @@ async fn issue_and_mail(
         to: user.email.clone(),
         kind,
         first_name: user.first_name.clone(),
-        tenant_name: tenant.name.clone(),
+        tenant_name: (!tenant.slug.is_default()).then(|| tenant.name.clone()),
         link: Some(link),
     });
     Ok(())
@@ -84,7 +84,7 @@ fn mail_password_changed(state: &AppState, user: &User, tenant: &TenantInfo) {
         to: user.email.clone(),
         kind: MailKind::PasswordChanged,
         first_name: user.first_name.clone(),
-        tenant_name: tenant.name.clone(),
+        tenant_name: (!tenant.slug.is_default()).then(|| tenant.name.clone()),
         link: None,
     });
 }

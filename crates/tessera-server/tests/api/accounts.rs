@@ -3,13 +3,14 @@
 //! (`<data dir>/outbox/`) and its token taken from the link.
 
 use crate::helpers::*;
+use crate::smtp_sink::readable;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-/// The messages in `app`'s outbox addressed to `to`, oldest first, with
-/// quoted-printable soft line breaks undone.
+/// The messages in `app`'s outbox addressed to `to`, oldest first, as
+/// [`readable`] shows them (headers, then the decoded bodies).
 fn mails_to(app: &TestApp, to: &str) -> Vec<String> {
     let dir: PathBuf = app.data_dir.path().join("data").join("outbox");
     let Ok(entries) = std::fs::read_dir(&dir) else {
@@ -23,8 +24,8 @@ fn mails_to(app: &TestApp, to: &str) -> Vec<String> {
     files.sort();
     files
         .into_iter()
-        .filter_map(|(_, path)| std::fs::read_to_string(path).ok())
-        .map(|raw| raw.replace("=\r\n", "").replace("=\n", ""))
+        .filter_map(|(_, path)| std::fs::read(path).ok())
+        .map(|raw| readable(&raw))
         .filter(|mail| {
             mail.lines()
                 .any(|l| l.to_ascii_lowercase().starts_with("to:") && l.contains(to))

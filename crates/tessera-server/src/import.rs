@@ -1,0 +1,804 @@
+//! `tessera user import`: accounts from another system, with their bcrypt
+//! (or Argon2) hashes, into one tenant.
+//!
+//! The whole file is read and every row checked first (parse, don't
+//! validate: each field becomes an `Email`, an `ImportedHash`, a
+//! `PersonName`, a `Role`, a `UserId`); if any row is bad, every error is
+//! reported with its line number and nothing is written. Then the users go
+//! to the store in batches of [`BATCH`], one transaction each
+//! ([`tessera_store::UserStore::import_users`]), so a server running beside
+//! the import waits at most for one batch. An email (or id) the tenant
+//! already has is skipped and reported; with `--on-conflict fail`, every
+//! batch is first checked in a rolled-back transaction, and any conflict
+//! stops the import before anything is written. `--dry-run` runs every
+//! batch and rolls each back.
+//!
+//! Columns (CSV header) and keys (JSON lines), camelCase or snake_case:
+//! `email`, `passwordHash`, `firstName` required; `lastName`, `role`
+//! (default `user`), `emailVerified` (default false), `createdAt` (unix
+//! seconds or RFC 3339; default now), `id` (a UUID; default a new one).
+//! See docs/importing.md.
+
+use crate::audit::event;
+use crate::config::{Config, ConfigError};
+use crate::startup::open_stores;
+use crate::tokens::unix_now;
+use anyhow::Context as _;
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+use tessera_core::{Email, HashScheme, ImportedHash, PersonName, Role, TenantId, TenantSlug, UserId};
+use tessera_store::{Conflict, ImportMode, ImportedUser, NewAuditEvent, NewUser};
+
+/// Users per transaction.
+pub const BATCH: usize = 1000;
+/// Row errors printed before the rest are only counted.
+const SHOWN_ERRORS: usize = 100;
+/// `createdAt` values above this many seconds (year 2286) are milliseconds.
+const MAX_UNIX_SECONDS: i64 = 9_999_999_999;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Csv,
+    Jsonl,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnConflict {
+    Skip,
+    Fail,
+}
+
+pub struct ImportRequest {
+    /// A path, or `-` for standard input.
+    pub file: PathBuf,
+    pub format: Option<Format>,
+    pub tenant: String,
+    pub on_conflict: OnConflict,
+    pub dry_run: bool,
+}
+
+/// The file had bad rows, or (with `--on-conflict fail`) rows that
+/// conflict: nothing was written. `tessera` exits with 3.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct RejectedData(pub String);
+
+/// What a finished import did.
+#[derive(Debug, Default)]
+pub struct Summary {
+    pub rows: usize,
+    pub imported: usize,
+    pub skipped: usize,
+    pub bcrypt: usize,
+}
+
+/// A column of the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Field {
+    Email,
+    PasswordHash,
+    FirstName,
+    LastName,
+    Role,
+    EmailVerified,
+    CreatedAt,
+    Id,
+}
+
+impl Field {
+    const ALL: [Field; 8] = [
+        Self::Email,
+        Self::PasswordHash,
+        Self::FirstName,
+        Self::LastName,
+        Self::Role,
+        Self::EmailVerified,
+        Self::CreatedAt,
+        Self::Id,
+    ];
+    const REQUIRED: [Field; 3] = [Self::Email, Self::PasswordHash, Self::FirstName];
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Email => "email",
+            Self::PasswordHash => "passwordHash",
+            Self::FirstName => "firstName",
+            Self::LastName => "lastName",
+            Self::Role => "role",
+            Self::EmailVerified => "emailVerified",
+            Self::CreatedAt => "createdAt",
+            Self::Id => "id",
+        }
+    }
+
+    fn snake(self) -> &'static str {
+        match self {
+            Self::PasswordHash => "password_hash",
+            Self::FirstName => "first_name",
+            Self::LastName => "last_name",
+            Self::EmailVerified => "email_verified",
+            Self::CreatedAt => "created_at",
+            other => other.name(),
+        }
+    }
+
+    fn from_name(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|f| f.name() == raw || f.snake() == raw)
+    }
+
+    fn known() -> String {
+        Self::ALL.map(Field::name).join(", ")
+    }
+}
+
+/// A field's value as the file gave it.
+enum Raw<'a> {
+    Text(&'a str),
+    Bool(bool),
+    Number(&'a serde_json::Number),
+}
+
+/// One row: its fields, or the reason it could not even be split into fields.
+struct Row<'a> {
+    line: u64,
+    fields: HashMap<Field, Raw<'a>>,
+}
+
+/// A bad row.
+#[derive(Debug)]
+pub struct RowError {
+    pub line: u64,
+    pub message: String,
+}
+
+/// The rows of a file, parsed.
+pub struct Parsed {
+    /// With their line numbers.
+    pub users: Vec<(u64, ImportedUser)>,
+    pub errors: Vec<RowError>,
+}
+
+/// Parses `input` into users of `tenant`. A header (CSV) that tessera cannot
+/// use is a [`ConfigError`]; a bad row is a [`RowError`] in the result.
+pub fn parse(input: &[u8], format: Format, tenant: TenantId, now: i64) -> Result<Parsed, ConfigError> {
+    let mut parsed = Parsed {
+        users: Vec::new(),
+        errors: Vec::new(),
+    };
+    let mut emails: HashMap<Email, u64> = HashMap::new();
+    let mut ids: HashMap<UserId, u64> = HashMap::new();
+    let mut accept = |row: Row<'_>, parsed: &mut Parsed| match user_of(&row, tenant, now) {
+        Ok(user) => {
+            if let Some(first) = emails.get(&user.user.email) {
+                parsed.errors.push(RowError {
+                    line: row.line,
+                    message: format!("email: {} is also on line {first}", user.user.email),
+                });
+            } else if let Some(first) = ids.get(&user.user.id) {
+                parsed.errors.push(RowError {
+                    line: row.line,
+                    message: format!("id: {} is also on line {first}", user.user.id),
+                });
+            } else {
+                emails.insert(user.user.email.clone(), row.line);
+                ids.insert(user.user.id, row.line);
+                parsed.users.push((row.line, user));
+            }
+        }
+        Err(message) => parsed.errors.push(RowError {
+            line: row.line,
+            message,
+        }),
+    };
+    match format {
+        Format::Csv => {
+            let mut reader = csv::ReaderBuilder::new()
+                .has_headers(true)
+                .flexible(false)
+                .from_reader(input);
+            let header = reader
+                .byte_headers()
+                .map_err(|e| ConfigError::new("FILE", format!("cannot read the CSV header: {e}")))?
+                .clone();
+            let columns = csv_columns(&header)?;
+            let mut record = csv::ByteRecord::new();
+            // The csv crate's line count skips blank lines; count newlines
+            // up to each record's byte offset instead.
+            let mut lines = LineCounter::default();
+            loop {
+                match reader.read_byte_record(&mut record) {
+                    Ok(false) => break,
+                    Ok(true) => {}
+                    Err(err) => {
+                        let line = lines.line_at(input, err.position().map_or(0, |p| p.byte()));
+                        parsed.errors.push(RowError {
+                            line,
+                            message: format!("not a CSV row of {} fields: {}", columns.len(), csv_reason(&err)),
+                        });
+                        if matches!(err.kind(), csv::ErrorKind::Io(_)) {
+                            break;
+                        }
+                        continue;
+                    }
+                }
+                let line = lines.line_at(input, record.position().map_or(0, |p| p.byte()));
+                if record.iter().all(|f| f.is_empty()) {
+                    continue;
+                }
+                let mut fields = HashMap::new();
+                let mut bad = None;
+                for (field, value) in columns.iter().zip(record.iter()) {
+                    match std::str::from_utf8(value) {
+                        // An empty cell is an absent value.
+                        Ok("") => {}
+                        Ok(text) => {
+                            fields.insert(*field, Raw::Text(text));
+                        }
+                        Err(_) => bad = Some(format!("{}: is not UTF-8 text", field.name())),
+                    }
+                }
+                match bad {
+                    Some(message) => parsed.errors.push(RowError { line, message }),
+                    None => accept(Row { line, fields }, &mut parsed),
+                }
+            }
+        }
+        Format::Jsonl => {
+            for (index, line_bytes) in input.split(|b| *b == b'\n').enumerate() {
+                let line = index as u64 + 1;
+                let text = match std::str::from_utf8(line_bytes) {
+                    Ok(text) => text.trim_start_matches('\u{feff}').trim(),
+                    Err(_) => {
+                        parsed.errors.push(RowError {
+                            line,
+                            message: "is not UTF-8 text".to_owned(),
+                        });
+                        continue;
+                    }
+                };
+                if text.is_empty() {
+                    continue;
+                }
+                let object: serde_json::Map<String, serde_json::Value> = match serde_json::from_str(text) {
+                    Ok(object) => object,
+                    Err(err) => {
+                        parsed.errors.push(RowError {
+                            line,
+                            message: format!("is not a JSON object: {err}"),
+                        });
+                        continue;
+                    }
+                };
+                match json_fields(&object) {
+                    Ok(fields) => accept(Row { line, fields }, &mut parsed),
+                    Err(message) => parsed.errors.push(RowError { line, message }),
+                }
+            }
+        }
+    }
+    Ok(parsed)
+}
+
+/// Line numbers of byte offsets met in increasing order.
+#[derive(Default)]
+struct LineCounter {
+    offset: usize,
+    line: u64,
+}
+
+impl LineCounter {
+    fn line_at(&mut self, input: &[u8], offset: u64) -> u64 {
+        let mut offset = usize::try_from(offset).unwrap_or(usize::MAX).min(input.len());
+        // A record's position is where the reader started, before the blank
+        // lines it skipped; a record itself never starts with a line break.
+        while matches!(input.get(offset), Some(b'\n' | b'\r')) {
+            offset += 1;
+        }
+        if offset > self.offset {
+            self.line += input[self.offset..offset].iter().filter(|b| **b == b'\n').count() as u64;
+            self.offset = offset;
+        }
+        self.line + 1
+    }
+}
+
+/// The CSV error without its position (the report adds the line) and
+/// without the row's content.
+fn csv_reason(err: &csv::Error) -> String {
+    match err.kind() {
+        csv::ErrorKind::UnequalLengths { expected_len, len, .. } => {
+            format!("it has {len} fields, the header {expected_len}")
+        }
+        csv::ErrorKind::Io(e) => format!("read error: {e}"),
+        _ => "malformed CSV".to_owned(),
+    }
+}
+
+fn csv_columns(header: &csv::ByteRecord) -> Result<Vec<Field>, ConfigError> {
+    let mut columns = Vec::with_capacity(header.len());
+    for raw in header.iter() {
+        let name = String::from_utf8_lossy(raw);
+        let name = name.trim_start_matches('\u{feff}').trim();
+        let field = Field::from_name(name).ok_or_else(|| {
+            ConfigError::new(
+                "FILE",
+                format!(
+                    "the CSV header has a column {name:?} tessera does not know; the columns are {} \
+                     (or their snake_case forms); remove or rename it",
+                    Field::known()
+                ),
+            )
+        })?;
+        if columns.contains(&field) {
+            return Err(ConfigError::new(
+                "FILE",
+                format!("the CSV header names {} twice", field.name()),
+            ));
+        }
+        columns.push(field);
+    }
+    for required in Field::REQUIRED {
+        if !columns.contains(&required) {
+            return Err(ConfigError::new(
+                "FILE",
+                format!(
+                    "the CSV header has no {} column (required: email, passwordHash, firstName)",
+                    required.name()
+                ),
+            ));
+        }
+    }
+    Ok(columns)
+}
+
+fn json_fields(object: &serde_json::Map<String, serde_json::Value>) -> Result<HashMap<Field, Raw<'_>>, String> {
+    let mut fields = HashMap::new();
+    for (key, value) in object {
+        let field = Field::from_name(key).ok_or_else(|| {
+            format!(
+                "has a key {key:?} tessera does not know; the keys are {}",
+                Field::known()
+            )
+        })?;
+        let raw = match value {
+            serde_json::Value::Null => continue,
+            serde_json::Value::String(s) => Raw::Text(s),
+            serde_json::Value::Bool(b) => Raw::Bool(*b),
+            serde_json::Value::Number(n) => Raw::Number(n),
+            _ => return Err(format!("{}: must be a string, a number or a boolean", field.name())),
+        };
+        if fields.insert(field, raw).is_some() {
+            return Err(format!("names {} twice", field.name()));
+        }
+    }
+    Ok(fields)
+}
+
+/// The user a row describes, or what is wrong with it (every bad field).
+fn user_of(row: &Row<'_>, tenant: TenantId, now: i64) -> Result<ImportedUser, String> {
+    let mut problems: Vec<String> = Vec::new();
+    let text = |field: Field, problems: &mut Vec<String>| -> Option<&str> {
+        match row.fields.get(&field) {
+            None => None,
+            Some(Raw::Text(s)) => Some(s),
+            Some(_) => {
+                problems.push(format!("{}: must be a string", field.name()));
+                None
+            }
+        }
+    };
+    let required = |field: Field, problems: &mut Vec<String>| -> Option<&str> {
+        let value = text(field, problems);
+        if value.is_none() && !row.fields.contains_key(&field) {
+            problems.push(format!("{}: is required", field.name()));
+        }
+        value
+    };
+    let email = required(Field::Email, &mut problems)
+        .and_then(|raw| Email::parse(raw).map_err(|e| problems.push(format!("email: {e}"))).ok());
+    let hash = required(Field::PasswordHash, &mut problems).and_then(|raw| {
+        ImportedHash::parse(raw)
+            .map_err(|e| problems.push(format!("passwordHash: {e}")))
+            .ok()
+    });
+    let first_name = required(Field::FirstName, &mut problems).and_then(|raw| {
+        PersonName::parse(raw)
+            .map_err(|e| problems.push(format!("firstName: {e}")))
+            .ok()
+    });
+    let last_name = match text(Field::LastName, &mut problems) {
+        None => PersonName::parse_optional("").ok(),
+        Some(raw) => PersonName::parse_optional(raw)
+            .map_err(|e| problems.push(format!("lastName: {e}")))
+            .ok(),
+    };
+    let role = match text(Field::Role, &mut problems) {
+        None => Some(Role::user()),
+        Some(raw) => Role::parse(raw.trim())
+            .map_err(|e| problems.push(format!("role: {e}")))
+            .ok(),
+    };
+    let id = match text(Field::Id, &mut problems) {
+        None => Some(UserId::random()),
+        Some(raw) => uuid::Uuid::try_parse(raw.trim())
+            .ok()
+            .filter(|u| !u.is_nil())
+            .map(UserId::from_uuid)
+            .or_else(|| {
+                problems.push("id: must be a UUID (omit the column to let tessera choose)".to_owned());
+                None
+            }),
+    };
+    let email_verified = match row.fields.get(&Field::EmailVerified) {
+        None => Some(false),
+        Some(Raw::Bool(b)) => Some(*b),
+        Some(Raw::Text(raw)) => match raw.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "t" | "y" => Some(true),
+            "false" | "0" | "no" | "f" | "n" => Some(false),
+            _ => {
+                problems.push("emailVerified: must be true or false".to_owned());
+                None
+            }
+        },
+        Some(Raw::Number(_)) => {
+            problems.push("emailVerified: must be true or false".to_owned());
+            None
+        }
+    };
+    let created_at = match row.fields.get(&Field::CreatedAt) {
+        None => Some(now),
+        Some(raw) => created_at(raw, now)
+            .map_err(|e| problems.push(format!("createdAt: {e}")))
+            .ok(),
+    };
+    match (email, hash, first_name, last_name, role, id, email_verified, created_at) {
+        (
+            Some(email),
+            Some(hash),
+            Some(first_name),
+            Some(last_name),
+            Some(role),
+            Some(id),
+            Some(email_verified),
+            Some(created_at),
+        ) if problems.is_empty() => Ok(ImportedUser {
+            user: NewUser {
+                id,
+                tenant,
+                email,
+                password_hash: hash.into_string(),
+                first_name,
+                last_name,
+                role,
+                created_at,
+            },
+            email_verified,
+        }),
+        _ => Err(problems.join("; ")),
+    }
+}
+
+fn created_at(raw: &Raw<'_>, now: i64) -> Result<i64, String> {
+    let seconds = match raw {
+        Raw::Number(n) => n
+            .as_i64()
+            .ok_or_else(|| "must be whole unix seconds or an RFC 3339 time".to_owned())?,
+        Raw::Text(s) => {
+            let s = s.trim();
+            match s.parse::<i64>() {
+                Ok(n) => n,
+                Err(_) => time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+                    .map(|t| t.unix_timestamp())
+                    .map_err(|_| {
+                        format!("{s:?} is neither unix seconds nor an RFC 3339 time like 2021-03-04T05:06:07Z")
+                    })?,
+            }
+        }
+        Raw::Bool(_) => return Err("must be whole unix seconds or an RFC 3339 time".to_owned()),
+    };
+    if seconds > MAX_UNIX_SECONDS {
+        return Err(format!("{seconds} looks like milliseconds; give seconds"));
+    }
+    if seconds < 0 {
+        return Err("is before 1970".to_owned());
+    }
+    if seconds > now + 86_400 {
+        return Err("is in the future".to_owned());
+    }
+    Ok(seconds)
+}
+
+/// The format named by `file`'s extension.
+pub fn format_of(file: &Path) -> Option<Format> {
+    match file.extension()?.to_str()?.to_ascii_lowercase().as_str() {
+        "csv" => Some(Format::Csv),
+        "jsonl" | "ndjson" | "json" => Some(Format::Jsonl),
+        _ => None,
+    }
+}
+
+/// Runs an import; progress and per-row reports go to standard error via
+/// `report`, the summary is returned.
+pub async fn run(config: Config, request: ImportRequest, mut report: impl FnMut(String)) -> anyhow::Result<Summary> {
+    let started = Instant::now();
+    let format = match request.format.or_else(|| format_of(&request.file)) {
+        Some(format) => format,
+        None => {
+            return Err(ConfigError::new(
+                "--format",
+                format!(
+                    "cannot tell the format of {}; say --format csv or --format jsonl",
+                    request.file.display()
+                ),
+            )
+            .into())
+        }
+    };
+    let slug = TenantSlug::parse(&request.tenant)
+        .map_err(|e| ConfigError::new("--tenant", format!("{:?} {e}", request.tenant)))?;
+    let input = read_input(&request.file)?;
+
+    if let Some(url) = &config.database_url {
+        if !config.uses_postgres() && !url.starts_with("sqlite:") {
+            return Err(ConfigError::new(
+                "TESSERA_DATABASE_URL",
+                "must start with sqlite:// or postgres://".to_owned(),
+            )
+            .into());
+        }
+    }
+    if !config.uses_postgres() {
+        crate::secrets::ensure_data_dir(&config.data_dir)?;
+    }
+    let stores = open_stores(&config).await?;
+    let tenant = stores
+        .tenants
+        .tenant_by_slug(&slug)
+        .await
+        .context("cannot read the tenant")?
+        .ok_or_else(|| {
+            ConfigError::new(
+                "--tenant",
+                format!("there is no tenant {slug} (`tessera tenant list` shows them)"),
+            )
+        })?
+        .tenant;
+
+    let now = unix_now();
+    let parsed = parse(&input, format, tenant.id, now)?;
+    drop(input);
+    let mut summary = Summary {
+        rows: parsed.users.len() + parsed.errors.len(),
+        ..Summary::default()
+    };
+    if !parsed.errors.is_empty() {
+        for error in parsed.errors.iter().take(SHOWN_ERRORS) {
+            report(format!("line {}: {}", error.line, error.message));
+        }
+        if parsed.errors.len() > SHOWN_ERRORS {
+            report(format!("... and {} more bad rows", parsed.errors.len() - SHOWN_ERRORS));
+        }
+        return Err(RejectedData(format!(
+            "{} of {} rows are not valid; nothing was imported (fix them and run this again)",
+            parsed.errors.len(),
+            summary.rows
+        ))
+        .into());
+    }
+    let (lines, users): (Vec<u64>, Vec<ImportedUser>) = parsed.users.into_iter().unzip();
+    summary.bcrypt = users
+        .iter()
+        .filter(|u| ImportedHash::parse(&u.user.password_hash).is_ok_and(|h| h.scheme() == HashScheme::Bcrypt))
+        .count();
+
+    let describe = |index: usize, conflict: Conflict| {
+        let user = &users[index].user;
+        match conflict {
+            Conflict::IdTaken => format!("line {}: id {} is already taken", lines[index], user.id),
+            _ => format!(
+                "line {}: {} already has an account in tenant {slug}",
+                lines[index], user.email
+            ),
+        }
+    };
+
+    if request.on_conflict == OnConflict::Fail {
+        let mut conflicts = 0;
+        for (n, batch) in users.chunks(BATCH).enumerate() {
+            for c in stores.users.import_users(batch, ImportMode::DryRun).await? {
+                conflicts += 1;
+                if conflicts <= SHOWN_ERRORS {
+                    report(describe(n * BATCH + c.index, c.conflict));
+                }
+            }
+        }
+        if conflicts > 0 {
+            return Err(RejectedData(format!(
+                "{conflicts} of {} users already exist (--on-conflict fail); nothing was imported",
+                users.len()
+            ))
+            .into());
+        }
+    }
+
+    let mode = if request.dry_run {
+        ImportMode::DryRun
+    } else {
+        ImportMode::Commit
+    };
+    for (n, batch) in users.chunks(BATCH).enumerate() {
+        let conflicts = stores.users.import_users(batch, mode).await.with_context(|| {
+            format!(
+                "import stopped at line {} ({} users imported before it)",
+                lines[n * BATCH],
+                summary.imported
+            )
+        })?;
+        summary.skipped += conflicts.len();
+        summary.imported += batch.len() - conflicts.len();
+        for c in conflicts {
+            report(format!("{} (skipped)", describe(n * BATCH + c.index, c.conflict)));
+        }
+    }
+    tracing::info!(
+        tenant = %slug,
+        imported = summary.imported,
+        skipped = summary.skipped,
+        dry_run = request.dry_run,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "users imported"
+    );
+    if !request.dry_run && summary.imported > 0 {
+        let detail = serde_json::json!({"imported": summary.imported, "skipped": summary.skipped, "by": "cli"});
+        let recorded = stores
+            .audit
+            .append_audit(&[NewAuditEvent {
+                tenant: tenant.id,
+                at: unix_now(),
+                kind: event::USERS_IMPORTED.to_owned(),
+                user: None,
+                session: None,
+                ip: None,
+                user_agent: None,
+                detail: Some(detail.to_string()),
+            }])
+            .await;
+        if let Err(err) = recorded {
+            tracing::warn!(error = %err, "could not record the import in the audit log");
+        }
+    }
+    if request.on_conflict == OnConflict::Fail && summary.skipped > 0 {
+        return Err(RejectedData(format!(
+            "{} users were registered while the import ran and were skipped (--on-conflict fail); \
+             the other {} were imported",
+            summary.skipped, summary.imported
+        ))
+        .into());
+    }
+    Ok(summary)
+}
+
+fn read_input(file: &Path) -> Result<Vec<u8>, ConfigError> {
+    let mut input = Vec::new();
+    let read = if file == Path::new("-") {
+        std::io::stdin().lock().read_to_end(&mut input)
+    } else {
+        std::fs::File::open(file).and_then(|mut f| f.read_to_end(&mut input))
+    };
+    read.map_err(|e| ConfigError::new("FILE", format!("cannot read {}: {e}", file.display())))?;
+    Ok(input)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HASH: &str = "$2b$04$abcdefghijklmnopqrstuuQ5rZ7dEeU3Pn4cHmgyfFhRn7hSGkK9y";
+    const NOW: i64 = 1_700_000_000;
+
+    fn csv(text: &str) -> Parsed {
+        parse(text.as_bytes(), Format::Csv, TenantId::DEFAULT, NOW).unwrap()
+    }
+
+    #[test]
+    fn csv_rows_become_users_with_defaults() {
+        let id = uuid::Uuid::new_v4();
+        let parsed = csv(&format!(
+            "\u{feff}email,password_hash,first_name,last_name,role,email_verified,created_at,id\n\
+             Ada@Example.com,{HASH},Ada,Lovelace,admin,true,2021-03-04T05:06:07Z,{id}\n\
+             \n\
+             bob@example.com,{HASH},Bob,,,,,\n"
+        ));
+        assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
+        let (line, ada) = &parsed.users[0];
+        assert_eq!(*line, 2);
+        assert_eq!(ada.user.email.as_str(), "ada@example.com");
+        assert_eq!(ada.user.id.as_uuid(), id);
+        assert_eq!(ada.user.role.as_str(), "admin");
+        assert!(ada.email_verified);
+        assert_eq!(ada.user.created_at, 1_614_834_367);
+        let (line, bob) = &parsed.users[1];
+        assert_eq!(*line, 4);
+        assert_eq!(
+            (bob.user.role.as_str(), bob.email_verified, bob.user.created_at),
+            ("user", false, NOW)
+        );
+        assert_eq!(bob.user.last_name.as_str(), "");
+    }
+
+    #[test]
+    fn every_bad_row_is_reported_with_its_line() {
+        let parsed = csv(&format!(
+            "email,passwordHash,firstName,lastName,createdAt,id\n\
+             not-an-email,{HASH},Ada,L,,\n\
+             eve@example.com,plaintext,Eve,L,,\n\
+             zed@example.com,{HASH},,L,,\n\
+             kim@example.com,{HASH},Kim,L,1700000000000,\n\
+             lee@example.com,{HASH},Lee,L,,42\n\
+             ok@example.com,{HASH},Ok,L,,\n\
+             OK@example.com,{HASH},Twice,L,,\n\
+             short@example.com,{HASH}\n\
+             cost@example.com,$2b$31{rest},C,L,,\n",
+            rest = &HASH[6..]
+        ));
+        let lines: Vec<(u64, &str)> = parsed.errors.iter().map(|e| (e.line, e.message.as_str())).collect();
+        let expect = [
+            (2, "email:"),
+            (3, "passwordHash: is not a bcrypt"),
+            (4, "firstName: is required"),
+            (5, "looks like milliseconds"),
+            (6, "id: must be a UUID"),
+            (8, "is also on line 7"),
+            (9, "it has 2 fields, the header 6"),
+            (10, "cost 31"),
+        ];
+        assert_eq!(lines.len(), expect.len(), "{lines:?}");
+        for ((line, message), (want_line, want)) in lines.iter().zip(expect) {
+            assert_eq!(*line, want_line, "{message}");
+            assert!(message.contains(want), "line {line}: {message}");
+        }
+        assert!(
+            lines.iter().all(|(_, m)| !m.contains(&HASH[7..])),
+            "hashes are never echoed"
+        );
+        assert_eq!(parsed.users.len(), 1);
+    }
+
+    #[test]
+    fn unusable_headers_are_configuration_errors() {
+        for header in [
+            "email,passwordHash",
+            "email,passwordHash,firstName,pasword",
+            "email,passwordHash,firstName,first_name",
+        ] {
+            let err = parse(header.as_bytes(), Format::Csv, TenantId::DEFAULT, NOW)
+                .err()
+                .unwrap();
+            assert_eq!(err.var, "FILE", "{header}");
+        }
+    }
+
+    #[test]
+    fn json_lines_take_typed_values() {
+        let text = format!(
+            "{{\"email\":\"ada@example.com\",\"passwordHash\":\"{HASH}\",\"firstName\":\"Ada\",\"emailVerified\":true,\"createdAt\":1600000000,\"lastName\":null}}\n\
+             \n\
+             {{\"email\":\"bob@example.com\",\"passwordHash\":\"{HASH}\",\"firstName\":\"Bob\",\"emailVerified\":\"yes\",\"createdAt\":\"2020-01-01T00:00:00+01:00\"}}\n\
+             [1,2]\n\
+             {{\"email\":\"eve@example.com\",\"passwordHash\":\"{HASH}\",\"firstName\":\"Eve\",\"admin\":true}}\n\
+             {{\"email\":\"kim@example.com\",\"passwordHash\":\"{HASH}\",\"firstName\":7,\"emailVerified\":1}}\n"
+        );
+        let parsed = parse(text.as_bytes(), Format::Jsonl, TenantId::DEFAULT, NOW).unwrap();
+        assert_eq!(parsed.users.len(), 2);
+        assert_eq!(parsed.users[0].1.user.created_at, 1_600_000_000);
+        assert!(parsed.users[1].1.email_verified);
+        assert_eq!(parsed.users[1].1.user.created_at, 1_577_833_200);
+        let lines: Vec<u64> = parsed.errors.iter().map(|e| e.line).collect();
+        assert_eq!(lines, [4, 5, 6]);
+        assert!(parsed.errors[1].message.contains("\"admin\""));
+        assert!(parsed.errors[2].message.contains("firstName: must be a string"));
+        assert!(parsed.errors[2].message.contains("emailVerified"));
+    }
+}
