@@ -59,6 +59,10 @@ pub struct Config {
     /// not verified, and open no session at registration
     /// (`TESSERA_REQUIRE_EMAIL_VERIFICATION`).
     pub require_email_verification: bool,
+    /// Rate limits (`TESSERA_RATE_LIMITS` and the individual limits).
+    pub rate_limits: crate::ratelimit::RateLimitSettings,
+    /// Peers whose `X-Forwarded-For` is believed (`TESSERA_TRUSTED_PROXIES`).
+    pub trusted_proxies: crate::client_ip::TrustedProxies,
 }
 
 impl Config {
@@ -93,6 +97,8 @@ impl Config {
             max_connections: 10_000,
             keys: crate::keys::KeyPolicy::default(),
             require_email_verification: false,
+            rate_limits: crate::ratelimit::RateLimitSettings::default(),
+            trusted_proxies: crate::client_ip::TrustedProxies::default(),
         }
     }
 
@@ -266,6 +272,9 @@ impl Config {
                 "must be at least 1".to_owned(),
             ));
         }
+        if let Some((var, problem)) = self.rate_limits.problem() {
+            return Err(ConfigError::new(var, problem));
+        }
         Ok(())
     }
 }
@@ -407,6 +416,17 @@ mod tests {
         let mut c = Config::embedded("/tmp/x".into());
         c.public_url = Some("ftp://x".into());
         assert_eq!(c.validate().unwrap_err().var, "TESSERA_PUBLIC_URL");
+    }
+
+    #[test]
+    fn rate_limit_settings_name_their_variable() {
+        let mut c = Config::embedded("/tmp/x".into());
+        c.rate_limits.login_backoff = Duration::from_secs(600);
+        c.rate_limits.login_backoff_max = Duration::from_secs(60);
+        assert_eq!(c.validate().unwrap_err().var, "TESSERA_LOGIN_BACKOFF_MAX");
+        let mut c = Config::embedded("/tmp/x".into());
+        c.rate_limits.per_client = Some(crate::ratelimit::Quota::new(0, 60));
+        assert_eq!(c.validate().unwrap_err().var, "TESSERA_IP_RATE_LIMIT");
     }
 
     #[test]

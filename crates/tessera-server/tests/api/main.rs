@@ -13,6 +13,7 @@ mod faults;
 mod helpers;
 mod interop;
 mod jwks;
+mod limits;
 mod logout;
 mod openapi;
 mod process;
