@@ -29,6 +29,8 @@ pub mod event {
     pub const USER_REGISTERED: &str = "user.registered";
     pub const LOGIN_SUCCEEDED: &str = "login.succeeded";
     pub const LOGIN_FAILED: &str = "login.failed";
+    /// A failed password check locked its account (rate limits).
+    pub const LOGIN_LOCKED: &str = "login.locked";
     pub const TOKEN_REFRESHED: &str = "token.refreshed";
     pub const REFRESH_REUSED: &str = "refresh.reused";
     pub const SESSION_REVOKED: &str = "session.revoked";

@@ -62,6 +62,10 @@ pub struct Config {
     /// Outgoing mail: SMTP or the outbox, sender, link base, templates
     /// (`TESSERA_SMTP_URL`, `TESSERA_MAIL_*`).
     pub mail: crate::mail::MailSettings,
+    /// Rate limits (`TESSERA_RATE_LIMITS` and the individual limits).
+    pub rate_limits: crate::ratelimit::RateLimitSettings,
+    /// Peers whose `X-Forwarded-For` is believed (`TESSERA_TRUSTED_PROXIES`).
+    pub trusted_proxies: crate::client_ip::TrustedProxies,
 }
 
 impl Config {
@@ -97,6 +101,8 @@ impl Config {
             keys: crate::keys::KeyPolicy::default(),
             require_email_verification: false,
             mail: crate::mail::MailSettings::default(),
+            rate_limits: crate::ratelimit::RateLimitSettings::default(),
+            trusted_proxies: crate::client_ip::TrustedProxies::default(),
         }
     }
 
@@ -271,6 +277,9 @@ impl Config {
                 "must be at least 1".to_owned(),
             ));
         }
+        if let Some((var, problem)) = self.rate_limits.problem() {
+            return Err(ConfigError::new(var, problem));
+        }
         Ok(())
     }
 }
@@ -412,6 +421,17 @@ mod tests {
         let mut c = Config::embedded("/tmp/x".into());
         c.public_url = Some("ftp://x".into());
         assert_eq!(c.validate().unwrap_err().var, "TESSERA_PUBLIC_URL");
+    }
+
+    #[test]
+    fn rate_limit_settings_name_their_variable() {
+        let mut c = Config::embedded("/tmp/x".into());
+        c.rate_limits.login_backoff = Duration::from_secs(600);
+        c.rate_limits.login_backoff_max = Duration::from_secs(60);
+        assert_eq!(c.validate().unwrap_err().var, "TESSERA_LOGIN_BACKOFF_MAX");
+        let mut c = Config::embedded("/tmp/x".into());
+        c.rate_limits.per_client = Some(crate::ratelimit::Quota::new(0, 60));
+        assert_eq!(c.validate().unwrap_err().var, "TESSERA_IP_RATE_LIMIT");
     }
 
     #[test]

@@ -6,6 +6,7 @@
 
 pub mod accounts;
 pub mod audit;
+pub mod client_ip;
 pub mod config;
 pub mod hashing;
 pub mod http;
@@ -14,6 +15,7 @@ pub mod keys;
 pub mod mail;
 pub mod master;
 pub mod ops;
+pub mod ratelimit;
 pub mod secrets;
 pub mod serve;
 pub mod startup;

@@ -9,9 +9,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 use tessera_core::HashParams;
+use tessera_server::client_ip::TrustedProxies;
 use tessera_server::config::{parse_duration, Config, ConfigError};
 use tessera_server::keys::KeyPolicy;
 use tessera_server::ops::Operator;
+use tessera_server::ratelimit::{Quota, RateLimitSettings};
 use tessera_server::secrets::{self, SecretValue, SecretsSource};
 use tessera_server::telemetry::{self, LogFormat};
 use tessera_server::Application;
@@ -365,6 +367,61 @@ struct ServeArgs {
     /// A directory of mail templates overriding the built-in ones.
     #[arg(long, env = "TESSERA_MAIL_TEMPLATES")]
     mail_templates: Option<PathBuf>,
+    #[command(flatten)]
+    limits: LimitArgs,
+}
+
+/// Rate limits and the client's address.
+#[derive(Args)]
+struct LimitArgs {
+    /// Rate limits on, or off (for benchmarks only: nothing then slows down password guessing).
+    #[arg(long, env = "TESSERA_RATE_LIMITS", value_parser = on_off("TESSERA_RATE_LIMITS"), default_value = "on")]
+    rate_limits: bool,
+    /// Requests per client address (IPv6: per /64) on the unauthenticated POST routes but refresh, as 100/1m, or off.
+    #[arg(long, env = "TESSERA_IP_RATE_LIMIT", value_parser = |s: &str| quota_setting("TESSERA_IP_RATE_LIMIT", s), default_value = "100/1m")]
+    ip_rate_limit: OptionalQuota,
+    /// Failed logins per account (tenant and email) before it locks, as 10/15m, or off.
+    #[arg(long, env = "TESSERA_LOGIN_FAILURE_LIMIT", value_parser = |s: &str| quota_setting("TESSERA_LOGIN_FAILURE_LIMIT", s), default_value = "10/15m")]
+    login_failure_limit: OptionalQuota,
+    /// The first lock of an account past its failures; each further failure doubles it.
+    #[arg(long, env = "TESSERA_LOGIN_BACKOFF", value_parser = |s: &str| duration_setting("TESSERA_LOGIN_BACKOFF", s), default_value = "1m")]
+    login_backoff: Duration,
+    /// The longest lock of an account (locks always end).
+    #[arg(long, env = "TESSERA_LOGIN_BACKOFF_MAX", value_parser = |s: &str| duration_setting("TESSERA_LOGIN_BACKOFF_MAX", s), default_value = "15m")]
+    login_backoff_max: Duration,
+    /// Forgot-password requests per email, as 3/1h, or off.
+    #[arg(long, env = "TESSERA_FORGOT_RATE_LIMIT", value_parser = |s: &str| quota_setting("TESSERA_FORGOT_RATE_LIMIT", s), default_value = "3/1h")]
+    forgot_rate_limit: OptionalQuota,
+    /// Verification-mail resends per email, as 3/1h, or off.
+    #[arg(long, env = "TESSERA_RESEND_RATE_LIMIT", value_parser = |s: &str| quota_setting("TESSERA_RESEND_RATE_LIMIT", s), default_value = "3/1h")]
+    resend_rate_limit: OptionalQuota,
+    /// Proxies (comma-separated IPs and CIDR networks) whose X-Forwarded-For names the client.
+    #[arg(long, env = "TESSERA_TRUSTED_PROXIES", value_parser = |s: &str| TrustedProxies::parse(s).map_err(|e| format!("{e} (from --flag or TESSERA_TRUSTED_PROXIES)")))]
+    trusted_proxies: Option<TrustedProxies>,
+}
+
+impl LimitArgs {
+    fn settings(&self) -> RateLimitSettings {
+        RateLimitSettings {
+            enabled: self.rate_limits,
+            per_client: self.ip_rate_limit.0,
+            login_failures: self.login_failure_limit.0,
+            login_backoff: self.login_backoff,
+            login_backoff_max: self.login_backoff_max,
+            forgot_per_email: self.forgot_rate_limit.0,
+            resend_per_email: self.resend_rate_limit.0,
+        }
+    }
+}
+
+/// A rate limit, or `off`.
+#[derive(Clone, Copy, Debug)]
+struct OptionalQuota(Option<Quota>);
+
+fn quota_setting(var: &str, raw: &str) -> Result<OptionalQuota, String> {
+    Quota::parse(raw)
+        .map(OptionalQuota)
+        .map_err(|e| format!("{e} (from --flag or {var})"))
 }
 
 fn on_off(var: &'static str) -> impl Fn(&str) -> Result<bool, String> + Clone + Send + Sync + 'static {
@@ -903,14 +960,18 @@ const KNOWN_VARIABLES: &[&str] = &[
     "TESSERA_MAIL_FROM",
     "TESSERA_MAIL_LINK_BASE",
     "TESSERA_MAIL_TEMPLATES",
+    "TESSERA_RATE_LIMITS",
+    "TESSERA_IP_RATE_LIMIT",
+    "TESSERA_LOGIN_FAILURE_LIMIT",
+    "TESSERA_LOGIN_BACKOFF",
+    "TESSERA_LOGIN_BACKOFF_MAX",
+    "TESSERA_FORGOT_RATE_LIMIT",
+    "TESSERA_RESEND_RATE_LIMIT",
+    "TESSERA_TRUSTED_PROXIES",
 ];
 
 /// Settings the contract names for features this version does not have yet.
-const FUTURE_VARIABLES: &[&str] = &[
-    "TESSERA_RATE_LIMITS",
-    "TESSERA_REVOCATION_CHECK",
-    "TESSERA_TRUSTED_PROXIES",
-];
+const FUTURE_VARIABLES: &[&str] = &["TESSERA_REVOCATION_CHECK"];
 
 fn warn_about_unknown_variables() {
     for (name, _) in std::env::vars_os() {
@@ -979,6 +1040,8 @@ fn config_from(args: ServeArgs) -> anyhow::Result<Config> {
             templates: args.mail_templates,
             ..base.mail.clone()
         },
+        rate_limits: args.limits.settings(),
+        trusted_proxies: args.limits.trusted_proxies.clone().unwrap_or_default(),
         ..base
     })
 }

@@ -163,7 +163,17 @@ impl Application {
             public_base,
             require_email_verification: config.require_email_verification,
             mail_jobs: Arc::new(tokio::sync::Semaphore::new(MAIL_JOBS)),
+            limits: crate::ratelimit::RateLimits::new(
+                config.rate_limits.clone(),
+                stores
+                    .rate_limiter
+                    .unwrap_or_else(|| Arc::new(tessera_store::MemoryRateLimiter::default())),
+            ),
+            trusted_proxies: config.trusted_proxies.clone(),
         });
+        if !config.rate_limits.enabled {
+            tracing::warn!("rate limits are off (TESSERA_RATE_LIMITS=off): nothing slows down password guessing");
+        }
         let limits = ConnectionLimits {
             header_timeout: config.header_timeout,
             max_connections: crate::serve::connection_capacity(config.max_connections),
@@ -238,6 +248,9 @@ pub struct Stores {
     /// Where an earlier version shared its generated default secrets
     /// (PostgreSQL), read once to adopt them; `None` on SQLite.
     pub shared_secrets: Option<Arc<dyn SecretStore>>,
+    /// Rate-limit counters shared by every instance (Redis); `None`: each
+    /// instance counts in its own memory.
+    pub rate_limiter: Option<Arc<dyn tessera_store::RateLimiter>>,
 }
 
 /// Opens the database (SQLite or PostgreSQL, migrating unless told not to)
@@ -267,6 +280,7 @@ pub async fn open_stores(config: &Config) -> anyhow::Result<Stores> {
             audit: store.clone(),
             account_tokens: store.clone(),
             shared_secrets: Some(store),
+            rate_limiter: None,
         }
     } else {
         let store = SqliteStore::connect(&url).await.with_context(|| {
@@ -286,6 +300,7 @@ pub async fn open_stores(config: &Config) -> anyhow::Result<Stores> {
             audit: store.clone(),
             account_tokens: store,
             shared_secrets: None,
+            rate_limiter: None,
         }
     };
     if let Some(redis_url) = &config.redis_url {
@@ -315,6 +330,7 @@ pub async fn open_stores(config: &Config) -> anyhow::Result<Stores> {
                 );
             }
         }
+        stores.rate_limiter = Some(Arc::new(redis.rate_limiter()));
         let redis = Arc::new(redis);
         stores.health.push(redis.clone());
         stores.sessions = redis;

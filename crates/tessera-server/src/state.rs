@@ -39,4 +39,8 @@ pub struct App {
     /// Bounds the background work of forgot-password and resend requests
     /// (lookups, tokens, mail), which the request does not wait for.
     pub mail_jobs: Arc<tokio::sync::Semaphore>,
+    /// Rate limits (failed logins, requests per client, mail per email).
+    pub limits: crate::ratelimit::RateLimits,
+    /// Peers whose `X-Forwarded-For` names the client (`TESSERA_TRUSTED_PROXIES`).
+    pub trusted_proxies: crate::client_ip::TrustedProxies,
 }

@@ -44,6 +44,12 @@
 //! - [`RedisSessionStore`]: sessions only, in Redis or Redis Cluster, beside
 //!   users (and tenants, keys, audit) in one of the SQL backends.
 //!
+//! Rate-limit counters ([`RateLimiter`]) are kept by [`RedisRateLimiter`]
+//! (from [`RedisSessionStore::rate_limiter`], sharing its connection) when
+//! instances share a Redis, and by [`MemoryRateLimiter`] in one process
+//! otherwise; `src/ratelimit.rs` describes the algorithm (GCRA, plus
+//! exponential backoff for failed logins).
+//!
 //! Both SQL backends embed their migrations (`migrations/sqlite`,
 //! `migrations/postgres`: the same tables, columns and named constraints, in
 //! each database's native types) and apply them with `migrate()`; neither
@@ -69,10 +75,11 @@ mod decode;
 mod error;
 mod model;
 mod postgres;
+mod ratelimit;
 mod redis;
 mod sqlite;
 
-pub use self::redis::{RedisOptions, RedisSessionStore};
+pub use self::redis::{RedisOptions, RedisRateLimiter, RedisSessionStore};
 pub use error::{Conflict, StoreError};
 pub use model::{
     AccountTokenPurpose, AuditEvent, ImportConflict, ImportMode, ImportedUser, KeyChanges, KeyKind, KeyRotation,
@@ -81,6 +88,7 @@ pub use model::{
     User, UserCursor, UserRecord,
 };
 pub use postgres::{PostgresOptions, PostgresStore};
+pub use ratelimit::{Limit, LimitDecision, LimitRule, MemoryRateLimiter, RateLimiter};
 pub use sqlite::SqliteStore;
 
 use tessera_core::{Email, Role, SessionId, TenantId, TenantSlug, UserId};

@@ -16,6 +16,7 @@
 //! | `<prefix>{u:<user_id>}:s:<session_id>` | hash | one session: `user`, `created_at`, `last_used_at`, `expires_at`, `jti`, `access_jti`, `issued_at` (the current refresh pair), `previous_jti` and `rotated_at` (after the first rotation), `user_agent` and `ip` (when known) | with the session: its TTL is `expires_at - now`, set at creation and moved by every rotation |
 //! | `<prefix>{u:<user_id>}:sessions` | sorted set | the user's session ids, scored by `expires_at`; `list_sessions` and the `revoke_*` calls start here | with the user's longest-lived session (its TTL only grows) |
 //! | `<prefix>expiring-sessions` | sorted set | `<user_id>:<session_id>` of every session created, scored by its `expires_at` at creation (`purge_expired` requeues rotated ones); only `purge_expired` reads it | with the longest-lived session queued in it |
+//! | `<prefix>{rl}:<key>` | hash | a rate-limit counter of [`RedisRateLimiter`] (`tat`, `level`, `until`, `exp`) | when its debt has drained, or a period after its last lock ends |
 //!
 //! The `{u:<user_id>}` hash tag puts all of one user's keys in one Redis
 //! Cluster slot, and every script names every key it touches in `KEYS`, all
@@ -88,6 +89,9 @@ use ::redis::cluster_async::ClusterConnection;
 use ::redis::{Cmd, ErrorKind, Pipeline, RedisError, RedisFuture, RedisResult, Script, Value};
 use tessera_core::{SessionId, TenantId, UserId};
 use uuid::Uuid;
+
+mod ratelimit;
+pub use ratelimit::RedisRateLimiter;
 
 use crate::{
     Conflict, Health, NewSession, RefreshState, Rotation, RotationOutcome, Session, SessionStore, StoreError, User,
@@ -308,6 +312,17 @@ impl RedisSessionStore {
         u64::try_from(self.command_timeout.as_millis())
             .unwrap_or(u64::MAX)
             .saturating_add(3_000)
+    }
+
+    /// Rate-limit counters in the same Redis, over the same connection,
+    /// under `<prefix>{rl}:` (see [`RedisRateLimiter`]).
+    pub fn rate_limiter(&self) -> RedisRateLimiter {
+        RedisRateLimiter {
+            conn: self.conn.clone(),
+            namespace: format!("{}{{rl}}:", self.prefix).into(),
+            command_timeout: self.command_timeout,
+            _keepalive: Arc::clone(&self._keepalive),
+        }
     }
 
     /// The key of one session's hash.

@@ -3543,3 +3543,8 @@ mod redis_backend {
 
 #[cfg(test)]
 mod postgres_backend;
+
+/// The rate limiters' suite, in memory, Redis and Redis Cluster.
+#[cfg(test)]
+#[macro_use]
+mod ratelimit;

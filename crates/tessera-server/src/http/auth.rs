@@ -7,6 +7,7 @@ use super::extract::{
     TenantScope,
 };
 use crate::audit::{event, Event};
+use crate::ratelimit::{whole_seconds, Outage};
 use crate::state::AppState;
 use crate::tokens::{unix_now, IssuedPair, Scope, Subject};
 use axum::extract::{FromRequest, Request, State};
@@ -97,6 +98,8 @@ fn token_response(pair: IssuedPair) -> Response {
         (status = 409, description = "`email_taken`", body = super::dto::ErrorBody),
         (status = 413, body = super::dto::ErrorBody), (status = 415, body = super::dto::ErrorBody),
         (status = 422, description = "`validation_failed`", body = super::dto::ErrorBody),
+        (status = 429, description = "`rate_limited`: too many requests from this client (`TESSERA_IP_RATE_LIMIT`); `Retry-After` says when to retry", body = super::dto::ErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds to wait"))),
         (status = 503, description = "`unavailable`", body = super::dto::ErrorBody),
     ))]
 async fn register(
@@ -118,6 +121,7 @@ async fn register(
         checked(last_name)?,
     );
 
+    state.limits.client(client.addr, Outage::Allow).await?;
     let password_hash = state.hasher.hash(password).await?;
     let user = state
         .users
@@ -186,7 +190,9 @@ async fn register(
         (status = 403, description = "`email_not_verified`: the right password, but `TESSERA_REQUIRE_EMAIL_VERIFICATION` is on and the email is not verified yet", body = super::dto::ErrorBody),
         (status = 413, body = super::dto::ErrorBody), (status = 415, body = super::dto::ErrorBody),
         (status = 422, body = super::dto::ErrorBody),
-        (status = 503, description = "`unavailable`: store down or password hashing saturated", body = super::dto::ErrorBody),
+        (status = 429, description = "`rate_limited`: too many failed logins of this account (it is locked for a while, the right password included) or too many requests from this client; unknown emails are limited exactly like known ones; `Retry-After` says when to retry", body = super::dto::ErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds to wait"))),
+        (status = 503, description = "`unavailable`: store down, password hashing saturated, or the rate limits cannot be checked", body = super::dto::ErrorBody),
     ))]
 async fn login(
     State(state): State<AppState>,
@@ -199,6 +205,10 @@ async fn login(
     let password = f.required("password", Password::parse_candidate);
     f.finish()?;
     let (email, password) = (checked(email)?, checked(password)?);
+
+    // Counted before any lookup or hashing, alike for every email: a locked
+    // account costs no Argon2 work and tells nothing about existing.
+    let attempt = state.limits.password_attempt(tenant.id(), &email, client.addr).await?;
 
     // A malformed email cannot match an account, but it gets the same answer
     // and the same hashing work as a wrong password.
@@ -221,8 +231,18 @@ async fn login(
             None => failed.detail(serde_json::json!({"reason": "unknown_email"})),
         };
         state.audit.record(failed);
+        if !attempt.locks_for.is_zero() {
+            let mut locked = Event::new(event::LOGIN_LOCKED, tenant.id(), unix_now())
+                .client(&client)
+                .detail(serde_json::json!({"lockedForSecs": whole_seconds(attempt.locks_for)}));
+            if let Some(user) = user_id {
+                locked = locked.user(user);
+            }
+            state.audit.record(locked);
+        }
         return Err(ApiError::InvalidCredentials);
     };
+    state.limits.password_correct(&attempt).await;
     if needs_rehash {
         match state.hasher.hash(password).await {
             Ok(hash) => state.users.set_password_hash(record.user.id, &hash).await?,

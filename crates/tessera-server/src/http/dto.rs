@@ -250,7 +250,7 @@ pub struct AuditEventDto {
     pub id: String,
     #[schema(format = DateTime)]
     pub at: String,
-    /// `user.registered`, `login.succeeded`, `login.failed`,
+    /// `user.registered`, `login.succeeded`, `login.failed`, `login.locked`,
     /// `token.refreshed`, `refresh.reused`, `session.revoked`, `logout`,
     /// `keys.rotated`, `tenant.created`.
     #[serde(rename = "type")]

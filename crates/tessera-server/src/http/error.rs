@@ -71,6 +71,10 @@ pub enum ApiError {
     /// sign with a key verifiers may not have fetched yet.
     #[error("{message}")]
     RotationTooSoon { message: String, retry_after: u32 },
+    /// 429 `rate_limited`, with `Retry-After` in whole seconds: a rate
+    /// limit refused the request.
+    #[error("too many requests; retry in {retry_after} s")]
+    RateLimited { retry_after: u32 },
     /// 503 `unavailable`, with `Retry-After` in seconds.
     #[error("{message}")]
     Unavailable { message: &'static str, retry_after: u32 },
@@ -113,6 +117,7 @@ impl ApiError {
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::EmailTaken | Self::Conflict(_) | Self::RotationTooSoon { .. } => StatusCode::CONFLICT,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -137,6 +142,7 @@ impl ApiError {
             Self::RequestTimeout => "request_timeout",
             Self::EmailTaken => "email_taken",
             Self::Conflict(_) | Self::RotationTooSoon { .. } => "conflict",
+            Self::RateLimited { .. } => "rate_limited",
             Self::Unavailable { .. } => "unavailable",
             Self::Internal(_) => "internal",
         }
@@ -195,7 +201,10 @@ impl IntoResponse for ApiError {
                 headers.insert(header::WWW_AUTHENTICATE, value);
             }
         }
-        if let Self::Unavailable { retry_after, .. } | Self::RotationTooSoon { retry_after, .. } = self {
+        if let Self::Unavailable { retry_after, .. }
+        | Self::RotationTooSoon { retry_after, .. }
+        | Self::RateLimited { retry_after } = self
+        {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
         }
         response

@@ -389,18 +389,22 @@ impl FromRequestParts<crate::state::AppState> for TenantScope {
 
 /// Who is calling, as recorded on a session.
 pub struct ClientMeta {
+    /// The client's address as text (what sessions and the audit log record).
     pub ip: Option<String>,
     pub user_agent: Option<String>,
+    /// The client's address: the TCP peer, or, behind a proxy named in
+    /// `TESSERA_TRUSTED_PROXIES`, what it put in `X-Forwarded-For`.
+    pub addr: Option<std::net::IpAddr>,
 }
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientMeta {
+impl FromRequestParts<crate::state::AppState> for ClientMeta {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let ip = parts
+    async fn from_request_parts(parts: &mut Parts, state: &crate::state::AppState) -> Result<Self, Self::Rejection> {
+        let addr = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(addr)| addr.ip().to_string());
+            .map(|ConnectInfo(peer)| state.trusted_proxies.client(peer.ip(), &parts.headers));
         let user_agent = parts.headers.get(header::USER_AGENT).map(|v| {
             String::from_utf8_lossy(v.as_bytes())
                 .chars()
@@ -408,7 +412,11 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientMeta {
                 .take(256)
                 .collect()
         });
-        Ok(Self { ip, user_agent })
+        Ok(Self {
+            ip: addr.map(|a| a.to_string()),
+            user_agent,
+            addr,
+        })
     }
 }
 

@@ -9,6 +9,7 @@ use super::extract::{checked, session_caller, ClientMeta, Fields, JsonObject, Te
 use crate::accounts;
 use crate::audit::{event, Event};
 use crate::mail::{Mail, MailKind};
+use crate::ratelimit::{MailLimit, Outage};
 use crate::state::AppState;
 use crate::tenants::TenantInfo;
 use crate::tokens::unix_now;
@@ -133,7 +134,9 @@ fn email_field(body: serde_json::Map<String, serde_json::Value>) -> ApiResult<Em
         (status = 400, body = super::dto::ErrorBody),
         (status = 413, body = super::dto::ErrorBody), (status = 415, body = super::dto::ErrorBody),
         (status = 422, description = "`validation_failed`: not an email address", body = super::dto::ErrorBody),
-        (status = 503, body = super::dto::ErrorBody),
+        (status = 429, description = "`rate_limited`: too many requests for this email (`TESSERA_FORGOT_RATE_LIMIT`, the same for emails without an account) or from this client; `Retry-After` says when to retry", body = super::dto::ErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds to wait"))),
+        (status = 503, description = "`unavailable`, also when the rate limits cannot be checked", body = super::dto::ErrorBody),
     ))]
 async fn forgot_password(
     State(state): State<AppState>,
@@ -142,6 +145,10 @@ async fn forgot_password(
     JsonObject(body): JsonObject,
 ) -> ApiResult<StatusCode> {
     let email = email_field(body)?;
+    state
+        .limits
+        .mail_request(MailLimit::Forgot, tenant.id(), &email, client.addr)
+        .await?;
     let job_state = state.clone();
     let scope = tenant.tenant.clone();
     in_background(&state, "password.forgot", async move {
@@ -169,7 +176,9 @@ async fn forgot_password(
         (status = 401, description = "`invalid_token`: a used, expired, forged or other tenant's token", body = super::dto::ErrorBody),
         (status = 413, body = super::dto::ErrorBody), (status = 415, body = super::dto::ErrorBody),
         (status = 422, description = "`validation_failed`: the new password breaks the policy", body = super::dto::ErrorBody),
-        (status = 503, body = super::dto::ErrorBody),
+        (status = 429, description = "`rate_limited`: too many requests from this client; `Retry-After` says when to retry", body = super::dto::ErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds to wait"))),
+        (status = 503, description = "`unavailable`, also when the rate limits cannot be checked", body = super::dto::ErrorBody),
     ))]
 async fn reset_password(
     State(state): State<AppState>,
@@ -182,6 +191,7 @@ async fn reset_password(
     let password = f.required("password", Password::parse);
     f.finish()?;
     let (token, password) = (checked(token)?, checked(password)?);
+    state.limits.client(client.addr, Outage::Refuse).await?;
     let token_hash = accounts::presented_hash(AccountTokenPurpose::PasswordReset, &token).ok_or_else(invalid_reset)?;
 
     // Looked up before hashing, so a forged token costs no Argon2 work.
@@ -227,7 +237,9 @@ async fn reset_password(
         (status = 401, description = "`missing_token`, `invalid_token`, `token_expired`, or `invalid_credentials` (the current password is wrong)", body = super::dto::ErrorBody),
         (status = 413, body = super::dto::ErrorBody), (status = 415, body = super::dto::ErrorBody),
         (status = 422, description = "`validation_failed`: the new password breaks the policy", body = super::dto::ErrorBody),
-        (status = 503, body = super::dto::ErrorBody),
+        (status = 429, description = "`rate_limited`: too many failed password checks of this account (a wrong current password counts as a failed login); `Retry-After` says when to retry", body = super::dto::ErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds to wait"))),
+        (status = 503, description = "`unavailable`, also when the rate limits cannot be checked", body = super::dto::ErrorBody),
     ))]
 async fn change_password(
     State(state): State<AppState>,
@@ -248,6 +260,12 @@ async fn change_password(
         .find_user(caller.user)
         .await?
         .ok_or(ApiError::InvalidToken("the account no longer exists"))?;
+    // A wrong current password is a failed login of the account: a stolen
+    // access token must not become a way to guess the password.
+    let attempt = state
+        .limits
+        .password_attempt(user.tenant, user.email.as_str(), None)
+        .await?;
     let record = state
         .users
         .find_user_by_email(user.tenant, &user.email)
@@ -263,8 +281,21 @@ async fn change_password(
                 .client(&client)
                 .detail(serde_json::json!({"reason": "wrong_password", "during": "password.change"})),
         );
+        if !attempt.locks_for.is_zero() {
+            state.audit.record(
+                Event::new(event::LOGIN_LOCKED, user.tenant, unix_now())
+                    .user(user.id)
+                    .session(caller.session)
+                    .client(&client)
+                    .detail(serde_json::json!({
+                        "lockedForSecs": crate::ratelimit::whole_seconds(attempt.locks_for),
+                        "during": "password.change",
+                    })),
+            );
+        }
         return Err(ApiError::InvalidCredentials);
     }
+    state.limits.password_correct(&attempt).await;
     let new_hash = state.hasher.hash(new).await?;
     if !state.account_tokens.change_password(user.id, &new_hash).await? {
         return Err(ApiError::InvalidToken("the account no longer exists"));
@@ -291,6 +322,8 @@ async fn change_password(
         (status = 401, description = "`invalid_token`: a used, expired, forged or other tenant's token", body = super::dto::ErrorBody),
         (status = 413, body = super::dto::ErrorBody), (status = 415, body = super::dto::ErrorBody),
         (status = 422, body = super::dto::ErrorBody),
+        (status = 429, description = "`rate_limited`: too many requests from this client; `Retry-After` says when to retry", body = super::dto::ErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds to wait"))),
         (status = 503, body = super::dto::ErrorBody),
     ))]
 async fn verify_email(
@@ -303,6 +336,7 @@ async fn verify_email(
     let token = f.required("token", Ok::<String, std::convert::Infallible>);
     f.finish()?;
     let token = checked(token)?;
+    state.limits.client(client.addr, Outage::Allow).await?;
     let token_hash =
         accounts::presented_hash(AccountTokenPurpose::EmailVerification, &token).ok_or_else(invalid_verification)?;
     let Some(user) = state
@@ -330,14 +364,21 @@ async fn verify_email(
         (status = 400, body = super::dto::ErrorBody),
         (status = 413, body = super::dto::ErrorBody), (status = 415, body = super::dto::ErrorBody),
         (status = 422, body = super::dto::ErrorBody),
-        (status = 503, body = super::dto::ErrorBody),
+        (status = 429, description = "`rate_limited`: too many requests for this email (`TESSERA_RESEND_RATE_LIMIT`, the same for emails without an account) or from this client; `Retry-After` says when to retry", body = super::dto::ErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds to wait"))),
+        (status = 503, description = "`unavailable`, also when the rate limits cannot be checked", body = super::dto::ErrorBody),
     ))]
 async fn resend_verification(
     State(state): State<AppState>,
     tenant: TenantScope,
+    client: ClientMeta,
     JsonObject(body): JsonObject,
 ) -> ApiResult<StatusCode> {
     let email = email_field(body)?;
+    state
+        .limits
+        .mail_request(MailLimit::Resend, tenant.id(), &email, client.addr)
+        .await?;
     let job_state = state.clone();
     let scope = tenant.tenant.clone();
     in_background(&state, "email.resend", async move {

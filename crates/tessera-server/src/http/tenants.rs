@@ -107,6 +107,8 @@ async fn tenant_admin(state: &AppState, tenant: &TenantScope, headers: &HeaderMa
         (status = 409, description = "`conflict`: no free slug for this tenant name", body = super::dto::ErrorBody),
         (status = 413, body = super::dto::ErrorBody), (status = 415, body = super::dto::ErrorBody),
         (status = 422, description = "`validation_failed`", body = super::dto::ErrorBody),
+        (status = 429, description = "`rate_limited`: too many requests from this client (`TESSERA_IP_RATE_LIMIT`); `Retry-After` says when to retry", body = super::dto::ErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds to wait"))),
         (status = 503, description = "`unavailable`", body = super::dto::ErrorBody),
     ))]
 async fn signup(
@@ -134,6 +136,10 @@ async fn signup(
         checked(tenant_name)?,
     );
 
+    state
+        .limits
+        .client(client.addr, crate::ratelimit::Outage::Allow)
+        .await?;
     let password_hash = state.hasher.hash(password).await?;
     let now = unix_now();
     let tenant_id = TenantId::random();

@@ -15,6 +15,7 @@ mod helpers;
 mod import;
 mod interop;
 mod jwks;
+mod limits;
 mod logout;
 mod mail;
 mod openapi;

@@ -107,6 +107,36 @@ async fn the_openapi_document_describes_the_contract() {
             );
         }
     }
+    // Every rate-limited route documents its 429 and the Retry-After header.
+    let limited = [
+        "/api/auth/register",
+        "/api/auth/login",
+        "/api/auth/password/forgot",
+        "/api/auth/password/reset",
+        "/api/auth/password/change",
+        "/api/auth/email/verify",
+        "/api/auth/email/resend",
+    ];
+    for path in limited
+        .iter()
+        .flat_map(|p| {
+            [
+                (*p).to_owned(),
+                p.replacen("/api/auth/", "/api/tenants/{slug}/auth/", 1),
+            ]
+        })
+        .chain(["/api/auth/signup".to_owned()])
+    {
+        let too_many = &paths[path.as_str()]["post"]["responses"]["429"];
+        assert!(too_many.is_object(), "POST {path} must document 429");
+        assert!(
+            too_many["headers"]["Retry-After"].is_object(),
+            "POST {path}: {too_many}"
+        );
+    }
+    for unlimited in ["/api/auth/refresh", "/api/auth/logout"] {
+        assert!(paths[unlimited]["post"]["responses"]["429"].is_null(), "{unlimited}");
+    }
     assert_eq!(doc["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
     assert_eq!(doc["components"]["securitySchemes"]["apiKey"]["name"], "X-Api-Key");
     // Operation ids stay unique across the default and the tenant copies.

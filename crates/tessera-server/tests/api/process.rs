@@ -554,15 +554,54 @@ async fn master_key_mix_ups_stop_startup() {
 }
 
 #[test]
+fn bad_rate_limit_settings_stop_start_up_naming_the_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    for (var, value) in [
+        ("TESSERA_RATE_LIMITS", "sometimes"),
+        ("TESSERA_IP_RATE_LIMIT", "100 a minute"),
+        ("TESSERA_IP_RATE_LIMIT", "0/1m"),
+        ("TESSERA_LOGIN_FAILURE_LIMIT", "10/15 m"),
+        ("TESSERA_LOGIN_BACKOFF", "soon"),
+        ("TESSERA_LOGIN_BACKOFF_MAX", "10s"),
+        ("TESSERA_FORGOT_RATE_LIMIT", "3/0s"),
+        ("TESSERA_RESEND_RATE_LIMIT", "/1h"),
+        ("TESSERA_TRUSTED_PROXIES", "10.0.0.0/8,proxy.internal"),
+    ] {
+        let out = run(dir.path(), &[(var, value)], &["serve"]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{var}={value}: {stderr}");
+        assert!(stderr.contains(var), "{var}={value}: {stderr}");
+    }
+    // Good values, and every limit off, start.
+    let server = start(
+        dir.path(),
+        &[
+            ("TESSERA_IP_RATE_LIMIT", "off"),
+            ("TESSERA_LOGIN_FAILURE_LIMIT", "5/10m"),
+            ("TESSERA_LOGIN_BACKOFF", "30s"),
+            ("TESSERA_LOGIN_BACKOFF_MAX", "1h"),
+            ("TESSERA_FORGOT_RATE_LIMIT", "2/1h"),
+            ("TESSERA_TRUSTED_PROXIES", "10.0.0.0/8, 2001:db8::1"),
+        ],
+    );
+    let (status, log) = server.terminate();
+    assert!(status.success(), "{log}");
+    assert!(!log.contains("unknown setting"), "{log}");
+    let server = start(dir.path(), &[("TESSERA_RATE_LIMITS", "off")]);
+    let (status, log) = server.terminate();
+    assert!(status.success() && log.contains("rate limits are off"), "{log}");
+}
+
+#[test]
 fn settings_of_features_not_built_yet_and_typos_are_warned_about() {
     let dir = tempfile::tempdir().unwrap();
     let server = start(
         dir.path(),
-        &[("TESSERA_RATE_LIMITS", "on"), ("TESSERA_REDIS_ULR", "redis://x")],
+        &[("TESSERA_REVOCATION_CHECK", "on"), ("TESSERA_REDIS_ULR", "redis://x")],
     );
     let (_, log) = server.terminate();
     assert!(
-        log.contains("TESSERA_RATE_LIMITS") && log.contains("does not support this setting yet"),
+        log.contains("TESSERA_REVOCATION_CHECK") && log.contains("does not support this setting yet"),
         "{log}"
     );
     assert!(
