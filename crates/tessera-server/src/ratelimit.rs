@@ -6,7 +6,7 @@
 //! | limit | key | default | routes |
 //! | --- | --- | --- | --- |
 //! | per client | the client's IPv4 address or IPv6 /64 | 100 a minute | every unauthenticated POST but refresh: register, login, signup, password forgot/reset, email verify/resend |
-//! | failed logins | tenant + normalized email, as a digest | 10 per 15 minutes, then locks of 1 min doubling up to 15 min | login, and the current password of `/password/change` |
+//! | failed logins | tenant + normalized email, as a digest; with the client too for a client known to the account (one that logged in to it within 30 days) | 10 per 15 minutes, then locks of 1 min doubling up to 15 min | login, and the current password of `/password/change` |
 //! | forgot-password | tenant + email, as a digest | 3 an hour | `/password/forgot` |
 //! | verification resend | tenant + email, as a digest | 3 an hour | `/email/resend` |
 //!
@@ -178,10 +178,18 @@ pub enum MailLimit {
 /// [`RateLimits::password_correct`] if the password is right.
 #[derive(Debug)]
 pub struct PasswordAttempt {
-    account: Option<String>,
-    /// If this attempt fails, the account is locked for this long.
+    /// The failure counter the attempt was charged to.
+    failures: Option<String>,
+    /// The marker that makes the client known to the account once the
+    /// password proves right.
+    known: Option<String>,
+    /// If this attempt fails, the account is locked for this long (for the
+    /// clients that share its counter).
     pub locks_for: Duration,
 }
+
+/// How long a client stays known to an account after logging in to it.
+pub const KNOWN_CLIENT_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 
 /// The limits, as every handler sees them.
 pub struct RateLimits {
@@ -212,15 +220,48 @@ impl RateLimits {
     /// Before checking a password of the account `email` names in `tenant`
     /// (a login: `client` is the caller; a password change: `None`). Known
     /// and unknown emails, even malformed ones, are counted alike.
+    ///
+    /// Failures are counted per account, shared by every client the account
+    /// does not know; a client that logged in to the account within
+    /// [`KNOWN_CLIENT_TTL`] has a counter of its own for it. So an attacker
+    /// who locks an account locks out strangers only: its owner, logging in
+    /// from where they did before, is not made to wait.
     pub async fn password_attempt(
         &self,
         tenant: TenantId,
         email: &str,
         client: Option<IpAddr>,
     ) -> ApiResult<PasswordAttempt> {
+        let unlimited = PasswordAttempt {
+            failures: None,
+            known: None,
+            locks_for: Duration::ZERO,
+        };
+        let Some(limiter) = &self.limiter else {
+            return Ok(unlimited);
+        };
         let mut limits: Vec<Limit> = self.client_limit(client).into_iter().collect();
-        let account = self.settings.login_failures.map(|quota| Limit {
-            key: account_key(tenant, email),
+        let Some(quota) = self.settings.login_failures else {
+            self.check(&limits, Outage::Refuse).await?;
+            return Ok(unlimited);
+        };
+        let known = client.map(|ip| account_client_key("known", tenant, email, ip));
+        let is_known = match &known {
+            Some(marker) => match limiter.remembered(marker, unix_now_ms()).await {
+                Ok(is_known) => is_known,
+                Err(err) => {
+                    tracing::warn!(error = %err, "rate limits unavailable; refusing the request");
+                    return Err(unavailable());
+                }
+            },
+            None => false,
+        };
+        let failures = match client {
+            Some(ip) if is_known => account_client_key("login-client", tenant, email, ip),
+            _ => account_key(tenant, email),
+        };
+        limits.push(Limit {
+            key: failures.clone(),
             rule: LimitRule::Failures {
                 count: quota.count,
                 period: quota.period,
@@ -228,23 +269,31 @@ impl RateLimits {
                 backoff_max: self.settings.login_backoff_max,
             },
         });
-        let key = account.as_ref().map(|l| l.key.clone());
-        limits.extend(account);
         let locks_for = self.check(&limits, Outage::Refuse).await?;
         Ok(PasswordAttempt {
-            account: key.filter(|_| self.enabled()),
+            failures: Some(failures),
+            known,
             locks_for,
         })
     }
 
-    /// The password was right: the account's failures and backoff are
-    /// forgotten. A failure here is logged, not returned: the login stands.
+    /// The password was right: the failures and backoff of the counter the
+    /// attempt was charged to are forgotten, and the client is known to the
+    /// account from now on. A failure here is logged, not returned: the
+    /// login stands.
     pub async fn password_correct(&self, attempt: &PasswordAttempt) {
-        let (Some(limiter), Some(key)) = (&self.limiter, &attempt.account) else {
+        let Some(limiter) = &self.limiter else {
             return;
         };
-        if let Err(err) = limiter.reset(key).await {
-            tracing::warn!(error = %err, "could not clear an account's failed logins");
+        if let Some(key) = &attempt.failures {
+            if let Err(err) = limiter.reset(key).await {
+                tracing::warn!(error = %err, "could not clear an account's failed logins");
+            }
+        }
+        if let Some(marker) = &attempt.known {
+            if let Err(err) = limiter.remember(marker, KNOWN_CLIENT_TTL, unix_now_ms()).await {
+                tracing::warn!(error = %err, "could not remember a client of an account");
+            }
         }
     }
 
@@ -298,10 +347,7 @@ impl RateLimits {
             Err(err) => match outage {
                 Outage::Refuse => {
                     tracing::warn!(error = %err, "rate limits unavailable; refusing the request");
-                    Err(ApiError::Unavailable {
-                        message: "the rate limiter is unavailable; retry shortly",
-                        retry_after: 1,
-                    })
+                    Err(unavailable())
                 }
                 Outage::Allow => {
                     tracing::warn!(error = %err, "rate limits unavailable; serving the request unlimited");
@@ -309,6 +355,13 @@ impl RateLimits {
                 }
             },
         }
+    }
+}
+
+fn unavailable() -> ApiError {
+    ApiError::Unavailable {
+        message: "the rate limiter is unavailable; retry shortly",
+        retry_after: 1,
     }
 }
 
@@ -333,6 +386,17 @@ fn account_key(tenant: TenantId, email: &str) -> String {
         Ok(email) => digest_key("login", tenant, email.as_str()),
         Err(_) => digest_key("login", tenant, &email.trim().to_lowercase()),
     }
+}
+
+/// A key of the account `email` names in `tenant` together with the
+/// client `ip` (its IPv4 address or IPv6 /64, as the client limit counts).
+fn account_client_key(kind: &str, tenant: TenantId, email: &str, ip: IpAddr) -> String {
+    let email = match Email::parse(email) {
+        Ok(email) => email.as_str().to_owned(),
+        Err(_) => email.trim().to_lowercase(),
+    };
+    let client = crate::client_ip::limit_key(ip);
+    digest_key(kind, tenant, &format!("{email}\0{client}"))
 }
 
 /// `<kind>:<digest>`: 128 bits of SHA-256 over the kind, the tenant and the
@@ -408,6 +472,25 @@ mod tests {
         assert!(!a.contains("ada"));
         assert_ne!(a, account_key(TenantId::random(), "ada@example.com"));
         assert_ne!(a, digest_key("forgot", TenantId::DEFAULT, "ada@example.com"));
+        let ip: IpAddr = "203.0.113.9".parse().unwrap();
+        let pair = account_client_key("login-client", TenantId::DEFAULT, "Ada@Example.com", ip);
+        assert_eq!(
+            pair,
+            account_client_key("login-client", TenantId::DEFAULT, "ada@example.com ", ip)
+        );
+        assert_ne!(
+            pair,
+            account_client_key(
+                "login-client",
+                TenantId::DEFAULT,
+                "ada@example.com",
+                "203.0.113.10".parse().unwrap()
+            )
+        );
+        assert_ne!(
+            pair,
+            account_client_key("known", TenantId::DEFAULT, "ada@example.com", ip)
+        );
         // Not an address at all: still one counter per text.
         assert_eq!(
             account_key(TenantId::DEFAULT, " NOPE "),

@@ -137,6 +137,15 @@ pub trait RateLimiter: Send + Sync + 'static {
     /// Forgets `key` entirely (a login that succeeded clears its account's
     /// failures and backoff). Unknown keys are fine.
     async fn reset(&self, key: &str) -> Result<(), StoreError>;
+
+    /// Remembers the marker `key` until `now_ms + ttl` (a client that logged
+    /// in to an account: it is *known* to that account from then on).
+    /// Remembering it again extends it. Markers live apart from the
+    /// counters: a marker and a [`Limit`] of the same key never meet.
+    async fn remember(&self, key: &str, ttl: Duration, now_ms: i64) -> Result<(), StoreError>;
+
+    /// Whether the marker `key` is remembered at `now_ms`.
+    async fn remembered(&self, key: &str, now_ms: i64) -> Result<bool, StoreError>;
 }
 
 /// The state of one key.
@@ -237,6 +246,10 @@ pub struct MemoryRateLimiter {
 
 struct Table {
     entries: HashMap<String, Entry>,
+    /// Markers ([`RateLimiter::remember`]) and when each expires; bounded by
+    /// the same capacity, apart from the counters, so markers (which live
+    /// for weeks) never crowd out a counter.
+    markers: HashMap<String, i64>,
     next_sweep: i64,
     /// Keys dropped while still live because the table was full.
     evicted: u64,
@@ -267,6 +280,7 @@ impl MemoryRateLimiter {
         Self {
             inner: Mutex::new(Table {
                 entries: HashMap::new(),
+                markers: HashMap::new(),
                 next_sweep: 0,
                 evicted: 0,
             }),
@@ -329,6 +343,7 @@ impl RateLimiter for MemoryRateLimiter {
         let mut table = self.lock()?;
         if now_ms >= table.next_sweep {
             table.entries.retain(|_, e| e.expires_at > now_ms);
+            table.markers.retain(|_, expires_at| *expires_at > now_ms);
             table.next_sweep = now_ms + Self::SWEEP_EVERY_MS;
         }
         let mut locks_for = 0;
@@ -367,5 +382,36 @@ impl RateLimiter for MemoryRateLimiter {
     async fn reset(&self, key: &str) -> Result<(), StoreError> {
         self.lock()?.entries.remove(key);
         Ok(())
+    }
+
+    async fn remember(&self, key: &str, ttl: Duration, now_ms: i64) -> Result<(), StoreError> {
+        let expires_at = now_ms.saturating_add(millis(ttl));
+        let mut table = self.lock()?;
+        if !table.markers.contains_key(key) && table.markers.len() >= self.capacity {
+            table.markers.retain(|_, e| *e > now_ms);
+            if table.markers.len() >= self.capacity {
+                // The markers closest to expiring go first: the clients
+                // seen longest ago.
+                let drop = (self.capacity / 8).max(1);
+                let mut expiries: Vec<i64> = table.markers.values().copied().collect();
+                let (_, nth, _) = expiries.select_nth_unstable(drop - 1);
+                let threshold = *nth;
+                let mut left = drop;
+                table.markers.retain(|_, e| {
+                    if left > 0 && *e <= threshold {
+                        left -= 1;
+                        false
+                    } else {
+                        true
+                    }
+                });
+            }
+        }
+        table.markers.insert(key.to_owned(), expires_at);
+        Ok(())
+    }
+
+    async fn remembered(&self, key: &str, now_ms: i64) -> Result<bool, StoreError> {
+        Ok(self.lock()?.markers.get(key).is_some_and(|e| *e > now_ms))
     }
 }

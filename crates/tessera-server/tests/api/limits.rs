@@ -94,6 +94,57 @@ async fn an_account_stops_taking_guesses_then_backs_off_exponentially_up_to_a_ca
 }
 
 #[tokio::test]
+async fn a_locked_account_still_lets_its_owner_in_from_a_client_it_knows() {
+    let app = spawn_app_with(|c| {
+        behind_a_proxy(c);
+        c.rate_limits.login_failures = Some(Quota::new(5, 900));
+        c.rate_limits.login_backoff = Duration::from_secs(60);
+    })
+    .await;
+    let user = app.new_user().await;
+    let login_as = |client: &'static str, password: &str| {
+        let body = json!({"email": user.email, "password": password});
+        let app = &app;
+        async move { post_as(app, client, "/api/auth/login", &body).await }
+    };
+    // The owner logs in from home (an IPv4 address) and from a phone (an
+    // IPv6 network): both become known to the account.
+    assert_eq!(login_as("198.51.100.7", &user.password).await.status(), StatusCode::OK);
+    assert_eq!(
+        login_as("2001:db8:1:2::5", &user.password).await.status(),
+        StatusCode::OK
+    );
+
+    // An attacker spends the account's budget for strangers and locks it.
+    for _ in 0..5 {
+        let res = login_as("203.0.113.66", "a guess").await;
+        assert_error(res, StatusCode::UNAUTHORIZED, "invalid_credentials").await;
+    }
+    assert_limited(login_as("203.0.113.66", &user.password).await).await;
+    // Every stranger waits, the right password included...
+    assert_limited(login_as("192.0.2.5", &user.password).await).await;
+    // ...but the owner gets in from where they did before, the phone's
+    // whole /64 included, and their success does not free the attacker.
+    assert_eq!(login_as("198.51.100.7", &user.password).await.status(), StatusCode::OK);
+    assert_eq!(
+        login_as("2001:db8:1:2::99", &user.password).await.status(),
+        StatusCode::OK
+    );
+    assert_limited(login_as("203.0.113.66", &user.password).await).await;
+
+    // A known client has a budget of its own, not a free pass.
+    for _ in 0..5 {
+        let res = login_as("198.51.100.7", "a typo").await;
+        assert_error(res, StatusCode::UNAUTHORIZED, "invalid_credentials").await;
+    }
+    assert_limited(login_as("198.51.100.7", &user.password).await).await;
+    assert_eq!(
+        login_as("2001:db8:1:2::5", &user.password).await.status(),
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
 async fn concurrent_guesses_get_no_more_than_the_budget() {
     let app = spawn_app_with(|c| {
         c.rate_limits.login_failures = Some(Quota::new(5, 900));
@@ -434,6 +485,42 @@ async fn two_instances_sharing_redis_count_guesses_and_floods_together() {
     }
     assert_limited(a.login(&user.email, &user.password).await).await;
     assert_limited(b.login(&user.email, &user.password).await).await;
+    // A client that logged in before the lock, on the other instance, is
+    // known on both.
+    let other = b.new_user().await;
+    let res = post_as(
+        &a,
+        "198.51.100.20",
+        "/api/auth/login",
+        &json!({"email": other.email, "password": other.password}),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    for _ in 0..4 {
+        post_as(
+            &b,
+            "203.0.113.70",
+            "/api/auth/login",
+            &json!({"email": other.email, "password": "wrong guess"}),
+        )
+        .await;
+    }
+    let strangers = post_as(
+        &a,
+        "203.0.113.71",
+        "/api/auth/login",
+        &json!({"email": other.email, "password": other.password}),
+    )
+    .await;
+    assert_limited(strangers).await;
+    let owner = post_as(
+        &b,
+        "198.51.100.20",
+        "/api/auth/login",
+        &json!({"email": other.email, "password": other.password}),
+    )
+    .await;
+    assert_eq!(owner.status(), StatusCode::OK);
 
     // So does one client's flood.
     for i in 0..10 {

@@ -4,6 +4,7 @@
 //! | key | type | holds | expires |
 //! | --- | --- | --- | --- |
 //! | `<prefix>{rl}:<key>` | hash | `tat`, `level`, `until`, `exp` (unix ms, by the callers' clock: a state past `exp` counts as none) | when the key's debt has drained (and, after a lock, a period after the lock ends) |
+//! | `<prefix>{rl}:marker:<key>` | string | when the marker expires (unix ms, by the callers' clock) | then ([`RateLimiter::remember`]'s ttl) |
 //!
 //! One check is one script (`ratelimit.lua`, sent as EVALSHA) over all of a
 //! request's keys: one round trip, atomic, so concurrent requests on any
@@ -49,6 +50,12 @@ impl RedisRateLimiter {
     /// The Redis key of limiter key `key`.
     pub fn redis_key(&self, key: &str) -> String {
         format!("{}{key}", self.namespace)
+    }
+
+    /// The Redis key of marker `key`: apart from the counters, so the two
+    /// never meet, whatever keys the caller picks.
+    pub fn marker_key(&self, key: &str) -> String {
+        format!("{}marker:{key}", self.namespace)
     }
 }
 
@@ -115,5 +122,34 @@ impl RateLimiter for RedisRateLimiter {
             ::redis::cmd("DEL").arg(key).query_async::<()>(&mut conn).await
         })
         .await
+    }
+
+    async fn remember(&self, key: &str, ttl: Duration, now_ms: i64) -> Result<(), StoreError> {
+        // The value is the expiry by the callers' clock, as for the counters;
+        // Redis's own PX bounds the key's life.
+        let expires_at = now_ms.saturating_add(i64::try_from(ms(ttl)).unwrap_or(i64::MAX));
+        let mut conn = self.conn.clone();
+        let key = self.marker_key(key);
+        let px = ms(ttl).max(1);
+        within(self.command_timeout, async move {
+            ::redis::cmd("SET")
+                .arg(key)
+                .arg(expires_at)
+                .arg("PX")
+                .arg(px)
+                .query_async::<()>(&mut conn)
+                .await
+        })
+        .await
+    }
+
+    async fn remembered(&self, key: &str, now_ms: i64) -> Result<bool, StoreError> {
+        let mut conn = self.conn.clone();
+        let key = self.marker_key(key);
+        let expires_at: Option<i64> = within(self.command_timeout, async move {
+            ::redis::cmd("GET").arg(key).query_async::<Option<i64>>(&mut conn).await
+        })
+        .await?;
+        Ok(expires_at.is_some_and(|e| e > now_ms))
     }
 }

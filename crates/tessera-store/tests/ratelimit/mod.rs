@@ -32,6 +32,7 @@ macro_rules! limiter_suite {
                 the_backoff_is_forgotten_a_period_after_the_last_lock,
                 concurrent_checks_lose_no_count,
                 concurrent_failures_get_exactly_the_budget,
+                markers_are_remembered_until_they_expire_apart_from_counters,
             ]);
         }
     };
@@ -211,6 +212,25 @@ mod suite {
         limiter.reset("login:never-seen").await.unwrap();
     }
 
+    pub async fn markers_are_remembered_until_they_expire_apart_from_counters(limiter: &Arc<dyn RateLimiter>) {
+        let day = Duration::from_secs(24 * 3600);
+        assert!(!limiter.remembered("known:a", T0).await.unwrap());
+        limiter.remember("known:a", day, T0).await.unwrap();
+        assert!(limiter.remembered("known:a", T0).await.unwrap());
+        assert!(limiter.remembered("known:a", T0 + 86_399_999).await.unwrap());
+        assert!(!limiter.remembered("known:a", T0 + 86_400_000).await.unwrap());
+        assert!(!limiter.remembered("known:b", T0).await.unwrap());
+        // Remembering again extends it.
+        limiter.remember("known:a", day, T0 + 1000).await.unwrap();
+        assert!(limiter.remembered("known:a", T0 + 86_400_500).await.unwrap());
+        // A counter's reset leaves markers alone, and a marker is no counter.
+        limiter.reset("known:x").await.unwrap();
+        assert!(limiter.remembered("known:a", T0 + 2000).await.unwrap());
+        let limit = [failures("login:m")];
+        assert_eq!(check(limiter, &limit, T0).await, allowed(0));
+        assert!(!limiter.remembered("login:m", T0).await.unwrap());
+    }
+
     pub async fn failures_within_the_budget_drain_like_a_rate(limiter: &Arc<dyn RateLimiter>) {
         // 3 a minute: one failure's worth comes back every 20 s.
         let limit = [failures("login:i")];
@@ -379,6 +399,29 @@ mod memory_only {
             ),
             "the key with the most debt was not evicted"
         );
+    }
+
+    #[tokio::test]
+    async fn markers_are_bounded_and_the_most_recent_stay() {
+        let limiter = MemoryRateLimiter::new(100);
+        let week = std::time::Duration::from_secs(7 * 24 * 3600);
+        for i in 0..1000_i64 {
+            limiter.remember(&format!("known:{i}"), week, T0 + i).await.unwrap();
+        }
+        assert!(limiter.remembered("known:999", T0 + 1000).await.unwrap());
+        assert!(!limiter.remembered("known:0", T0 + 1000).await.unwrap());
+        let kept = {
+            let mut n = 0;
+            for i in 0..1000_i64 {
+                if limiter.remembered(&format!("known:{i}"), T0 + 1000).await.unwrap() {
+                    n += 1;
+                }
+            }
+            n
+        };
+        assert!((80..=100).contains(&kept), "{kept} markers kept");
+        // Counters have their own room.
+        assert!(limiter.is_empty());
     }
 
     #[tokio::test]
