@@ -406,8 +406,8 @@ async fn logout(
     };
     let ended = match scope {
         LogoutScope::Local => u64::from(state.sessions.revoke_session(user, session).await?),
-        LogoutScope::Others => state.sessions.revoke_other_sessions(user, session).await?,
-        LogoutScope::Global => state.sessions.revoke_all_sessions(user).await?,
+        LogoutScope::Others => state.sessions.revoke_other_sessions(user, session).await?.len() as u64,
+        LogoutScope::Global => state.sessions.revoke_all_sessions(user).await?.len() as u64,
     };
     tracing::info!(user = %user, session = %session, ended, "logout");
     let scope_name = match scope {

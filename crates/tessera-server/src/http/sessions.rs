@@ -81,7 +81,7 @@ async fn delete_session(
 /// revocation); how many stored sessions were removed. The one place such
 /// an ending happens, so every consequence of it belongs here.
 pub(crate) async fn end_all_sessions(state: &AppState, user: &tessera_store::User) -> ApiResult<u64> {
-    Ok(state.sessions.revoke_all_sessions(user.id).await?)
+    Ok(state.sessions.revoke_all_sessions(user.id).await?.len() as u64)
 }
 
 /// Ends every session of `user` but `keep` (a password change from `keep`).
@@ -90,5 +90,5 @@ pub(crate) async fn end_other_sessions(
     user: &tessera_store::User,
     keep: SessionId,
 ) -> ApiResult<u64> {
-    Ok(state.sessions.revoke_other_sessions(user.id, keep).await?)
+    Ok(state.sessions.revoke_other_sessions(user.id, keep).await?.len() as u64)
 }
