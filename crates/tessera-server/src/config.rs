@@ -59,6 +59,10 @@ pub struct Config {
     /// not verified, and open no session at registration
     /// (`TESSERA_REQUIRE_EMAIL_VERIFICATION`).
     pub require_email_verification: bool,
+    /// Refuse access tokens of sessions that ended before they expire
+    /// (`TESSERA_REVOCATION_CHECK`), from an in-memory set every instance
+    /// keeps current ([`crate::revocation`]).
+    pub revocation_check: bool,
 }
 
 impl Config {
@@ -93,6 +97,7 @@ impl Config {
             max_connections: 10_000,
             keys: crate::keys::KeyPolicy::default(),
             require_email_verification: false,
+            revocation_check: false,
         }
     }
 

@@ -13,6 +13,7 @@ pub mod keys;
 pub mod mail;
 pub mod master;
 pub mod ops;
+pub mod revocation;
 pub mod secrets;
 pub mod serve;
 pub mod startup;

@@ -283,6 +283,9 @@ struct ServeArgs {
     /// Refuse logins of accounts whose email is not verified, and open no session at registration (on/off).
     #[arg(long, env = "TESSERA_REQUIRE_EMAIL_VERIFICATION", value_parser = on_off("TESSERA_REQUIRE_EMAIL_VERIFICATION"), default_value = "off")]
     require_email_verification: bool,
+    /// Refuse access tokens of sessions that ended (logout, revocation, password reset) before they expire (on/off).
+    #[arg(long, env = "TESSERA_REVOCATION_CHECK", value_parser = on_off("TESSERA_REVOCATION_CHECK"), default_value = "off")]
+    revocation_check: bool,
 }
 
 fn on_off(var: &'static str) -> impl Fn(&str) -> Result<bool, String> + Clone + Send + Sync + 'static {
@@ -678,15 +681,11 @@ const KNOWN_VARIABLES: &[&str] = &[
     "TESSERA_HMAC_KEY_ROTATION",
     "TESSERA_JWKS_MAX_AGE",
     "TESSERA_REQUIRE_EMAIL_VERIFICATION",
+    "TESSERA_REVOCATION_CHECK",
 ];
 
 /// Settings the contract names for features this version does not have yet.
-const FUTURE_VARIABLES: &[&str] = &[
-    "TESSERA_RATE_LIMITS",
-    "TESSERA_REVOCATION_CHECK",
-    "TESSERA_SMTP_URL",
-    "TESSERA_TRUSTED_PROXIES",
-];
+const FUTURE_VARIABLES: &[&str] = &["TESSERA_RATE_LIMITS", "TESSERA_SMTP_URL", "TESSERA_TRUSTED_PROXIES"];
 
 fn warn_about_unknown_variables() {
     for (name, _) in std::env::vars_os() {
@@ -745,6 +744,7 @@ fn config_from(args: ServeArgs) -> anyhow::Result<Config> {
         max_connections: args.max_connections,
         keys: args.keys.policy(),
         require_email_verification: args.require_email_verification,
+        revocation_check: args.revocation_check,
         ..base
     })
 }

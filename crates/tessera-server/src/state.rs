@@ -39,4 +39,7 @@ pub struct App {
     /// Bounds the background work of forgot-password and resend requests
     /// (lookups, tokens, mail), which the request does not wait for.
     pub mail_jobs: Arc<tokio::sync::Semaphore>,
+    /// Sessions ended early, whose access tokens are refused
+    /// (`TESSERA_REVOCATION_CHECK`); `None` when the check is off.
+    pub revocations: Option<Arc<crate::revocation::Revocations>>,
 }

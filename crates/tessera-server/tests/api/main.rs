@@ -18,6 +18,7 @@ mod openapi;
 mod process;
 mod refresh;
 mod register_login;
+mod revocation;
 mod scale;
 mod sessions;
 mod tenants;
