@@ -73,7 +73,41 @@ pub struct RevokedSessions {
     len: AtomicUsize,
 }
 
-type Shard = HashMap<u128, i64, BuildHasherDefault<IdHasher>>;
+type Shard = HashMap<Key, i64, BuildHasherDefault<IdHasher>>;
+
+/// A session id as a map key: two words, so an entry (with its expiry) is
+/// 24 bytes where a `u128` key would be aligned to 32.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Key([u64; 2]);
+
+impl Key {
+    #[inline]
+    fn of(sid: &Uuid) -> Self {
+        let id = sid.as_u128();
+        Self([id as u64, (id >> 64) as u64])
+    }
+
+    /// The key's hash: two multiplications (see [`IdHasher`]).
+    #[inline]
+    fn mixed(self) -> u64 {
+        let folded = self.0[0] ^ self.0[1].wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        folded.wrapping_mul(0xD6E8_FEB8_6659_FD93).rotate_left(32)
+    }
+
+    /// The shard: the top bits of the hash, so shards and buckets use
+    /// different bits.
+    #[inline]
+    fn shard(self) -> usize {
+        (self.mixed() >> (64 - SHARDS.trailing_zeros())) as usize
+    }
+}
+
+impl std::hash::Hash for Key {
+    #[inline]
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.mixed());
+    }
+}
 
 impl Default for RevokedSessions {
     fn default() -> Self {
@@ -91,20 +125,41 @@ impl RevokedSessions {
         if self.len.load(Ordering::Acquire) == 0 {
             return false;
         }
-        let id = sid.as_u128();
-        read(&self.shards[shard_of(id)]).contains_key(&id)
+        let key = Key::of(sid);
+        read(&self.shards[key.shard()]).contains_key(&key)
     }
 
-    /// Adds `revocations`; one already there keeps the later expiry.
+    /// Adds `revocations`; one already there keeps the later expiry. Each
+    /// shard is locked once per call, and only to read when it knows every
+    /// one already (a periodic re-read finds mostly known revocations).
     pub fn insert(&self, revocations: impl IntoIterator<Item = Revocation>) {
+        let mut by_shard: Vec<Vec<(Key, i64)>> = vec![Vec::new(); SHARDS];
         for revocation in revocations {
-            let id = revocation.session.as_uuid().as_u128();
-            let mut shard = write(&self.shards[shard_of(id)]);
-            match shard.get_mut(&id) {
-                Some(until) => *until = (*until).max(revocation.expires_at),
-                None => {
-                    shard.insert(id, revocation.expires_at);
-                    self.len.fetch_add(1, Ordering::Release);
+            let key = Key::of(&revocation.session.as_uuid());
+            by_shard[key.shard()].push((key, revocation.expires_at));
+        }
+        for (shard, batch) in self.shards.iter().zip(by_shard) {
+            if batch.is_empty() {
+                continue;
+            }
+            let known = {
+                let shard = read(shard);
+                batch
+                    .iter()
+                    .all(|(key, until)| shard.get(key).is_some_and(|u| u >= until))
+            };
+            if known {
+                continue;
+            }
+            let mut shard = write(shard);
+            shard.reserve(batch.len());
+            for (key, until) in batch {
+                match shard.get_mut(&key) {
+                    Some(old) => *old = (*old).max(until),
+                    None => {
+                        shard.insert(key, until);
+                        self.len.fetch_add(1, Ordering::Release);
+                    }
                 }
             }
         }
@@ -134,12 +189,6 @@ impl RevokedSessions {
 }
 
 #[inline]
-fn shard_of(id: u128) -> usize {
-    // The top bits of the mixed hash, so shards and buckets use different bits.
-    (IdHasher::mix(id) >> (64 - SHARDS.trailing_zeros())) as usize
-}
-
-#[inline]
 fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
     lock.read().unwrap_or_else(PoisonError::into_inner)
 }
@@ -153,18 +202,11 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Hashes a `u128` key (a session id) with a multiply-fold, instead of
-/// SipHash: the keys are random ids tessera made, not attacker input.
+/// Passes a [`Key`]'s own hash through (a multiply-fold of the session id,
+/// instead of SipHash: the keys are random ids tessera made, not attacker
+/// input).
 #[derive(Default)]
 pub struct IdHasher(u64);
-
-impl IdHasher {
-    #[inline]
-    fn mix(id: u128) -> u64 {
-        let folded = (id as u64) ^ ((id >> 64) as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        folded.wrapping_mul(0xD6E8_FEB8_6659_FD93).rotate_left(32)
-    }
-}
 
 impl Hasher for IdHasher {
     #[inline]
@@ -173,16 +215,14 @@ impl Hasher for IdHasher {
     }
 
     #[inline]
-    fn write_u128(&mut self, id: u128) {
-        self.0 = Self::mix(id);
+    fn write_u64(&mut self, hash: u64) {
+        self.0 = hash;
     }
 
-    /// Not used by `u128` keys; folds any bytes in, for completeness.
+    /// Not used by [`Key`]; folds any bytes in, for completeness.
     fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(16) {
-            let mut word = [0u8; 16];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.0 ^= Self::mix(u128::from_le_bytes(word));
+        for &byte in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(byte)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
         }
     }
 }

@@ -124,12 +124,6 @@ pub(crate) fn active_kids(keys: &[crate::StoredKey]) -> Result<(String, String),
     Ok((active(KeyKind::Access)?, active(KeyKind::Refresh)?))
 }
 
-/// How far before its cursor a read of the SQL revocation record starts:
-/// a transaction stamps `revoked_at` when it writes, not when it commits, so
-/// a row may become visible with a stamp slightly older than the last read.
-/// Longer than any write transaction can take (the statement timeout).
-pub(crate) const REVOCATION_LOOKBACK_MS: i64 = 60_000;
-
 /// The database clock a SQL revocation cursor holds; `None` for one that is
 /// not (another backend's), which then reads the whole live record.
 pub(crate) fn revocation_cursor_ms(cursor: &crate::RevocationCursor) -> Option<i64> {

@@ -4,9 +4,9 @@
 //!
 //! **Architecture invariant:** this is the only crate that talks to databases.
 //! The server holds `Arc<dyn UserStore>`, `Arc<dyn SessionStore>`,
-//! `Arc<dyn SecretStore>`, `Arc<dyn TenantStore>`, `Arc<dyn AuditStore>` and
-//! `Arc<dyn Health>` and never sees SQL, a pool or a driver error; every
-//! failure arrives as a [`StoreError`].
+//! `Arc<dyn SecretStore>`, `Arc<dyn TenantStore>`, `Arc<dyn AuditStore>`,
+//! `Arc<dyn RevocationStore>` and `Arc<dyn Health>` and never sees SQL, a
+//! pool or a driver error; every failure arrives as a [`StoreError`].
 //!
 //! What it is not: it knows nothing about HTTP, JSON, JWTs or passwords. It
 //! stores a password *hash* it never interprets, refresh-token `jti`s it
@@ -41,8 +41,9 @@
 //!   timeout, statement timeout, client-side deadline), see
 //!   [`PostgresOptions`]. Key changes are announced to every instance with
 //!   `NOTIFY tessera_keys`.
-//! - [`RedisSessionStore`]: sessions only, in Redis or Redis Cluster, beside
-//!   users (and tenants, keys, audit) in one of the SQL backends.
+//! - [`RedisSessionStore`]: sessions (and their [`RevocationStore`]) only, in
+//!   Redis or Redis Cluster, beside users (and tenants, keys, audit) in one of
+//!   the SQL backends.
 //!
 //! Both SQL backends embed their migrations (`migrations/sqlite`,
 //! `migrations/postgres`: the same tables, columns and named constraints, in

@@ -45,7 +45,7 @@ use uuid::Uuid;
 
 use crate::decode::{
     active_kids, bug, check_new_keys, email, key_kind, key_state, parse_revocation_announcement,
-    revocation_announcements, revocation_cursor_ms, role, slug, StoredSession, REVOCATION_LOOKBACK_MS,
+    revocation_announcements, revocation_cursor_ms, role, slug, StoredSession,
 };
 use crate::error::{conflict_for, from_migrate, from_sqlx, is_key_slot_taken};
 use crate::{
@@ -1703,9 +1703,13 @@ impl RevocationStore for PostgresStore {
         since: Option<&RevocationCursor>,
         now: i64,
     ) -> Result<RevocationPage, StoreError> {
+        // A transaction stamps `revoked_at` when it writes and may commit
+        // later, after a reader took its cursor: read again from before it,
+        // by longer than a recording call can last (its deadline).
+        let lookback_ms = i64::try_from((self.deadline() + Duration::from_secs(3)).as_millis()).unwrap_or(i64::MAX);
         let after_ms = since
             .and_then(revocation_cursor_ms)
-            .map_or(i64::MIN, |ms| ms.saturating_sub(REVOCATION_LOOKBACK_MS));
+            .map_or(i64::MIN, |ms| ms.saturating_sub(lookback_ms));
         let (db_now_ms, rows): (i64, Vec<(Uuid, i64)>) = bounded!(self, |conn| {
             // The clock first: a revocation committed after this read is
             // either returned below or stamped after `db_now_ms` (less the

@@ -1,7 +1,8 @@
 //! The Redis session backend: login sessions shared by every tessera instance
 //! that points at the same Redis (or Redis Cluster), while users stay in SQL.
 //!
-//! [`RedisSessionStore`] implements [`SessionStore`] and [`Health`] only. It
+//! [`RedisSessionStore`] implements [`SessionStore`], [`RevocationStore`]
+//! and [`Health`] only. It
 //! holds the [`UserStore`] the users live in, because a [`Session`] carries
 //! the user's email, role and tenant *now* (not at login) and a session may only be
 //! created for a user that exists; see "Users" below.
@@ -16,12 +17,19 @@
 //! | `<prefix>{u:<user_id>}:s:<session_id>` | hash | one session: `user`, `created_at`, `last_used_at`, `expires_at`, `jti`, `access_jti`, `issued_at` (the current refresh pair), `previous_jti` and `rotated_at` (after the first rotation), `user_agent` and `ip` (when known) | with the session: its TTL is `expires_at - now`, set at creation and moved by every rotation |
 //! | `<prefix>{u:<user_id>}:sessions` | sorted set | the user's session ids, scored by `expires_at`; `list_sessions` and the `revoke_*` calls start here | with the user's longest-lived session (its TTL only grows) |
 //! | `<prefix>expiring-sessions` | sorted set | `<user_id>:<session_id>` of every session created, scored by its `expires_at` at creation (`purge_expired` requeues rotated ones); only `purge_expired` reads it | with the longest-lived session queued in it |
+//! | `<prefix>revoked-sessions` | stream | revoked sessions ([`RevocationStore`]): one entry per announcement, field `r` = `<expires_at> <session_id>,<session_id>,...`, trimmed (`MINID ~`, Redis's clock) to the revocation's lifetime plus a minute as entries are added | a revocation lifetime plus a minute after its newest entry |
+//!
+//! Revocations are announced on the channel `<prefix>revocations` (the
+//! entry's payload), by the script that adds the entry: a listener
+//! subscribes on a connection of its own, through one node of a cluster
+//! (any node relays a `PUBLISH` to all), and reads the stream on from the
+//! last id it saw after a reconnect.
 //!
 //! The `{u:<user_id>}` hash tag puts all of one user's keys in one Redis
 //! Cluster slot, and every script names every key it touches in `KEYS`, all
 //! of them with the same tag, so each script runs on one node and is
-//! cluster-safe. `expiring-sessions` is only ever touched by single-key
-//! commands and a single-key script. No key lives forever: Redis drops
+//! cluster-safe. `expiring-sessions` and `revoked-sessions` are only ever
+//! touched by single-key commands and single-key scripts. No key lives forever: Redis drops
 //! everything once the last session has expired. The prefix may not contain
 //! `{` or `}`, which would move the tag.
 //!

@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use crate::decode::{
     active_kids, bug, check_new_keys, corrupt, email, key_kind, key_state, revocation_cursor_ms, role, slug,
-    StoredSession, REVOCATION_LOOKBACK_MS,
+    StoredSession,
 };
 use crate::error::{conflict_for, from_migrate, from_sqlx, is_foreign_key_violation, is_key_slot_taken};
 use crate::{
@@ -1319,6 +1319,12 @@ impl SqliteStore {
     /// Revocations written per INSERT (three bound parameters each, far
     /// below SQLite's limit per statement).
     const REVOCATION_CHUNK: usize = 500;
+    /// How far before its cursor a read of the revocation record starts: a
+    /// transaction stamps `revoked_at` when it writes, and may commit a
+    /// moment later, after a reader took its cursor. Writers hold SQLite's
+    /// lock from their first statement, so that moment is short; this is
+    /// twice the busy timeout.
+    const REVOCATION_LOOKBACK_MS: i64 = 10_000;
 }
 
 #[async_trait::async_trait]
@@ -1357,25 +1363,25 @@ impl RevocationStore for SqliteStore {
             .map_err(map_err)?;
         let after_ms = since
             .and_then(revocation_cursor_ms)
-            .map_or(i64::MIN, |ms| ms.saturating_sub(REVOCATION_LOOKBACK_MS));
-        let rows: Vec<(String, i64)> = sqlx::query_as(
-            "SELECT session_id, expires_at FROM revoked_sessions WHERE revoked_at > ?1 AND expires_at > ?2",
-        )
-        .bind(after_ms)
-        .bind(now)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(map_err)?;
+            .map_or(i64::MIN, |ms| ms.saturating_sub(Self::REVOCATION_LOOKBACK_MS));
+        // Decoded row by row: a starting instance may read a million.
+        let mut revocations = Vec::new();
+        {
+            use futures_util::TryStreamExt as _;
+            let mut rows = sqlx::query_as::<_, (String, i64)>(
+                "SELECT session_id, expires_at FROM revoked_sessions WHERE revoked_at > ?1 AND expires_at > ?2",
+            )
+            .bind(after_ms)
+            .bind(now)
+            .fetch(&mut *tx);
+            while let Some((id, expires_at)) = rows.try_next().await.map_err(map_err)? {
+                revocations.push(Revocation {
+                    session: session_id(&id, "revoked_sessions.session_id")?,
+                    expires_at,
+                });
+            }
+        }
         tx.commit().await.map_err(map_err)?;
-        let revocations = rows
-            .iter()
-            .map(|(id, expires_at)| {
-                Ok(Revocation {
-                    session: session_id(id, "revoked_sessions.session_id")?,
-                    expires_at: *expires_at,
-                })
-            })
-            .collect::<Result<_, StoreError>>()?;
         Ok(RevocationPage {
             revocations,
             cursor: RevocationCursor(db_now_ms.to_string()),
