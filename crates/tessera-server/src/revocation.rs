@@ -534,9 +534,13 @@ pub async fn follow(revocations: Arc<Revocations>) {
     let _stop_listening = AbortOnDrop(listening);
     let mut last_sweep = tokio::time::Instant::now();
     let mut last_purge = tokio::time::Instant::now();
+    let mut last_reread = tokio::time::Instant::now();
     loop {
         let degraded = !revocations.is_current() || !revocations.announced || revocations.has_pending();
         let wait = if degraded { REREAD_DEGRADED_EVERY } else { REREAD_EVERY };
+        // From the last re-read, not from the last announcement: a steady
+        // stream of announcements must not put the re-read off forever.
+        let reread_at = last_reread + wait;
         tokio::select! {
             news = heard.recv(), if revocations.announced => {
                 match news {
@@ -552,7 +556,8 @@ pub async fn follow(revocations: Arc<Revocations>) {
                     None => return,
                 }
             }
-            () = tokio::time::sleep(wait) => {
+            () = tokio::time::sleep_until(reread_at) => {
+                last_reread = tokio::time::Instant::now();
                 let now = crate::tokens::unix_now();
                 let _ = revocations.catch_up(now).await;
                 revocations.retry_pending(now).await;
