@@ -350,7 +350,8 @@ impl Revocations {
                 Ok(())
             }
             Err(err) => {
-                if let Some((id, _)) = echo {
+                if let Some((id, echo)) = echo {
+                    drop(echo);
                     self.forget_echo(id);
                 }
                 tracing::warn!(
@@ -642,6 +643,57 @@ mod tests {
         assert_eq!(set.sweep(301), 1);
         assert!(set.is_empty());
         assert!(!set.contains(&a.session.as_uuid()));
+    }
+
+    #[tokio::test]
+    async fn an_echo_given_up_on_leaves_nothing_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = tessera_store::SqliteStore::connect(dir.path().join("t.db").to_str().unwrap())
+            .await
+            .unwrap();
+        store.migrate().await.unwrap();
+        let revocations = Revocations::start(Arc::new(store), 900, 1_700_000_000).await.unwrap();
+        let session = SessionId::random();
+        let (id, echo) = revocations.expect_echo(session);
+        drop(echo);
+        revocations.forget_echo(id);
+        assert!(lock(&revocations.echoes).is_empty());
+        // Heard back: whoever waits is woken, and the entry goes.
+        let (_, echo) = revocations.expect_echo(session);
+        revocations.heard(vec![revocation(1_700_000_900)]);
+        assert_eq!(
+            lock(&revocations.echoes).len(),
+            1,
+            "another session's echo wakes nobody"
+        );
+        revocations.heard(vec![Revocation {
+            session,
+            expires_at: 1_700_000_900,
+        }]);
+        assert!(echo.await.is_ok());
+        assert!(lock(&revocations.echoes).is_empty());
+        assert!(revocations.is_revoked(&session.as_uuid()));
+    }
+
+    #[tokio::test]
+    async fn a_started_instance_knows_what_was_revoked_before_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = tessera_store::SqliteStore::connect(dir.path().join("t.db").to_str().unwrap())
+            .await
+            .unwrap();
+        store.migrate().await.unwrap();
+        let store: Arc<dyn RevocationStore> = Arc::new(store);
+        let now = crate::tokens::unix_now();
+        let first = Revocations::start(store.clone(), 900, now).await.unwrap();
+        let (ended, live) = (SessionId::random(), SessionId::random());
+        first.announce(&[ended], now).await.unwrap();
+        assert!(first.is_revoked(&ended.as_uuid()));
+        // No announcements on SQLite: nothing to wait for, and nothing left waiting.
+        assert!(lock(&first.echoes).is_empty());
+        let second = Revocations::start(store, 900, now).await.unwrap();
+        assert!(second.is_revoked(&ended.as_uuid()));
+        assert!(!second.is_revoked(&live.as_uuid()));
+        assert!(second.is_current());
     }
 
     #[test]
