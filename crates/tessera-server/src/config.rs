@@ -66,6 +66,10 @@ pub struct Config {
     pub rate_limits: crate::ratelimit::RateLimitSettings,
     /// Peers whose `X-Forwarded-For` is believed (`TESSERA_TRUSTED_PROXIES`).
     pub trusted_proxies: crate::client_ip::TrustedProxies,
+    /// Refuse access tokens of sessions that ended before they expire
+    /// (`TESSERA_REVOCATION_CHECK`), from an in-memory set every instance
+    /// keeps current ([`crate::revocation`]).
+    pub revocation_check: bool,
 }
 
 impl Config {
@@ -103,6 +107,7 @@ impl Config {
             mail: crate::mail::MailSettings::default(),
             rate_limits: crate::ratelimit::RateLimitSettings::default(),
             trusted_proxies: crate::client_ip::TrustedProxies::default(),
+            revocation_check: false,
         }
     }
 

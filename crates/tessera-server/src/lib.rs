@@ -16,6 +16,7 @@ pub mod mail;
 pub mod master;
 pub mod ops;
 pub mod ratelimit;
+pub mod revocation;
 pub mod secrets;
 pub mod serve;
 pub mod startup;

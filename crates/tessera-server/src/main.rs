@@ -357,6 +357,9 @@ struct ServeArgs {
     /// Refuse logins of accounts whose email is not verified, and open no session at registration (on/off).
     #[arg(long, env = "TESSERA_REQUIRE_EMAIL_VERIFICATION", value_parser = on_off("TESSERA_REQUIRE_EMAIL_VERIFICATION"), default_value = "off")]
     require_email_verification: bool,
+    /// Refuse access tokens of sessions that ended (logout, revocation, password reset) before they expire (on/off).
+    #[arg(long, env = "TESSERA_REVOCATION_CHECK", value_parser = on_off("TESSERA_REVOCATION_CHECK"), default_value = "off")]
+    revocation_check: bool,
     // TESSERA_SMTP_URL has no flag: it may hold a password (read in `config_from`).
     /// Sender of tessera's mail, `Name <address>` (default: tessera <no-reply@PUBLIC-URL-HOST>).
     #[arg(long, env = "TESSERA_MAIL_FROM")]
@@ -968,10 +971,11 @@ const KNOWN_VARIABLES: &[&str] = &[
     "TESSERA_FORGOT_RATE_LIMIT",
     "TESSERA_RESEND_RATE_LIMIT",
     "TESSERA_TRUSTED_PROXIES",
+    "TESSERA_REVOCATION_CHECK",
 ];
 
 /// Settings the contract names for features this version does not have yet.
-const FUTURE_VARIABLES: &[&str] = &["TESSERA_REVOCATION_CHECK"];
+const FUTURE_VARIABLES: &[&str] = &[];
 
 fn warn_about_unknown_variables() {
     for (name, _) in std::env::vars_os() {
@@ -1042,6 +1046,7 @@ fn config_from(args: ServeArgs) -> anyhow::Result<Config> {
         },
         rate_limits: args.limits.settings(),
         trusted_proxies: args.limits.trusted_proxies.clone().unwrap_or_default(),
+        revocation_check: args.revocation_check,
         ..base
     })
 }

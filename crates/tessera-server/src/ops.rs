@@ -16,7 +16,7 @@ use crate::tenants::hash_api_key;
 use crate::tokens::unix_now;
 use anyhow::Context as _;
 use std::sync::Arc;
-use tessera_core::{Email, MasterKey, Role, TenantId, TenantName, TenantSlug};
+use tessera_core::{Email, MasterKey, Role, TenantId, TenantName, TenantSlug, UserId};
 use tessera_store::{
     AuditEvent, Conflict, NewAuditEvent, NewTenant, RoleChange, RotatedKeys, RotationMode, StoreError, StoredKey,
     Tenant, TenantRecord, User, UserCursor,
@@ -273,7 +273,7 @@ impl Operator {
         let ended = if is_promotion(&change.previous, &role) {
             0
         } else {
-            self.stores.sessions.revoke_all_sessions(user.id).await?
+            self.end_all_sessions(user.id).await?
         };
         self.append_event(NewAuditEvent {
             tenant: user.tenant,
@@ -327,7 +327,7 @@ impl Operator {
     /// Ends every session of the account `email` of tenant `slug`; how many.
     pub async fn revoke_sessions(&self, slug: &str, email: &str) -> anyhow::Result<u64> {
         let user = self.user(slug, email).await?;
-        let ended = self.stores.sessions.revoke_all_sessions(user.id).await?;
+        let ended = self.end_all_sessions(user.id).await?;
         self.append_event(NewAuditEvent {
             tenant: user.tenant,
             at: unix_now(),
@@ -342,6 +342,26 @@ impl Operator {
         })
         .await;
         Ok(ended)
+    }
+
+    /// Ends every session of `user` (`tessera user revoke-sessions`) and
+    /// records them as revoked, so that servers running with
+    /// `TESSERA_REVOCATION_CHECK=on` refuse their access tokens too: they
+    /// hear of it through Redis or PostgreSQL, or read it within a second
+    /// on SQLite. Recorded whatever this process's own setting says (it
+    /// costs one write), with the lifetime of `TESSERA_ACCESS_TTL` and
+    /// `TESSERA_LEEWAY` as given. Returns how many sessions ended.
+    pub async fn end_all_sessions(&self, user: UserId) -> anyhow::Result<u64> {
+        let ended = self.stores.sessions.revoke_all_sessions(user).await?;
+        crate::revocation::record_ended(
+            self.stores.revocations.as_ref(),
+            &ended,
+            crate::revocation::lifetime(&self.config),
+            unix_now(),
+        )
+        .await
+        .context("the sessions have ended, but their revocation could not be recorded; run the command again")?;
+        Ok(ended.len() as u64)
     }
 
     async fn tenant(&self, slug: &str) -> anyhow::Result<TenantRecord> {

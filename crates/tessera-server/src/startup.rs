@@ -21,7 +21,7 @@ use std::time::Duration;
 use tessera_core::{PasswordHasher, TenantId};
 use tessera_store::{
     AccountTokenStore, AuditStore, Health, KeyState, PostgresOptions, PostgresStore, RedisOptions, RedisSessionStore,
-    SecretStore, SessionStore, SqliteStore, TenantStore, UserStore,
+    RevocationStore, SecretStore, SessionStore, SqliteStore, TenantStore, UserStore,
 };
 use tessera_token::Validation;
 use tokio::net::TcpListener;
@@ -139,7 +139,22 @@ impl Application {
             .unwrap_or(&validation.issuer)
             .trim_end_matches('/')
             .to_owned();
-        let tokens = TokenIssuer::new(keys, validation, secs(config.access_ttl), secs(config.refresh_ttl));
+        // Loaded before serving: a restarted instance forgets no revocation.
+        let revocations = if config.revocation_check {
+            Some(
+                crate::revocation::Revocations::start(
+                    stores.revocations.clone(),
+                    crate::revocation::lifetime(&config),
+                    unix_now(),
+                )
+                .await
+                .context("cannot load the revoked sessions (TESSERA_REVOCATION_CHECK is on)")?,
+            )
+        } else {
+            None
+        };
+        let tokens = TokenIssuer::new(keys, validation, secs(config.access_ttl), secs(config.refresh_ttl))
+            .with_revocations(revocations.clone());
         let hasher = HashPool::new(
             PasswordHasher::new(config.hash_params)?,
             config.hash_concurrency,
@@ -170,6 +185,7 @@ impl Application {
                     .unwrap_or_else(|| Arc::new(tessera_store::MemoryRateLimiter::default())),
             ),
             trusted_proxies: config.trusted_proxies.clone(),
+            revocations,
         });
         if !config.rate_limits.enabled {
             tracing::warn!("rate limits are off (TESSERA_RATE_LIMITS=off): nothing slows down password guessing");
@@ -203,6 +219,11 @@ impl Application {
     /// Serves until `shutdown` resolves, then stops accepting connections and
     /// lets in-flight requests finish.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        let following_revocations = self
+            .state
+            .revocations
+            .clone()
+            .map(|revocations| tokio::spawn(crate::revocation::follow(revocations)));
         let background = [
             tokio::spawn(purge_expired_sessions(self.state.sessions.clone())),
             tokio::spawn(purge_expired_account_tokens(self.state.account_tokens.clone())),
@@ -228,7 +249,7 @@ impl Application {
         if unsent > 0 {
             tracing::warn!(messages = unsent, "stopping with mail not yet delivered");
         }
-        for task in background {
+        for task in background.into_iter().chain(following_revocations) {
             task.abort();
         }
         served
@@ -245,6 +266,9 @@ pub struct Stores {
     pub tenants: Arc<dyn TenantStore>,
     pub audit: Arc<dyn AuditStore>,
     pub account_tokens: Arc<dyn AccountTokenStore>,
+    /// The record of revoked sessions, beside the sessions (Redis, else the
+    /// database), for `TESSERA_REVOCATION_CHECK`.
+    pub revocations: Arc<dyn RevocationStore>,
     /// Where an earlier version shared its generated default secrets
     /// (PostgreSQL), read once to adopt them; `None` on SQLite.
     pub shared_secrets: Option<Arc<dyn SecretStore>>,
@@ -279,6 +303,7 @@ pub async fn open_stores(config: &Config) -> anyhow::Result<Stores> {
             tenants: store.clone(),
             audit: store.clone(),
             account_tokens: store.clone(),
+            revocations: store.clone(),
             shared_secrets: Some(store),
             rate_limiter: None,
         }
@@ -298,7 +323,8 @@ pub async fn open_stores(config: &Config) -> anyhow::Result<Stores> {
             health: vec![store.clone()],
             tenants: store.clone(),
             audit: store.clone(),
-            account_tokens: store,
+            account_tokens: store.clone(),
+            revocations: store,
             shared_secrets: None,
             rate_limiter: None,
         }
@@ -333,7 +359,8 @@ pub async fn open_stores(config: &Config) -> anyhow::Result<Stores> {
         stores.rate_limiter = Some(Arc::new(redis.rate_limiter()));
         let redis = Arc::new(redis);
         stores.health.push(redis.clone());
-        stores.sessions = redis;
+        stores.sessions = redis.clone();
+        stores.revocations = redis;
     }
     Ok(stores)
 }

@@ -43,4 +43,7 @@ pub struct App {
     pub limits: crate::ratelimit::RateLimits,
     /// Peers whose `X-Forwarded-For` names the client (`TESSERA_TRUSTED_PROXIES`).
     pub trusted_proxies: crate::client_ip::TrustedProxies,
+    /// Sessions ended early, whose access tokens are refused
+    /// (`TESSERA_REVOCATION_CHECK`); `None` when the check is off.
+    pub revocations: Option<Arc<crate::revocation::Revocations>>,
 }

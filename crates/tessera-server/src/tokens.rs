@@ -22,7 +22,12 @@ pub struct TokenIssuer {
     validation: Validation,
     access_ttl: i64,
     refresh_ttl: i64,
+    /// With the revocation check on, the sessions whose tokens are refused.
+    revocations: Option<Arc<crate::revocation::Revocations>>,
 }
+
+/// Why an access token of an ended (revoked) session is refused.
+pub const SESSION_ENDED: &str = "the session of this token has ended";
 
 /// An access and refresh token minted together.
 pub struct IssuedPair {
@@ -66,7 +71,15 @@ impl TokenIssuer {
             validation,
             access_ttl,
             refresh_ttl,
+            revocations: None,
         }
+    }
+
+    /// Refuses access tokens of the sessions `revocations` holds
+    /// (`TESSERA_REVOCATION_CHECK=on`); `None` checks nothing, at no cost.
+    pub fn with_revocations(mut self, revocations: Option<Arc<crate::revocation::Revocations>>) -> Self {
+        self.revocations = revocations;
+        self
     }
 
     pub fn issuer(&self) -> &str {
@@ -133,8 +146,29 @@ impl TokenIssuer {
     }
 
     /// Verifies an access token from memory alone (the forward-auth path
-    /// never waits for a store unless the kid is new to this instance).
+    /// never waits for a store unless the kid is new to this instance). With
+    /// the revocation check on, a token of a session that has ended is
+    /// refused too, from memory.
     pub async fn verify_access<'b>(
+        &self,
+        token: &str,
+        scope: Scope,
+        now: i64,
+        buf: &'b mut TokenBuf,
+    ) -> Result<AccessClaims<'b>, ApiError> {
+        let claims = self.verify_access_of_any_session(token, scope, now, buf).await?;
+        if let Some(revocations) = &self.revocations {
+            if revocations.is_revoked(&claims.sid) {
+                tracing::debug!("access token of an ended session rejected");
+                return Err(ApiError::InvalidToken(SESSION_ENDED));
+            }
+        }
+        Ok(claims)
+    }
+
+    /// [`Self::verify_access`] without the revocation check: for logging
+    /// out, where ending a session that has already ended is no error.
+    pub async fn verify_access_of_any_session<'b>(
         &self,
         token: &str,
         scope: Scope,

@@ -1,6 +1,7 @@
 //! What the SQL backends share once a row is read: checking stored text
 //! against the domain types, and deciding what a refresh that did not rotate
-//! means.
+//! means. Also what every backend shares about revocations: the format of
+//! their announcements.
 
 use tessera_core::{Email, Role, TenantId, TenantSlug};
 use uuid::Uuid;
@@ -147,4 +148,87 @@ pub(crate) fn not_inserted<'a>(
     let mut left: Vec<usize> = waiting.into_values().flatten().collect();
     left.sort_unstable();
     left
+}
+
+/// The database clock a SQL revocation cursor holds; `None` for one that is
+/// not (another backend's), which then reads the whole live record.
+pub(crate) fn revocation_cursor_ms(cursor: &crate::RevocationCursor) -> Option<i64> {
+    cursor.0.parse().ok()
+}
+
+/// Session ids per revocation announcement: a PostgreSQL `NOTIFY` payload
+/// must stay under 8000 bytes, and 150 ids (37 bytes each with the comma)
+/// plus the expiry do.
+pub(crate) const REVOCATION_IDS_PER_ANNOUNCEMENT: usize = 150;
+
+/// The announcements (`NOTIFY` or `PUBLISH` payloads) of `sessions` revoked
+/// until `expires_at`: `<expires_at> <id>,<id>,...`, at most
+/// [`REVOCATION_IDS_PER_ANNOUNCEMENT`] ids each.
+pub(crate) fn revocation_announcements(sessions: &[tessera_core::SessionId], expires_at: i64) -> Vec<String> {
+    sessions
+        .chunks(REVOCATION_IDS_PER_ANNOUNCEMENT)
+        .map(|chunk| {
+            let mut payload = String::with_capacity(21 + chunk.len() * 37);
+            payload.push_str(&expires_at.to_string());
+            payload.push(' ');
+            for (i, id) in chunk.iter().enumerate() {
+                if i > 0 {
+                    payload.push(',');
+                }
+                payload.push_str(&id.to_string());
+            }
+            payload
+        })
+        .collect()
+}
+
+/// The revocations an announcement carries; `None` for anything that is not
+/// one tessera sends (the listener then asks to read the record).
+pub(crate) fn parse_revocation_announcement(payload: &str) -> Option<Vec<crate::Revocation>> {
+    let (expires_at, ids) = payload.split_once(' ')?;
+    let expires_at: i64 = expires_at.parse().ok()?;
+    ids.split(',')
+        .map(|id| {
+            Some(crate::Revocation {
+                session: tessera_core::SessionId::parse(id)?,
+                expires_at,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tessera_core::SessionId;
+
+    #[test]
+    fn announcements_round_trip_and_fit_a_notify_payload() {
+        let ids: Vec<SessionId> = (0..REVOCATION_IDS_PER_ANNOUNCEMENT * 2 + 1)
+            .map(|_| SessionId::random())
+            .collect();
+        let payloads = revocation_announcements(&ids, 1_700_000_905);
+        assert_eq!(payloads.len(), 3);
+        let mut back = Vec::new();
+        for payload in &payloads {
+            assert!(payload.len() < 8000, "{}", payload.len());
+            back.extend(parse_revocation_announcement(payload).unwrap());
+        }
+        assert_eq!(back.iter().map(|r| r.session).collect::<Vec<_>>(), ids);
+        assert!(back.iter().all(|r| r.expires_at == 1_700_000_905));
+    }
+
+    #[test]
+    fn foreign_announcements_are_not_read() {
+        let id = SessionId::random();
+        for bad in [
+            String::new(),
+            "hello".to_owned(),
+            format!("soon {id}"),
+            format!("1700000000 {id},"),
+            format!("1700000000 {}", id.to_string().to_uppercase().replace('-', "")),
+        ] {
+            assert_eq!(parse_revocation_announcement(&bad), None, "{bad:?}");
+        }
+    }
 }

@@ -4,9 +4,9 @@
 //!
 //! **Architecture invariant:** this is the only crate that talks to databases.
 //! The server holds `Arc<dyn UserStore>`, `Arc<dyn SessionStore>`,
-//! `Arc<dyn SecretStore>`, `Arc<dyn TenantStore>`, `Arc<dyn AuditStore>` and
-//! `Arc<dyn Health>` and never sees SQL, a pool or a driver error; every
-//! failure arrives as a [`StoreError`].
+//! `Arc<dyn SecretStore>`, `Arc<dyn TenantStore>`, `Arc<dyn AuditStore>`,
+//! `Arc<dyn RevocationStore>` and `Arc<dyn Health>` and never sees SQL, a
+//! pool or a driver error; every failure arrives as a [`StoreError`].
 //!
 //! What it is not: it knows nothing about HTTP, JSON, JWTs or passwords. It
 //! stores a password *hash* it never interprets, refresh-token `jti`s it
@@ -41,8 +41,9 @@
 //!   timeout, statement timeout, client-side deadline), see
 //!   [`PostgresOptions`]. Key changes are announced to every instance with
 //!   `NOTIFY tessera_keys`.
-//! - [`RedisSessionStore`]: sessions only, in Redis or Redis Cluster, beside
-//!   users (and tenants, keys, audit) in one of the SQL backends.
+//! - [`RedisSessionStore`]: sessions (and their [`RevocationStore`]) only, in
+//!   Redis or Redis Cluster, beside users (and tenants, keys, audit) in one of
+//!   the SQL backends.
 //!
 //! Rate-limit counters ([`RateLimiter`]) are kept by [`RedisRateLimiter`]
 //! (from [`RedisSessionStore::rate_limiter`], sharing its connection) when
@@ -83,9 +84,9 @@ pub use self::redis::{RedisOptions, RedisRateLimiter, RedisSessionStore};
 pub use error::{Conflict, StoreError};
 pub use model::{
     AccountTokenPurpose, AuditEvent, ImportConflict, ImportMode, ImportedUser, KeyChanges, KeyKind, KeyRotation,
-    KeyState, NewAccountToken, NewAuditEvent, NewKey, NewSession, NewTenant, NewUser, RefreshState, RoleChange,
-    RotatedKeys, Rotation, RotationMode, RotationOutcome, SealedSecrets, Session, StoredKey, Tenant, TenantRecord,
-    User, UserCursor, UserRecord,
+    KeyState, NewAccountToken, NewAuditEvent, NewKey, NewSession, NewTenant, NewUser, RefreshState, Revocation,
+    RevocationCursor, RevocationEvent, RevocationPage, RoleChange, RotatedKeys, Rotation, RotationMode,
+    RotationOutcome, SealedSecrets, Session, StoredKey, Tenant, TenantRecord, User, UserCursor, UserRecord,
 };
 pub use postgres::{PostgresOptions, PostgresStore};
 pub use ratelimit::{Limit, LimitDecision, LimitRule, MemoryRateLimiter, RateLimiter};
@@ -195,13 +196,17 @@ pub trait SessionStore: Send + Sync + 'static {
     /// it belongs to someone else (which is then left alone).
     async fn revoke_session(&self, user: UserId, id: SessionId) -> Result<bool, StoreError>;
 
-    /// Ends every session of `user` except `keep`; returns how many stored
-    /// sessions were removed (expired, not yet purged ones count too).
-    async fn revoke_other_sessions(&self, user: UserId, keep: SessionId) -> Result<u64, StoreError>;
+    /// Ends every session of `user` except `keep`, in one atomic step, and
+    /// returns the ids of exactly the stored sessions it removed (expired,
+    /// not yet purged ones included), in no particular order: a session
+    /// created concurrently is either ended and listed, or left alone and not
+    /// listed. The ids are what a revocation of their access tokens needs
+    /// ([`RevocationStore::record_revocations`]).
+    async fn revoke_other_sessions(&self, user: UserId, keep: SessionId) -> Result<Vec<SessionId>, StoreError>;
 
-    /// Ends every session of `user`; returns how many stored sessions were
-    /// removed (expired, not yet purged ones count too).
-    async fn revoke_all_sessions(&self, user: UserId) -> Result<u64, StoreError>;
+    /// Ends every session of `user`, atomically; returns the ids of the
+    /// stored sessions it removed, as [`Self::revoke_other_sessions`] does.
+    async fn revoke_all_sessions(&self, user: UserId) -> Result<Vec<SessionId>, StoreError>;
 
     /// Deletes sessions that expired at or before `now`; returns how many.
     async fn purge_expired(&self, now: i64) -> Result<u64, StoreError>;
@@ -211,6 +216,72 @@ pub trait SessionStore: Send + Sync + 'static {
     /// Sessions created while this runs may survive it.
     async fn revoke_tenant_sessions(&self, tenant: TenantId) -> Result<u64, StoreError>;
 }
+
+/// The record of sessions that ended early, so that every instance can
+/// refuse their access tokens before they expire (`TESSERA_REVOCATION_CHECK`).
+///
+/// Revocations live where the sessions do: in SQLite or PostgreSQL (the
+/// `revoked_sessions` table) next to SQL sessions, in Redis (a stream) next
+/// to Redis sessions. Each lives as long as an access token of its session
+/// can (`expires_at`, chosen by the caller), so the record stays as small as
+/// the sessions ended within one access-token lifetime.
+///
+/// An instance starts listening ([`Self::listen_revocations`]), then loads
+/// the live record ([`Self::revocations_since`] without a cursor), applies
+/// announcements as they come, and reads on from its cursor when told it may
+/// have missed some ([`RevocationEvent::Missed`]) and periodically, as a
+/// safety net. Announcing is part of recording: when
+/// [`Self::record_revocations`] returns, listeners have been sent the news
+/// (Redis: `PUBLISH`; PostgreSQL: `NOTIFY` at commit).
+#[async_trait::async_trait]
+pub trait RevocationStore: Send + Sync + 'static {
+    /// Records, durably, that `sessions` ended at `now` (unix seconds, the
+    /// caller's clock) and that their access tokens are to be refused until
+    /// `expires_at`, and announces it to every listener. Recording a session
+    /// again is harmless (the later expiry wins). An empty slice does nothing.
+    async fn record_revocations(&self, sessions: &[SessionId], now: i64, expires_at: i64) -> Result<(), StoreError>;
+
+    /// The revocations still live at `now` (`expires_at > now`) recorded
+    /// after `since` (every live one without it), and the cursor to continue
+    /// from. Whatever was recorded before this call returned is in this page
+    /// or, if it was still being written, in the next one.
+    async fn revocations_since(&self, since: Option<&RevocationCursor>, now: i64)
+        -> Result<RevocationPage, StoreError>;
+
+    /// Deletes revocations that expired at or before `now`; returns how
+    /// many (Redis trims its stream as it records, and answers 0).
+    async fn purge_revocations(&self, now: i64) -> Result<u64, StoreError>;
+
+    /// Announcements of revocations recorded by anyone, or `None` when the
+    /// backend has none (SQLite: one instance, which knows its own; the CLI's
+    /// are found by reading the record). Start listening before loading
+    /// the record, so that nothing falls between the two.
+    async fn listen_revocations(&self) -> Result<Option<Box<dyn RevocationListener>>, StoreError>;
+}
+
+/// A subscription to revocations, from
+/// [`RevocationStore::listen_revocations`].
+#[async_trait::async_trait]
+pub trait RevocationListener: Send + 'static {
+    /// Waits for the next announcement.
+    ///
+    /// - `Ok(Revoked(_))`: sessions were revoked.
+    /// - `Ok(Missed)`: the listener lost its connection and has a new one
+    ///   (or heard something it cannot read): read the record on.
+    /// - `Err(_)`: it cannot listen right now (the store is unreachable);
+    ///   call again after a pause, and it reconnects (answering `Missed`
+    ///   once it has).
+    ///
+    /// A connection that goes silent is noticed by a ping within
+    /// [`REVOCATION_LISTENER_PING_EVERY`] plus the store's call deadline.
+    /// Cancelling it midway is safe, but may lose the announcement being
+    /// received.
+    async fn next(&mut self) -> Result<RevocationEvent, StoreError>;
+}
+
+/// How long a [`RevocationListener`] waits for an announcement before it
+/// pings its connection to make sure it is still there.
+pub const REVOCATION_LISTENER_PING_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Single-use tokens mailed to users: password reset and email
 /// verification.

@@ -574,3 +574,40 @@ pub struct NewAuditEvent {
     pub user_agent: Option<String>,
     pub detail: Option<String>,
 }
+
+/// A session that ended before its access tokens expired: they are refused
+/// until `expires_at`, when the last of them has expired anyway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Revocation {
+    pub session: SessionId,
+    /// Unix seconds.
+    pub expires_at: i64,
+}
+
+/// A position in a backend's record of revocations, from
+/// [`crate::RevocationStore::revocations_since`]: pass it to the next call to
+/// get what was recorded after it. Opaque; meaningful only to the backend
+/// (and the deployment) that made it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevocationCursor(pub(crate) String);
+
+/// What [`crate::RevocationStore::revocations_since`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevocationPage {
+    /// Live revocations recorded after the cursor given (all of them
+    /// without one); a revocation may appear in several pages.
+    pub revocations: Vec<Revocation>,
+    /// Where the next call continues.
+    pub cursor: RevocationCursor,
+}
+
+/// What a [`crate::RevocationListener`] hears.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RevocationEvent {
+    /// These sessions were just revoked (by any instance, or the CLI).
+    Revoked(Vec<Revocation>),
+    /// Announcements may have been missed (the listener reconnected, or a
+    /// message was not one tessera sends): read the record from the last
+    /// cursor ([`crate::RevocationStore::revocations_since`]).
+    Missed,
+}

@@ -43,14 +43,18 @@ use tessera_core::{Email, Role, SessionId, TenantId, TenantSlug, UserId};
 use tokio::time::error::Elapsed;
 use uuid::Uuid;
 
-use crate::decode::{active_kids, bug, check_new_keys, email, key_kind, key_state, role, slug, StoredSession};
+use crate::decode::{
+    active_kids, bug, check_new_keys, email, key_kind, key_state, parse_revocation_announcement,
+    revocation_announcements, revocation_cursor_ms, role, slug, StoredSession,
+};
 use crate::error::{conflict_for, from_migrate, from_sqlx, is_key_slot_taken};
 use crate::{
     AccountTokenPurpose, AccountTokenStore, AuditEvent, AuditStore, Conflict, Health, ImportConflict, ImportMode,
     ImportedUser, KeyChangeListener, KeyChanges, KeyKind, KeyRotation, KeyState, NewAccountToken, NewAuditEvent,
-    NewKey, NewSession, NewTenant, NewUser, RefreshState, RoleChange, RotatedKeys, Rotation, RotationMode,
+    NewKey, NewSession, NewTenant, NewUser, RefreshState, Revocation, RevocationCursor, RevocationEvent,
+    RevocationListener, RevocationPage, RevocationStore, RoleChange, RotatedKeys, Rotation, RotationMode,
     RotationOutcome, SealedSecrets, SecretStore, Session, SessionStore, StoreError, StoredKey, Tenant, TenantRecord,
-    TenantStore, User, UserCursor, UserRecord, UserStore, KEY_REVOKED_RETENTION_SECS,
+    TenantStore, User, UserCursor, UserRecord, UserStore, KEY_REVOKED_RETENTION_SECS, REVOCATION_LISTENER_PING_EVERY,
 };
 
 /// The schema, embedded at compile time.
@@ -951,27 +955,28 @@ impl SessionStore for PostgresStore {
         Ok(done.rows_affected() > 0)
     }
 
-    async fn revoke_other_sessions(&self, user: UserId, keep: SessionId) -> Result<u64, StoreError> {
-        let done = bounded!(self, |conn| {
-            sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND id <> $2")
+    async fn revoke_other_sessions(&self, user: UserId, keep: SessionId) -> Result<Vec<SessionId>, StoreError> {
+        // One statement: what it deletes is what it returns.
+        let rows: Vec<(Uuid,)> = bounded!(self, |conn| {
+            sqlx::query_as("DELETE FROM sessions WHERE user_id = $1 AND id <> $2 RETURNING id")
                 .bind(user.as_uuid())
                 .bind(keep.as_uuid())
-                .execute(&mut *conn)
+                .fetch_all(&mut *conn)
                 .await
                 .map_err(map_err)
         })?;
-        Ok(done.rows_affected())
+        Ok(rows.into_iter().map(|(id,)| SessionId::from_uuid(id)).collect())
     }
 
-    async fn revoke_all_sessions(&self, user: UserId) -> Result<u64, StoreError> {
-        let done = bounded!(self, |conn| {
-            sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+    async fn revoke_all_sessions(&self, user: UserId) -> Result<Vec<SessionId>, StoreError> {
+        let rows: Vec<(Uuid,)> = bounded!(self, |conn| {
+            sqlx::query_as("DELETE FROM sessions WHERE user_id = $1 RETURNING id")
                 .bind(user.as_uuid())
-                .execute(&mut *conn)
+                .fetch_all(&mut *conn)
                 .await
                 .map_err(map_err)
         })?;
-        Ok(done.rows_affected())
+        Ok(rows.into_iter().map(|(id,)| SessionId::from_uuid(id)).collect())
     }
 
     async fn purge_expired(&self, now: i64) -> Result<u64, StoreError> {
@@ -1748,15 +1753,16 @@ impl TenantStore for PostgresStore {
 
 impl PostgresStore {
     async fn connect_listener(&self) -> Result<PgListener, StoreError> {
-        connect_listener(&self.connect_options, &self.options).await
+        connect_listener(&self.connect_options, &self.options, KEY_CHANNEL).await
     }
 }
 
-/// A listener on [`KEY_CHANNEL`] over a connection of its own (a pool of
+/// A listener on `channel` over a connection of its own (a pool of
 /// one, which is how sqlx's listener reconnects), with the store's timeouts.
 async fn connect_listener(
     connect_options: &PgConnectOptions,
     options: &PostgresOptions,
+    channel: &'static str,
 ) -> Result<PgListener, StoreError> {
     let pool = PgPoolOptions::new()
         .max_connections(1)
@@ -1768,7 +1774,7 @@ async fn connect_listener(
     let limit = options.acquire_timeout + options.statement_timeout + PostgresStore::DEADLINE_MARGIN;
     let connecting = async {
         let mut listener = PgListener::connect_with(&pool).await?;
-        listener.listen(KEY_CHANNEL).await?;
+        listener.listen(channel).await?;
         Ok::<_, sqlx::Error>(listener)
     };
     match tokio::time::timeout(limit, connecting).await {
@@ -1776,14 +1782,14 @@ async fn connect_listener(
         Ok(Err(sqlx::Error::PoolTimedOut)) => Err(StoreError::unavailable(io::Error::new(
             io::ErrorKind::TimedOut,
             format!(
-                "no connection to PostgreSQL within {:?} to listen for key changes",
+                "no connection to PostgreSQL within {:?} to listen on {channel}",
                 options.acquire_timeout
             ),
         ))),
         Ok(Err(err)) => Err(map_err(err)),
         Err(_) => Err(StoreError::unavailable(io::Error::new(
             io::ErrorKind::TimedOut,
-            format!("PostgreSQL did not answer within {limit:?} to listen for key changes"),
+            format!("PostgreSQL did not answer within {limit:?} to listen on {channel}"),
         ))),
     }
 }
@@ -1801,7 +1807,7 @@ impl KeyChangeListener for PgKeyListener {
     async fn next(&mut self) -> Result<Option<TenantId>, StoreError> {
         loop {
             let Some(listener) = self.listener.as_mut() else {
-                self.listener = Some(connect_listener(&self.connect_options, &self.options).await?);
+                self.listener = Some(connect_listener(&self.connect_options, &self.options, KEY_CHANNEL).await?);
                 // Whatever was announced while there was no connection is lost.
                 return Ok(None);
             };
@@ -1827,6 +1833,178 @@ impl KeyChangeListener for PgKeyListener {
                         // Dropped, with its connection; the next turn of the
                         // loop connects anew.
                         self.listener = None;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The channel revocations are announced on, by the transaction that
+/// records them; the payload is `<expires_at> <id>,<id>,...`.
+const REVOCATION_CHANNEL: &str = "tessera_revocations";
+
+#[async_trait::async_trait]
+impl RevocationStore for PostgresStore {
+    async fn record_revocations(&self, sessions: &[SessionId], _now: i64, expires_at: i64) -> Result<(), StoreError> {
+        if sessions.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<Uuid> = sessions.iter().map(SessionId::as_uuid).collect();
+        let announcements = revocation_announcements(sessions, expires_at);
+        bounded!(self, |conn| {
+            // Any error drops the transaction, which rolls it back; the
+            // notifications go out at commit, with the rows.
+            let mut tx = Connection::begin(&mut *conn).await.map_err(map_err)?;
+            sqlx::query(concat!(
+                "INSERT INTO revoked_sessions (session_id, expires_at, revoked_at) \
+                 SELECT id, $2, ",
+                now_ms!(),
+                " FROM unnest($1::uuid[]) AS id \
+                 ON CONFLICT (session_id) DO UPDATE SET \
+                 expires_at = GREATEST(revoked_sessions.expires_at, EXCLUDED.expires_at), \
+                 revoked_at = EXCLUDED.revoked_at"
+            ))
+            .bind(&ids)
+            .bind(expires_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+            for payload in &announcements {
+                sqlx::query("SELECT pg_notify($1, $2)")
+                    .bind(REVOCATION_CHANNEL)
+                    .bind(payload)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+            }
+            tx.commit().await.map_err(map_err)
+        })
+    }
+
+    async fn revocations_since(
+        &self,
+        since: Option<&RevocationCursor>,
+        now: i64,
+    ) -> Result<RevocationPage, StoreError> {
+        // A transaction stamps `revoked_at` when it writes and may commit
+        // later, after a reader took its cursor: read again from before it,
+        // by longer than a recording call can last (its deadline).
+        let lookback_ms = i64::try_from((self.deadline() + Duration::from_secs(3)).as_millis()).unwrap_or(i64::MAX);
+        let after_ms = since
+            .and_then(revocation_cursor_ms)
+            .map_or(i64::MIN, |ms| ms.saturating_sub(lookback_ms));
+        let (db_now_ms, rows): (i64, Vec<(Uuid, i64)>) = bounded!(self, |conn| {
+            // The clock first: a revocation committed after this read is
+            // either returned below or stamped after `db_now_ms` (less the
+            // look-back, which covers a transaction that stamped earlier).
+            let (db_now_ms,): (i64,) = sqlx::query_as(concat!("SELECT ", now_ms!()))
+                .fetch_one(&mut *conn)
+                .await
+                .map_err(map_err)?;
+            let rows = sqlx::query_as(
+                "SELECT session_id, expires_at FROM revoked_sessions WHERE revoked_at > $1 AND expires_at > $2",
+            )
+            .bind(after_ms)
+            .bind(now)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(map_err)?;
+            Ok((db_now_ms, rows))
+        })?;
+        Ok(RevocationPage {
+            revocations: rows
+                .into_iter()
+                .map(|(id, expires_at)| Revocation {
+                    session: SessionId::from_uuid(id),
+                    expires_at,
+                })
+                .collect(),
+            cursor: RevocationCursor(db_now_ms.to_string()),
+        })
+    }
+
+    async fn purge_revocations(&self, now: i64) -> Result<u64, StoreError> {
+        let mut purged = 0;
+        loop {
+            let done = bounded!(self, |conn| {
+                sqlx::query(
+                    "DELETE FROM revoked_sessions WHERE session_id IN \
+                     (SELECT session_id FROM revoked_sessions WHERE expires_at <= $1 LIMIT $2)",
+                )
+                .bind(now)
+                .bind(Self::PURGE_BATCH)
+                .execute(&mut *conn)
+                .await
+                .map_err(map_err)
+            })?;
+            purged += done.rows_affected();
+            if done.rows_affected() < Self::PURGE_BATCH.unsigned_abs() {
+                return Ok(purged);
+            }
+        }
+    }
+
+    async fn listen_revocations(&self) -> Result<Option<Box<dyn RevocationListener>>, StoreError> {
+        let listener = PgRevocationListener {
+            listener: Some(connect_listener(&self.connect_options, &self.options, REVOCATION_CHANNEL).await?),
+            connect_options: self.connect_options.clone(),
+            options: self.options.clone(),
+        };
+        Ok(Some(Box::new(listener)))
+    }
+}
+
+/// [`RevocationListener`] for PostgreSQL: `LISTEN tessera_revocations`.
+struct PgRevocationListener {
+    /// `None` after a failure: the next call connects anew.
+    listener: Option<PgListener>,
+    connect_options: PgConnectOptions,
+    options: PostgresOptions,
+}
+
+#[async_trait::async_trait]
+impl RevocationListener for PgRevocationListener {
+    async fn next(&mut self) -> Result<RevocationEvent, StoreError> {
+        loop {
+            let Some(listener) = self.listener.as_mut() else {
+                self.listener = Some(connect_listener(&self.connect_options, &self.options, REVOCATION_CHANNEL).await?);
+                // Whatever was announced while there was no connection is lost.
+                return Ok(RevocationEvent::Missed);
+            };
+            match tokio::time::timeout(REVOCATION_LISTENER_PING_EVERY, listener.try_recv()).await {
+                Ok(Ok(Some(notification))) => {
+                    return Ok(match parse_revocation_announcement(notification.payload()) {
+                        Some(revoked) => RevocationEvent::Revoked(revoked),
+                        None => RevocationEvent::Missed,
+                    })
+                }
+                // The connection broke and sqlx has opened (and listens on) a
+                // new one.
+                Ok(Ok(None)) => return Ok(RevocationEvent::Missed),
+                // The connection failed and sqlx could not replace it: say
+                // so, and connect anew on the next call.
+                Ok(Err(err)) => {
+                    self.listener = None;
+                    return Err(map_err(err));
+                }
+                // Quiet for a while: make sure the connection is still there.
+                Err(_) => {
+                    let limit = self.options.statement_timeout + PostgresStore::DEADLINE_MARGIN;
+                    let ping = tokio::time::timeout(limit, sqlx::query("SELECT 1").execute(&mut *listener)).await;
+                    match ping {
+                        Ok(Ok(_)) => {}
+                        Ok(Err(err)) => {
+                            self.listener = None;
+                            return Err(map_err(err));
+                        }
+                        Err(_) => {
+                            self.listener = None;
+                            return Err(StoreError::unavailable(io::Error::new(
+                                io::ErrorKind::TimedOut,
+                                format!("PostgreSQL did not answer the revocation listener's ping within {limit:?}"),
+                            )));
+                        }
                     }
                 }
             }

@@ -1,7 +1,8 @@
 //! The Redis session backend: login sessions shared by every tessera instance
 //! that points at the same Redis (or Redis Cluster), while users stay in SQL.
 //!
-//! [`RedisSessionStore`] implements [`SessionStore`] and [`Health`] only. It
+//! [`RedisSessionStore`] implements [`SessionStore`], [`RevocationStore`]
+//! and [`Health`] only. It
 //! holds the [`UserStore`] the users live in, because a [`Session`] carries
 //! the user's email, role and tenant *now* (not at login) and a session may only be
 //! created for a user that exists; see "Users" below.
@@ -17,12 +18,19 @@
 //! | `<prefix>{u:<user_id>}:sessions` | sorted set | the user's session ids, scored by `expires_at`; `list_sessions` and the `revoke_*` calls start here | with the user's longest-lived session (its TTL only grows) |
 //! | `<prefix>expiring-sessions` | sorted set | `<user_id>:<session_id>` of every session created, scored by its `expires_at` at creation (`purge_expired` requeues rotated ones); only `purge_expired` reads it | with the longest-lived session queued in it |
 //! | `<prefix>{rl}:<key>` | hash | a rate-limit counter of [`RedisRateLimiter`] (`tat`, `level`, `until`, `exp`) | when its debt has drained, or a period after its last lock ends |
+//! | `<prefix>revoked-sessions` | stream | revoked sessions ([`RevocationStore`]): one entry per announcement, field `r` = `<expires_at> <session_id>,<session_id>,...`, trimmed (`MINID ~`, Redis's clock) to the revocation's lifetime plus a minute as entries are added | a revocation lifetime plus a minute after its newest entry |
+//!
+//! Revocations are announced on the channel `<prefix>revocations` (the
+//! entry's payload), by the script that adds the entry: a listener
+//! subscribes on a connection of its own, through one node of a cluster
+//! (any node relays a `PUBLISH` to all), and reads the stream on from the
+//! last id it saw after a reconnect.
 //!
 //! The `{u:<user_id>}` hash tag puts all of one user's keys in one Redis
 //! Cluster slot, and every script names every key it touches in `KEYS`, all
 //! of them with the same tag, so each script runs on one node and is
-//! cluster-safe. `expiring-sessions` is only ever touched by single-key
-//! commands and a single-key script. No key lives forever: Redis drops
+//! cluster-safe. `expiring-sessions` and `revoked-sessions` are only ever
+//! touched by single-key commands and single-key scripts. No key lives forever: Redis drops
 //! everything once the last session has expired. The prefix may not contain
 //! `{` or `}`, which would move the tag.
 //!
@@ -93,9 +101,11 @@ use uuid::Uuid;
 mod ratelimit;
 pub use ratelimit::RedisRateLimiter;
 
+use crate::decode::{parse_revocation_announcement, revocation_announcements};
 use crate::{
-    Conflict, Health, NewSession, RefreshState, Rotation, RotationOutcome, Session, SessionStore, StoreError, User,
-    UserStore,
+    Conflict, Health, NewSession, RefreshState, RevocationCursor, RevocationEvent, RevocationListener, RevocationPage,
+    RevocationStore, Rotation, RotationOutcome, Session, SessionStore, StoreError, User, UserStore,
+    REVOCATION_LISTENER_PING_EVERY,
 };
 
 static CREATE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("redis/create.lua")));
@@ -103,6 +113,7 @@ static ROTATE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("red
 static REVOKE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("redis/revoke.lua")));
 static PURGE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("redis/purge.lua")));
 static QUEUE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("redis/queue.lua")));
+static RECORD_REVOCATIONS: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("redis/revocations.lua")));
 
 /// How [`RedisSessionStore`] connects and names its keys.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -136,6 +147,10 @@ pub struct RedisSessionStore {
     users: Arc<dyn UserStore>,
     prefix: Arc<str>,
     command_timeout: Duration,
+    connect_timeout: Duration,
+    /// The URLs a revocation listener subscribes through: the one Redis, or
+    /// the seed nodes of a cluster (any node hears every `PUBLISH`).
+    nodes: Arc<[String]>,
     _keepalive: Arc<KeepAlive>,
 }
 
@@ -232,6 +247,9 @@ impl RedisSessionStore {
     /// How many users `revoke_tenant_sessions` reads, and revokes at once,
     /// per round.
     const REVOKE_TENANT_PAGE: u32 = 100;
+    /// How often "log out others / everywhere" reads the user's index again
+    /// when logins keep changing it under the revocation script.
+    const REVOKE_ATTEMPTS: usize = 5;
     /// Longest time to live a key gets (100 years), whatever `expires_at` says.
     const MAX_TTL_SECS: i64 = 100 * 365 * 24 * 3600;
 
@@ -263,7 +281,7 @@ impl RedisSessionStore {
             ConnectionManager::new_with_config(client, config),
         )
         .await?;
-        Self::ready(Connection::Single(conn), users, prefix, options.command_timeout).await
+        Self::ready(Connection::Single(conn), users, prefix, &options, vec![url.to_owned()]).await
     }
 
     /// Connects to a Redis Cluster through any of its `nodes` (URLs as for
@@ -284,21 +302,25 @@ impl RedisSessionStore {
             .build()
             .map_err(map_err)?;
         let conn = within(options.connect_timeout, client.get_async_connection()).await?;
-        Self::ready(Connection::Cluster(conn), users, prefix, options.command_timeout).await
+        let nodes = nodes.iter().map(|n| (*n).to_owned()).collect();
+        Self::ready(Connection::Cluster(conn), users, prefix, &options, nodes).await
     }
 
     async fn ready(
         conn: Connection,
         users: Arc<dyn UserStore>,
         prefix: Arc<str>,
-        command_timeout: Duration,
+        options: &RedisOptions,
+        nodes: Vec<String>,
     ) -> Result<Self, StoreError> {
         let store = Self {
-            _keepalive: Arc::new(KeepAlive::start(conn.clone(), command_timeout)),
+            _keepalive: Arc::new(KeepAlive::start(conn.clone(), options.command_timeout)),
             conn,
             users,
             prefix,
-            command_timeout,
+            command_timeout: options.command_timeout,
+            connect_timeout: options.connect_timeout,
+            nodes: nodes.into(),
         };
         store.ping().await?;
         Ok(store)
@@ -340,6 +362,16 @@ impl RedisSessionStore {
         format!("{}expiring-sessions", self.prefix)
     }
 
+    /// The key of the revocation record (a stream).
+    pub fn revocations_key(&self) -> String {
+        format!("{}revoked-sessions", self.prefix)
+    }
+
+    /// The channel revocations are announced on.
+    pub fn revocations_channel(&self) -> String {
+        format!("{}revocations", self.prefix)
+    }
+
     /// Redis's `maxmemory-policy`, for a start-up warning when it is not
     /// `noeviction` (see the module docs). `None` when Redis refuses
     /// `CONFIG GET` (managed services often do).
@@ -373,20 +405,67 @@ impl RedisSessionStore {
     }
 
     /// Deletes the sessions `ids` of `user` (and their index entries) in one
-    /// script; returns how many existed.
-    async fn revoke(&self, user: UserId, ids: &[String]) -> Result<u64, StoreError> {
-        if ids.is_empty() {
-            return Ok(0);
+    /// script; returns the ids of those that existed. With `all_but`, `ids`
+    /// must be every session in the user's index except that one (`None`
+    /// inside it: every session): should the index hold another by the time
+    /// the script runs, nothing is deleted and the answer is `None`.
+    async fn revoke(
+        &self,
+        user: UserId,
+        ids: &[String],
+        all_but: Option<Option<&str>>,
+    ) -> Result<Option<Vec<SessionId>>, StoreError> {
+        if ids.is_empty() && all_but.is_none() {
+            return Ok(Some(Vec::new()));
         }
         let mut invocation = REVOKE.key(self.index_key(user));
         for id in ids {
             invocation.key(format!("{}{{u:{user}}}:s:{id}", self.prefix));
         }
+        match all_but {
+            Some(keep) => invocation.arg("1").arg(keep.unwrap_or_default()),
+            None => invocation.arg("0").arg(""),
+        };
         for id in ids {
             invocation.arg(id);
         }
         let mut conn = self.conn.clone();
-        self.run(async move { invocation.invoke_async(&mut conn).await }).await
+        let reply: Vec<String> = self
+            .run(async move { invocation.invoke_async(&mut conn).await })
+            .await?;
+        match reply.split_first() {
+            Some((outcome, _)) if outcome == "changed" => Ok(None),
+            Some((outcome, revoked)) if outcome == "revoked" => revoked
+                .iter()
+                .map(|id| {
+                    SessionId::parse(id).ok_or_else(|| {
+                        StoreError::Corrupt("redis: a session index member is not a canonical UUID".to_owned())
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map(Some),
+            _ => Err(StoreError::Corrupt(
+                "redis: the revocation script answered no known outcome".to_owned(),
+            )),
+        }
+    }
+
+    /// Ends every session of `user` but `keep`, as the index lists them when
+    /// the script runs: read the index, and revoke what it lists unless it
+    /// changed meanwhile (a login between the two), then read it again.
+    async fn revoke_all_but(&self, user: UserId, keep: Option<SessionId>) -> Result<Vec<SessionId>, StoreError> {
+        let keep = keep.map(|k| k.to_string());
+        for _ in 0..Self::REVOKE_ATTEMPTS {
+            let mut listed = self.indexed(user).await?;
+            listed.retain(|id| Some(id) != keep.as_ref());
+            if let Some(revoked) = self.revoke(user, &listed, Some(keep.as_deref())).await? {
+                return Ok(revoked);
+            }
+        }
+        Err(StoreError::unavailable(io::Error::new(
+            io::ErrorKind::WouldBlock,
+            "the user's sessions kept changing while they were being ended; try again",
+        )))
     }
 
     /// The ids in `user`'s index.
@@ -703,19 +782,18 @@ impl SessionStore for RedisSessionStore {
     }
 
     async fn revoke_session(&self, user: UserId, id: SessionId) -> Result<bool, StoreError> {
-        Ok(self.revoke(user, &[id.to_string()]).await? > 0)
+        Ok(self
+            .revoke(user, &[id.to_string()], None)
+            .await?
+            .is_some_and(|revoked| !revoked.is_empty()))
     }
 
-    async fn revoke_other_sessions(&self, user: UserId, keep: SessionId) -> Result<u64, StoreError> {
-        let keep = keep.to_string();
-        let mut others = self.indexed(user).await?;
-        others.retain(|id| *id != keep);
-        self.revoke(user, &others).await
+    async fn revoke_other_sessions(&self, user: UserId, keep: SessionId) -> Result<Vec<SessionId>, StoreError> {
+        self.revoke_all_but(user, Some(keep)).await
     }
 
-    async fn revoke_all_sessions(&self, user: UserId) -> Result<u64, StoreError> {
-        let all = self.indexed(user).await?;
-        self.revoke(user, &all).await
+    async fn revoke_all_sessions(&self, user: UserId) -> Result<Vec<SessionId>, StoreError> {
+        self.revoke_all_but(user, None).await
     }
 
     /// Redis deletes sessions by itself when their time to live runs out, so
@@ -817,7 +895,185 @@ impl SessionStore for RedisSessionStore {
                 revoking.spawn(async move { store.revoke_all_sessions(user).await });
             }
             while let Some(done) = revoking.join_next().await {
-                revoked += done.map_err(StoreError::unavailable)??;
+                revoked += done.map_err(StoreError::unavailable)??.len() as u64;
+            }
+        }
+    }
+}
+
+impl RedisSessionStore {
+    /// Stream entries read per `XRANGE`.
+    const REVOCATION_PAGE: usize = 1000;
+    /// How much longer than its revocation lives a stream entry is kept:
+    /// the stream is trimmed by Redis's clock, the revocations expire by the
+    /// instances', and they may differ a little.
+    const REVOCATION_KEEP_MARGIN_MS: i64 = 60_000;
+}
+
+#[async_trait::async_trait]
+impl RevocationStore for RedisSessionStore {
+    async fn record_revocations(&self, sessions: &[SessionId], now: i64, expires_at: i64) -> Result<(), StoreError> {
+        if sessions.is_empty() {
+            return Ok(());
+        }
+        let keep_ms = expires_at
+            .saturating_sub(now)
+            .max(1)
+            .saturating_mul(1000)
+            .saturating_add(Self::REVOCATION_KEEP_MARGIN_MS);
+        let mut invocation = RECORD_REVOCATIONS.key(self.revocations_key());
+        invocation.arg(self.revocations_channel()).arg(keep_ms);
+        for payload in revocation_announcements(sessions, expires_at) {
+            invocation.arg(payload);
+        }
+        let mut conn = self.conn.clone();
+        self.run(async move { invocation.invoke_async::<String>(&mut conn).await })
+            .await?;
+        Ok(())
+    }
+
+    async fn revocations_since(
+        &self,
+        since: Option<&RevocationCursor>,
+        now: i64,
+    ) -> Result<RevocationPage, StoreError> {
+        // Stream ids only grow, and an entry is visible as soon as it is
+        // added: reading on from the last id seen misses nothing.
+        let mut last = since.map(|c| c.0.clone()).filter(|id| is_stream_id(id));
+        let mut revocations = Vec::new();
+        loop {
+            let start = last.as_ref().map_or_else(|| "-".to_owned(), |id| format!("({id}"));
+            let mut conn = self.conn.clone();
+            let key = self.revocations_key();
+            let entries: Vec<(String, Vec<String>)> = self
+                .run(async move {
+                    ::redis::cmd("XRANGE")
+                        .arg(key)
+                        .arg(start)
+                        .arg("+")
+                        .arg("COUNT")
+                        .arg(Self::REVOCATION_PAGE)
+                        .query_async(&mut conn)
+                        .await
+                })
+                .await?;
+            let full = entries.len() == Self::REVOCATION_PAGE;
+            for (id, fields) in entries {
+                // Fields come as name, value pairs; the one tessera writes is `r`.
+                for pair in fields.chunks_exact(2) {
+                    if pair[0] == "r" {
+                        let revoked = parse_revocation_announcement(&pair[1]).ok_or_else(|| {
+                            StoreError::Corrupt("redis: a revocation stream entry is not one tessera writes".to_owned())
+                        })?;
+                        revocations.extend(revoked.into_iter().filter(|r| r.expires_at > now));
+                    }
+                }
+                last = Some(id);
+            }
+            if !full {
+                break;
+            }
+        }
+        Ok(RevocationPage {
+            revocations,
+            cursor: RevocationCursor(last.unwrap_or_else(|| "0-0".to_owned())),
+        })
+    }
+
+    /// The stream trims itself as revocations are recorded (and expires
+    /// when none has been for a revocation's lifetime): nothing to do.
+    async fn purge_revocations(&self, _now: i64) -> Result<u64, StoreError> {
+        Ok(0)
+    }
+
+    async fn listen_revocations(&self) -> Result<Option<Box<dyn RevocationListener>>, StoreError> {
+        let mut listener = RedisRevocationListener {
+            nodes: self.nodes.clone(),
+            channel: self.revocations_channel(),
+            connect_timeout: self.connect_timeout,
+            command_timeout: self.command_timeout,
+            next_node: 0,
+            subscription: None,
+        };
+        listener.subscribe().await?;
+        Ok(Some(Box::new(listener)))
+    }
+}
+
+/// Whether `id` looks like a stream id (`<ms>-<seq>`); a cursor of another
+/// backend reads the whole record instead.
+fn is_stream_id(id: &str) -> bool {
+    id.split_once('-')
+        .is_some_and(|(ms, seq)| ms.parse::<u64>().is_ok() && seq.parse::<u64>().is_ok())
+}
+
+/// [`RevocationListener`] for Redis: `SUBSCRIBE <prefix>revocations` on a
+/// connection of its own (subscribed connections can do nothing else). On a
+/// cluster it subscribes through one node, the next one after a failure:
+/// every node hears every `PUBLISH`.
+struct RedisRevocationListener {
+    nodes: Arc<[String]>,
+    channel: String,
+    connect_timeout: Duration,
+    command_timeout: Duration,
+    next_node: usize,
+    /// `None` after a failure: the next call subscribes anew.
+    subscription: Option<(::redis::aio::PubSubSink, ::redis::aio::PubSubStream)>,
+}
+
+impl RedisRevocationListener {
+    async fn subscribe(&mut self) -> Result<(), StoreError> {
+        let node = self
+            .nodes
+            .get(self.next_node % self.nodes.len().max(1))
+            .cloned()
+            .ok_or_else(|| StoreError::Corrupt("redis: no node to subscribe through".to_owned()))?;
+        self.next_node = self.next_node.wrapping_add(1);
+        let client = ::redis::Client::open(node.as_str()).map_err(map_err)?;
+        let pubsub = within(self.connect_timeout, client.get_async_pubsub()).await?;
+        let (mut sink, stream) = pubsub.split();
+        let channel = self.channel.clone();
+        within(self.command_timeout, async move {
+            sink.subscribe(channel).await.map(|()| sink)
+        })
+        .await
+        .map(|sink| self.subscription = Some((sink, stream)))
+    }
+}
+
+#[async_trait::async_trait]
+impl RevocationListener for RedisRevocationListener {
+    async fn next(&mut self) -> Result<RevocationEvent, StoreError> {
+        use futures_util::StreamExt as _;
+        loop {
+            let Some((sink, stream)) = self.subscription.as_mut() else {
+                self.subscribe().await?;
+                // Whatever was announced while there was no subscription is lost.
+                return Ok(RevocationEvent::Missed);
+            };
+            match tokio::time::timeout(REVOCATION_LISTENER_PING_EVERY, stream.next()).await {
+                Ok(Some(message)) => {
+                    let payload: Option<String> = message.get_payload().ok();
+                    return Ok(match payload.as_deref().and_then(parse_revocation_announcement) {
+                        Some(revoked) => RevocationEvent::Revoked(revoked),
+                        None => RevocationEvent::Missed,
+                    });
+                }
+                // The connection is gone.
+                Ok(None) => {
+                    self.subscription = None;
+                    return Err(StoreError::unavailable(io::Error::new(
+                        io::ErrorKind::ConnectionAborted,
+                        "the Redis connection of the revocation listener closed",
+                    )));
+                }
+                // Quiet for a while: make sure the connection is still there.
+                Err(_) => {
+                    if let Err(err) = within(self.command_timeout, sink.ping::<()>()).await {
+                        self.subscription = None;
+                        return Err(err);
+                    }
+                }
             }
         }
     }

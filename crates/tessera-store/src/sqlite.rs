@@ -15,14 +15,18 @@ use sqlx::{FromRow, QueryBuilder, Sqlite};
 use tessera_core::{Email, Role, SessionId, TenantId, TenantSlug, UserId};
 use uuid::Uuid;
 
-use crate::decode::{active_kids, bug, check_new_keys, corrupt, email, key_kind, key_state, role, slug, StoredSession};
+use crate::decode::{
+    active_kids, bug, check_new_keys, corrupt, email, key_kind, key_state, revocation_cursor_ms, role, slug,
+    StoredSession,
+};
 use crate::error::{conflict_for, from_migrate, from_sqlx, is_foreign_key_violation, is_key_slot_taken};
 use crate::{
     AccountTokenPurpose, AccountTokenStore, AuditEvent, AuditStore, Conflict, Health, ImportConflict, ImportMode,
     ImportedUser, KeyChangeListener, KeyChanges, KeyKind, KeyRotation, KeyState, NewAccountToken, NewAuditEvent,
-    NewKey, NewSession, NewTenant, NewUser, RefreshState, RoleChange, RotatedKeys, Rotation, RotationMode,
-    RotationOutcome, SealedSecrets, SecretStore, Session, SessionStore, StoreError, StoredKey, Tenant, TenantRecord,
-    TenantStore, User, UserCursor, UserRecord, UserStore, KEY_REVOKED_RETENTION_SECS,
+    NewKey, NewSession, NewTenant, NewUser, RefreshState, Revocation, RevocationCursor, RevocationListener,
+    RevocationPage, RevocationStore, RoleChange, RotatedKeys, Rotation, RotationMode, RotationOutcome, SealedSecrets,
+    SecretStore, Session, SessionStore, StoreError, StoredKey, Tenant, TenantRecord, TenantStore, User, UserCursor,
+    UserRecord, UserStore, KEY_REVOKED_RETENTION_SECS,
 };
 
 /// The schema, embedded at compile time.
@@ -258,6 +262,10 @@ struct SessionRow {
 
 fn user_id(raw: &str, column: &str) -> Result<UserId, StoreError> {
     UserId::parse(raw).ok_or_else(|| corrupt(column, "a canonical UUID"))
+}
+
+fn session_id(raw: &str, column: &str) -> Result<SessionId, StoreError> {
+    SessionId::parse(raw).ok_or_else(|| corrupt(column, "a canonical UUID"))
 }
 
 fn tenant_id(raw: &str, column: &str) -> Result<TenantId, StoreError> {
@@ -735,23 +743,25 @@ impl SessionStore for SqliteStore {
         Ok(done.rows_affected() > 0)
     }
 
-    async fn revoke_other_sessions(&self, user: UserId, keep: SessionId) -> Result<u64, StoreError> {
-        let done = sqlx::query("DELETE FROM sessions WHERE user_id = ?1 AND id <> ?2")
+    async fn revoke_other_sessions(&self, user: UserId, keep: SessionId) -> Result<Vec<SessionId>, StoreError> {
+        // One statement: what it deletes is what it returns. `fetch_all`
+        // steps it to its end, which commits it (see `rotate`).
+        let rows: Vec<(String,)> = sqlx::query_as("DELETE FROM sessions WHERE user_id = ?1 AND id <> ?2 RETURNING id")
             .bind(user.to_string())
             .bind(keep.to_string())
-            .execute(&self.pool)
+            .fetch_all(&self.pool)
             .await
             .map_err(map_err)?;
-        Ok(done.rows_affected())
+        rows.iter().map(|(id,)| session_id(id, "sessions.id")).collect()
     }
 
-    async fn revoke_all_sessions(&self, user: UserId) -> Result<u64, StoreError> {
-        let done = sqlx::query("DELETE FROM sessions WHERE user_id = ?1")
+    async fn revoke_all_sessions(&self, user: UserId) -> Result<Vec<SessionId>, StoreError> {
+        let rows: Vec<(String,)> = sqlx::query_as("DELETE FROM sessions WHERE user_id = ?1 RETURNING id")
             .bind(user.to_string())
-            .execute(&self.pool)
+            .fetch_all(&self.pool)
             .await
             .map_err(map_err)?;
-        Ok(done.rows_affected())
+        rows.iter().map(|(id,)| session_id(id, "sessions.id")).collect()
     }
 
     async fn purge_expired(&self, now: i64) -> Result<u64, StoreError> {
@@ -1452,6 +1462,95 @@ impl TenantStore for SqliteStore {
     /// `None`: one SQLite file serves one instance, which knows its own
     /// changes.
     async fn listen_key_changes(&self) -> Result<Option<Box<dyn KeyChangeListener>>, StoreError> {
+        Ok(None)
+    }
+}
+
+impl SqliteStore {
+    /// Revocations written per INSERT (three bound parameters each, far
+    /// below SQLite's limit per statement).
+    const REVOCATION_CHUNK: usize = 500;
+    /// How far before its cursor a read of the revocation record starts: a
+    /// transaction stamps `revoked_at` when it writes, and may commit a
+    /// moment later, after a reader took its cursor. Writers hold SQLite's
+    /// lock from their first statement, so that moment is short; this is
+    /// twice the busy timeout.
+    const REVOCATION_LOOKBACK_MS: i64 = 10_000;
+}
+
+#[async_trait::async_trait]
+impl RevocationStore for SqliteStore {
+    async fn record_revocations(&self, sessions: &[SessionId], _now: i64, expires_at: i64) -> Result<(), StoreError> {
+        if sessions.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.begin_write().await?;
+        for chunk in sessions.chunks(Self::REVOCATION_CHUNK) {
+            let mut insert =
+                QueryBuilder::<Sqlite>::new("INSERT INTO revoked_sessions (session_id, expires_at, revoked_at) ");
+            insert.push_values(chunk, |mut row, id| {
+                row.push_bind(id.to_string()).push_bind(expires_at).push(now_ms!());
+            });
+            insert.push(
+                " ON CONFLICT (session_id) DO UPDATE SET \
+                 expires_at = max(revoked_sessions.expires_at, excluded.expires_at), \
+                 revoked_at = excluded.revoked_at",
+            );
+            insert.build().execute(&mut *tx).await.map_err(map_err)?;
+        }
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn revocations_since(
+        &self,
+        since: Option<&RevocationCursor>,
+        now: i64,
+    ) -> Result<RevocationPage, StoreError> {
+        // One read transaction, so the clock and the rows are one snapshot.
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let (db_now_ms,): (i64,) = sqlx::query_as(concat!("SELECT ", now_ms!()))
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        let after_ms = since
+            .and_then(revocation_cursor_ms)
+            .map_or(i64::MIN, |ms| ms.saturating_sub(Self::REVOCATION_LOOKBACK_MS));
+        // Decoded row by row: a starting instance may read a million.
+        let mut revocations = Vec::new();
+        {
+            use futures_util::TryStreamExt as _;
+            let mut rows = sqlx::query_as::<_, (String, i64)>(
+                "SELECT session_id, expires_at FROM revoked_sessions WHERE revoked_at > ?1 AND expires_at > ?2",
+            )
+            .bind(after_ms)
+            .bind(now)
+            .fetch(&mut *tx);
+            while let Some((id, expires_at)) = rows.try_next().await.map_err(map_err)? {
+                revocations.push(Revocation {
+                    session: session_id(&id, "revoked_sessions.session_id")?,
+                    expires_at,
+                });
+            }
+        }
+        tx.commit().await.map_err(map_err)?;
+        Ok(RevocationPage {
+            revocations,
+            cursor: RevocationCursor(db_now_ms.to_string()),
+        })
+    }
+
+    async fn purge_revocations(&self, now: i64) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM revoked_sessions WHERE expires_at <= ?1")
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(done.rows_affected())
+    }
+
+    /// `None`: one SQLite file serves one instance, which knows its own
+    /// revocations (the CLI's are found by reading the record).
+    async fn listen_revocations(&self) -> Result<Option<Box<dyn RevocationListener>>, StoreError> {
         Ok(None)
     }
 }

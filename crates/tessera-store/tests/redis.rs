@@ -19,8 +19,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use redis_support::{Cleanup, PrivateRedis};
 use tessera_core::{Email, PersonName, Role, SessionId, TenantId, UserId};
 use tessera_store::{
-    Health, NewSession, NewUser, RedisOptions, RedisSessionStore, RefreshState, Rotation, RotationOutcome,
-    SessionStore, SqliteStore, StoreError, UserStore,
+    Health, NewSession, NewUser, RedisOptions, RedisSessionStore, RefreshState, RevocationEvent, RevocationStore,
+    Rotation, RotationOutcome, SessionStore, SqliteStore, StoreError, UserStore, REVOCATION_LISTENER_PING_EVERY,
 };
 use uuid::Uuid;
 
@@ -233,7 +233,7 @@ async fn a_session_redis_expired_is_gone_and_leaves_no_index_entry() {
         .unwrap();
     assert_eq!(indexed, vec![long_id.to_string()]);
     // Expired by Redis is not "removed" by a revoke.
-    assert_eq!(store.revoke_all_sessions(users.user).await.unwrap(), 1);
+    assert_eq!(store.revoke_all_sessions(users.user).await.unwrap(), vec![long_id]);
 }
 
 #[tokio::test]
@@ -403,7 +403,7 @@ async fn flushall_ends_every_session_and_the_store_keeps_working() {
         .unwrap();
     assert_eq!(outcome, RotationOutcome::Unknown);
     assert!(store.list_sessions(users.user, T0 + 1).await.unwrap().is_empty());
-    assert_eq!(store.revoke_all_sessions(users.user).await.unwrap(), 0);
+    assert_eq!(store.revoke_all_sessions(users.user).await.unwrap(), vec![]);
     assert_eq!(store.purge_expired(T0 + 2 * HOUR).await.unwrap(), 0);
 
     // The scripts went with the data (SCRIPT FLUSH does too): EVALSHA falls
@@ -577,6 +577,132 @@ async fn a_killed_redis_is_unavailable_quickly_and_the_same_store_recovers() {
         .await
         .unwrap();
     assert!(matches!(outcome, RotationOutcome::Rotated(_)), "{outcome:?}");
+}
+
+// ---- revocations ----
+
+#[tokio::test]
+async fn the_revocation_record_is_a_stream_that_expires_and_trims_itself() {
+    let users = Users::new().await;
+    let (store, _cleanup) = shared(&users).await;
+    let mut conn = redis_support::raw(&redis_support::url());
+    let now = unix_now();
+    let ids: Vec<SessionId> = (0..3).map(|_| SessionId::random()).collect();
+    store.record_revocations(&ids, now, now + 905).await.unwrap();
+
+    let key = store.revocations_key();
+    let kind: String = redis::cmd("TYPE").arg(&key).query(&mut conn).unwrap();
+    assert_eq!(kind, "stream");
+    let entries: Vec<(String, Vec<String>)> = redis::cmd("XRANGE")
+        .arg(&key)
+        .arg("-")
+        .arg("+")
+        .query(&mut conn)
+        .unwrap();
+    assert_eq!(entries.len(), 1, "one entry per announcement");
+    let joined = ids.iter().map(ToString::to_string).collect::<Vec<_>>().join(",");
+    assert_eq!(entries[0].1, vec!["r".to_owned(), format!("{} {joined}", now + 905)]);
+    // It lives as long as its newest revocation, plus a margin for clocks.
+    let pttl: i64 = redis::cmd("PTTL").arg(&key).query(&mut conn).unwrap();
+    assert!((905_000..=965_000).contains(&pttl), "{pttl}");
+
+    // An entry older than a revocation's lifetime is trimmed when the next
+    // is added (by Redis's clock: forge one from a long time ago).
+    let stale_id = "1000-0";
+    let _: String = redis::cmd("XADD")
+        .arg(&key)
+        .arg(stale_id)
+        .arg("r")
+        .arg(format!("{} {}", now + 905, SessionId::random()))
+        .query(&mut conn)
+        .unwrap_or_default();
+    store
+        .record_revocations(&[SessionId::random()], now, now + 905)
+        .await
+        .unwrap();
+    let first: Vec<(String, Vec<String>)> = redis::cmd("XRANGE")
+        .arg(&key)
+        .arg("-")
+        .arg("+")
+        .arg("COUNT")
+        .arg(1)
+        .query(&mut conn)
+        .unwrap();
+    assert_ne!(first[0].0, stale_id);
+}
+
+#[tokio::test]
+async fn a_foreign_entry_in_the_record_is_corrupt() {
+    let users = Users::new().await;
+    let (store, _cleanup) = shared(&users).await;
+    let mut conn = redis_support::raw(&redis_support::url());
+    let _: String = redis::cmd("XADD")
+        .arg(store.revocations_key())
+        .arg("*")
+        .arg("r")
+        .arg("not a revocation")
+        .query(&mut conn)
+        .unwrap();
+    let err = store.revocations_since(None, T0).await.unwrap_err();
+    assert!(matches!(err, StoreError::Corrupt(_)), "{err:?}");
+    assert!(
+        !format!("{err}").contains("not a revocation"),
+        "stored values are never quoted"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_listener_of_a_killed_redis_says_so_and_listens_again() {
+    let mut redis = PrivateRedis::start();
+    let users = Users::new().await;
+    let store = private(&users, &redis).await;
+    let mut listener = store.listen_revocations().await.unwrap().unwrap();
+    let first = SessionId::random();
+    store.record_revocations(&[first], T0, T0 + 900).await.unwrap();
+    let heard = tokio::time::timeout(Duration::from_secs(5), listener.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        heard,
+        RevocationEvent::Revoked(vec![tessera_store::Revocation {
+            session: first,
+            expires_at: T0 + 900
+        }])
+    );
+
+    redis.kill();
+    let limit = REVOCATION_LISTENER_PING_EVERY + Duration::from_secs(5);
+    let down = tokio::time::timeout(limit, listener.next()).await.unwrap();
+    assert_unavailable(down, "listen");
+    // While Redis is down, asking again is a quick error, never a hang.
+    assert_unavailable(timed(Duration::from_secs(5), listener.next()).await, "listen again");
+
+    redis.restart();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match listener.next().await {
+            Ok(RevocationEvent::Missed) => break,
+            Ok(other) => panic!("nothing was announced yet: {other:?}"),
+            Err(err) => assert!(Instant::now() < deadline, "the listener did not come back: {err:?}"),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while store.ping().await.is_err() {
+        assert!(Instant::now() < deadline, "the store did not reconnect");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let second = SessionId::random();
+    store.record_revocations(&[second], T0, T0 + 900).await.unwrap();
+    let heard = tokio::time::timeout(Duration::from_secs(5), listener.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        matches!(heard, RevocationEvent::Revoked(ref r) if r[0].session == second),
+        "{heard:?}"
+    );
 }
 
 // ---- damaged data ----

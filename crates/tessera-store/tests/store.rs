@@ -24,7 +24,9 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use tessera_store::{AccountTokenStore, AuditStore, SecretStore, SessionStore, TenantStore, UserStore};
+use tessera_store::{
+    AccountTokenStore, AuditStore, RevocationStore, SecretStore, SessionStore, TenantStore, UserStore,
+};
 
 /// What a backend under test provides. A backend that keeps only sessions
 /// (Redis) pairs its session store with another backend's user, secret,
@@ -36,6 +38,11 @@ pub struct Stores {
     pub tenants: Arc<dyn TenantStore>,
     pub audit: Arc<dyn AuditStore>,
     pub account_tokens: Arc<dyn AccountTokenStore>,
+    /// The record of revoked sessions: the same backend as `sessions`.
+    pub revocations: Arc<dyn RevocationStore>,
+    /// Whether the backend announces revocations to listeners (PostgreSQL,
+    /// Redis); SQLite's single instance reads its record instead.
+    pub announces: bool,
     /// Opens the same data again over new connections, as a restarted (or
     /// another) instance would.
     pub reopen: Reopen,
@@ -122,6 +129,7 @@ macro_rules! store_suite {
             import_dry_run_answers_exactly_and_stores_nothing,
             import_into_an_unknown_tenant_stores_nothing,
             import_of_many_users_in_one_call,
+            purge_revocations_deletes_exactly_the_expired_ones,
         ]);
     };
     (@common $backend:ident, $stores:path, [$($extra:ident),* $(,)?]) => {
@@ -150,6 +158,12 @@ macro_rules! store_suite {
             revoke_session_checks_ownership,
             revoke_other_sessions_keeps_the_named_one,
             revoke_all_sessions_ends_only_that_users_sessions,
+            revoking_many_returns_exactly_the_sessions_it_ended,
+            revocations_are_read_back_while_live,
+            revocations_recorded_later_are_read_on_from_a_cursor,
+            recording_a_revocation_again_keeps_the_later_expiry,
+            purging_revocations_keeps_the_live_ones,
+            revocations_reach_other_instances,
             purge_expired_deletes_only_expired_sessions,
             current_token_rotates,
             parent_within_grace_gets_the_unchanged_current_pair,
@@ -191,9 +205,9 @@ mod suite {
     use tessera_core::{Email, PersonName, Role, SessionId, TenantId, TenantName, TenantSlug, UserId};
     use tessera_store::{
         AccountTokenPurpose, AuditEvent, Conflict, ImportConflict, ImportMode, ImportedUser, KeyKind, KeyRotation,
-        KeyState, NewAccountToken, NewAuditEvent, NewKey, NewSession, NewTenant, NewUser, RefreshState, Rotation,
-        RotationMode, RotationOutcome, SealedSecrets, Session, StoreError, StoredKey, Tenant, UserCursor,
-        KEY_REVOKED_RETENTION_SECS,
+        KeyState, NewAccountToken, NewAuditEvent, NewKey, NewSession, NewTenant, NewUser, RefreshState, Revocation,
+        RevocationEvent, Rotation, RotationMode, RotationOutcome, SealedSecrets, Session, StoreError, StoredKey,
+        Tenant, UserCursor, KEY_REVOKED_RETENTION_SECS,
     };
     use tokio::sync::Barrier;
     use uuid::Uuid;
@@ -546,25 +560,229 @@ mod suite {
         let (other_b, _) = login(s, owner, T0 + 2).await;
         let (stranger_session, _) = login(s, stranger, T0).await;
 
-        assert_eq!(s.sessions.revoke_other_sessions(owner, keep).await.unwrap(), 2);
+        let mut ended = s.sessions.revoke_other_sessions(owner, keep).await.unwrap();
+        ended.sort();
+        let mut expected = vec![other_a, other_b];
+        expected.sort();
+        assert_eq!(ended, expected, "exactly the sessions it ended");
         assert_eq!(ids(&s.sessions.list_sessions(owner, T0 + 3).await.unwrap()), vec![keep]);
         assert!(!is_live(s, owner, other_a, T0 + 3).await);
         assert!(!is_live(s, owner, other_b, T0 + 3).await);
         assert!(is_live(s, stranger, stranger_session, T0 + 3).await);
-        assert_eq!(s.sessions.revoke_other_sessions(owner, keep).await.unwrap(), 0);
+        assert_eq!(s.sessions.revoke_other_sessions(owner, keep).await.unwrap(), vec![]);
     }
 
     pub async fn revoke_all_sessions_ends_only_that_users_sessions(s: &Stores) {
         let owner = user(s).await;
         let stranger = user(s).await;
-        login(s, owner, T0).await;
-        login(s, owner, T0 + 1).await;
+        let (first, _) = login(s, owner, T0).await;
+        let (second, _) = login(s, owner, T0 + 1).await;
         let (stranger_session, _) = login(s, stranger, T0).await;
 
-        assert_eq!(s.sessions.revoke_all_sessions(owner).await.unwrap(), 2);
+        let mut ended = s.sessions.revoke_all_sessions(owner).await.unwrap();
+        ended.sort();
+        let mut expected = vec![first, second];
+        expected.sort();
+        assert_eq!(ended, expected, "exactly the sessions it ended");
         assert!(s.sessions.list_sessions(owner, T0 + 2).await.unwrap().is_empty());
         assert!(is_live(s, stranger, stranger_session, T0 + 2).await);
-        assert_eq!(s.sessions.revoke_all_sessions(owner).await.unwrap(), 0);
+        assert_eq!(s.sessions.revoke_all_sessions(owner).await.unwrap(), vec![]);
+    }
+
+    /// Logins racing "log out everywhere" (and "everywhere else"): every
+    /// session is either ended and returned, or left live and not returned.
+    /// What revoking access tokens by session id relies on.
+    pub async fn revoking_many_returns_exactly_the_sessions_it_ended(s: &Stores) {
+        for keep_one in [false, true] {
+            let owner = user(s).await;
+            let (kept, _) = login(s, owner, T0).await;
+            let mut before = vec![kept];
+            for i in 0..5 {
+                before.push(login(s, owner, T0 + 1 + i).await.0);
+            }
+            let racing: Vec<_> = (0..20)
+                .map(|i| {
+                    let sessions = Arc::clone(&s.sessions);
+                    tokio::spawn(async move {
+                        let session = new_session(owner, T0 + 10 + i);
+                        let id = session.id;
+                        sessions.create_session(session).await.unwrap();
+                        id
+                    })
+                })
+                .collect();
+            tokio::task::yield_now().await;
+            let ended = if keep_one {
+                s.sessions.revoke_other_sessions(owner, kept).await.unwrap()
+            } else {
+                s.sessions.revoke_all_sessions(owner).await.unwrap()
+            };
+            let mut created = before.clone();
+            for task in racing {
+                created.push(task.await.unwrap());
+            }
+            let mut unique = ended.clone();
+            unique.sort();
+            unique.dedup();
+            assert_eq!(unique.len(), ended.len(), "an id returned twice: {ended:?}");
+            for id in &before[usize::from(keep_one)..] {
+                assert!(ended.contains(id), "a session that existed before was not returned");
+            }
+            for id in &created {
+                let live = is_live(s, owner, *id, T0 + 100).await;
+                assert_ne!(
+                    live,
+                    ended.contains(id),
+                    "a session must be either ended and returned, or live and not returned"
+                );
+            }
+            assert!(
+                ended.iter().all(|id| created.contains(id)),
+                "an id that was never a session"
+            );
+            assert_eq!(is_live(s, owner, kept, T0 + 100).await, keep_one);
+        }
+    }
+
+    // ---- revocations ----
+
+    fn sessions_of(revocations: &[Revocation]) -> Vec<SessionId> {
+        let mut ids: Vec<SessionId> = revocations.iter().map(|r| r.session).collect();
+        ids.sort();
+        ids.dedup();
+        ids
+    }
+
+    fn sorted(mut ids: Vec<SessionId>) -> Vec<SessionId> {
+        ids.sort();
+        ids
+    }
+
+    pub async fn revocations_are_read_back_while_live(s: &Stores) {
+        let (a, b, c) = (SessionId::random(), SessionId::random(), SessionId::random());
+        s.revocations.record_revocations(&[a, b], T0, T0 + 900).await.unwrap();
+        s.revocations.record_revocations(&[c], T0, T0 + 10).await.unwrap();
+        s.revocations.record_revocations(&[], T0, T0 + 10).await.unwrap();
+
+        let page = s.revocations.revocations_since(None, T0).await.unwrap();
+        assert_eq!(sessions_of(&page.revocations), sorted(vec![a, b, c]));
+        let expiry = |id| page.revocations.iter().find(|r| r.session == id).unwrap().expires_at;
+        assert_eq!((expiry(a), expiry(b), expiry(c)), (T0 + 900, T0 + 900, T0 + 10));
+        // Once `c`'s last access token has expired it is of no interest.
+        let page = s.revocations.revocations_since(None, T0 + 10).await.unwrap();
+        assert_eq!(sessions_of(&page.revocations), sorted(vec![a, b]));
+        // Survives a restart: the record is durable.
+        let again = (s.reopen)().await;
+        let page = again.revocations.revocations_since(None, T0 + 10).await.unwrap();
+        assert_eq!(sessions_of(&page.revocations), sorted(vec![a, b]));
+    }
+
+    pub async fn revocations_recorded_later_are_read_on_from_a_cursor(s: &Stores) {
+        let first = SessionId::random();
+        s.revocations.record_revocations(&[first], T0, T0 + 900).await.unwrap();
+        let page = s.revocations.revocations_since(None, T0).await.unwrap();
+        assert_eq!(sessions_of(&page.revocations), vec![first]);
+
+        // Many at once (more than one announcement's worth), by another instance.
+        let other = (s.reopen)().await;
+        let later: Vec<SessionId> = (0..400).map(|_| SessionId::random()).collect();
+        other
+            .revocations
+            .record_revocations(&later, T0, T0 + 900)
+            .await
+            .unwrap();
+        let next = s.revocations.revocations_since(Some(&page.cursor), T0).await.unwrap();
+        let seen = sessions_of(&next.revocations);
+        for id in &later {
+            assert!(seen.contains(id), "a revocation recorded after the cursor was not read");
+        }
+        // Reading on from the newest cursor finds nothing new (a backend may
+        // repeat recent ones; it never invents any).
+        let after = s.revocations.revocations_since(Some(&next.cursor), T0).await.unwrap();
+        for revocation in &after.revocations {
+            assert!(later.contains(&revocation.session) || revocation.session == first);
+        }
+        let fresh = SessionId::random();
+        s.revocations.record_revocations(&[fresh], T0, T0 + 900).await.unwrap();
+        let last = s.revocations.revocations_since(Some(&after.cursor), T0).await.unwrap();
+        assert!(sessions_of(&last.revocations).contains(&fresh));
+    }
+
+    pub async fn recording_a_revocation_again_keeps_the_later_expiry(s: &Stores) {
+        let id = SessionId::random();
+        s.revocations.record_revocations(&[id], T0, T0 + 900).await.unwrap();
+        s.revocations.record_revocations(&[id], T0 + 5, T0 + 20).await.unwrap();
+        let page = s.revocations.revocations_since(None, T0 + 100).await.unwrap();
+        assert_eq!(sessions_of(&page.revocations), vec![id]);
+        assert!(page.revocations.iter().all(|r| r.expires_at == T0 + 900));
+    }
+
+    pub async fn purging_revocations_keeps_the_live_ones(s: &Stores) {
+        let (old, live) = (SessionId::random(), SessionId::random());
+        s.revocations.record_revocations(&[old], T0, T0 + 10).await.unwrap();
+        s.revocations.record_revocations(&[live], T0, T0 + 900).await.unwrap();
+        let purged = s.revocations.purge_revocations(T0 + 10).await.unwrap();
+        assert!(purged <= 1, "{purged}");
+        let page = s.revocations.revocations_since(None, T0 + 10).await.unwrap();
+        assert_eq!(sessions_of(&page.revocations), vec![live]);
+    }
+
+    /// SQL backends delete expired revocations (Redis trims its stream as it
+    /// records instead).
+    pub async fn purge_revocations_deletes_exactly_the_expired_ones(s: &Stores) {
+        let (old, boundary, live) = (SessionId::random(), SessionId::random(), SessionId::random());
+        s.revocations.record_revocations(&[old], T0, T0 + 5).await.unwrap();
+        s.revocations
+            .record_revocations(&[boundary], T0, T0 + 10)
+            .await
+            .unwrap();
+        s.revocations.record_revocations(&[live], T0, T0 + 900).await.unwrap();
+        assert_eq!(s.revocations.purge_revocations(T0 + 10).await.unwrap(), 2);
+        assert_eq!(s.revocations.purge_revocations(T0 + 10).await.unwrap(), 0);
+        // Deleted, not only hidden: an earlier "now" does not find them.
+        let page = s.revocations.revocations_since(None, T0).await.unwrap();
+        assert_eq!(sessions_of(&page.revocations), vec![live]);
+    }
+
+    /// Announced to listeners on other connections (another instance) as
+    /// soon as recorded; a backend without announcements (SQLite) hands
+    /// them to a reader of its record instead.
+    pub async fn revocations_reach_other_instances(s: &Stores) {
+        let other = (s.reopen)().await;
+        let listener = other.revocations.listen_revocations().await.unwrap();
+        let ids: Vec<SessionId> = (0..200).map(|_| SessionId::random()).collect();
+        match (listener, s.announces) {
+            (Some(mut listener), true) => {
+                s.revocations.record_revocations(&ids, T0, T0 + 900).await.unwrap();
+                let mut heard = Vec::new();
+                while heard.len() < ids.len() {
+                    let event = tokio::time::timeout(std::time::Duration::from_secs(5), listener.next())
+                        .await
+                        .expect("an announcement within 5 s")
+                        .unwrap();
+                    match event {
+                        RevocationEvent::Revoked(revoked) => heard.extend(revoked),
+                        RevocationEvent::Missed => panic!("nothing was missed"),
+                    }
+                }
+                assert_eq!(sessions_of(&heard), sorted(ids));
+                assert!(heard.iter().all(|r| r.expires_at == T0 + 900));
+            }
+            (None, false) => {
+                let page = other.revocations.revocations_since(None, T0).await.unwrap();
+                s.revocations.record_revocations(&ids, T0, T0 + 900).await.unwrap();
+                let next = other
+                    .revocations
+                    .revocations_since(Some(&page.cursor), T0)
+                    .await
+                    .unwrap();
+                assert_eq!(sessions_of(&next.revocations), sorted(ids));
+            }
+            (listener, announces) => panic!(
+                "the backend says it announces: {announces}, but it offers a listener: {}",
+                listener.is_some()
+            ),
+        }
     }
 
     pub async fn purge_expired_deletes_only_expired_sessions(s: &Stores) {
@@ -2847,7 +3065,9 @@ mod sqlite_backend {
                 secrets: Arc::new(store.clone()),
                 tenants: Arc::new(store.clone()),
                 audit: Arc::new(store.clone()),
-                account_tokens: Arc::new(store),
+                account_tokens: Arc::new(store.clone()),
+                revocations: Arc::new(store),
+                announces: false,
                 reopen: Box::new(move || open(path.clone())),
                 _keep: Box::new(()),
             }
@@ -3070,6 +3290,7 @@ mod sqlite_only {
             .run(store.pool())
             .await
             .unwrap();
+        // Everything after 0002 is pending.
         assert_eq!(
             store.pending_migrations().await.unwrap(),
             crate::migration_count("sqlite") - 2
@@ -3239,7 +3460,7 @@ mod sqlite_only {
         let store = open(&dir.path().join("tessera.db")).await;
         let (schema,): (String,) = sqlx::query_as(
             "SELECT group_concat(sql, ';') FROM sqlite_master WHERE sql IS NOT NULL AND tbl_name IN \
-             ('users', 'sessions', 'tenants', 'tenant_keys', 'audit_events')",
+             ('users', 'sessions', 'tenants', 'tenant_keys', 'audit_events', 'revoked_sessions')",
         )
         .fetch_one(store.pool())
         .await
@@ -3270,6 +3491,9 @@ mod sqlite_only {
             "audit_events_tenant_id_fkey",
             "audit_events_tenant_id_idx",
             "audit_events_at_idx",
+            "revoked_sessions_pkey",
+            "revoked_sessions_revoked_at_idx",
+            "revoked_sessions_expires_at_idx",
         ] {
             assert!(schema.contains(name), "{name} missing from {schema}");
         }
@@ -3524,9 +3748,12 @@ mod redis_backend {
                         .unwrap()
                 }
             };
+            let sessions = Arc::new(sessions);
             Stores {
                 users,
-                sessions: Arc::new(sessions),
+                sessions: sessions.clone(),
+                revocations: sessions,
+                announces: true,
                 secrets: Arc::new(sql.clone()),
                 tenants: Arc::new(sql.clone()),
                 audit: Arc::new(sql.clone()),

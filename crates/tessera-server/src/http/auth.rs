@@ -3,9 +3,10 @@
 use super::dto::{AuthResponse, PendingVerificationResponse, TokenResponse, UserDto, VerifyResponse};
 use super::error::{ApiError, ApiResult};
 use super::extract::{
-    bearer_token, checked, session_caller, token_caller, ClientMeta, Fields, JsonObject, OptionalJsonObject,
-    TenantScope,
+    bearer_token, checked, session_caller, token_caller_of_any_session, ClientMeta, Fields, JsonObject,
+    OptionalJsonObject, TenantScope,
 };
+use super::sessions::{announce_ended, end_all_sessions_of, end_other_sessions_of, end_session};
 use crate::audit::{event, Event};
 use crate::ratelimit::{whole_seconds, Outage};
 use crate::state::AppState;
@@ -312,6 +313,8 @@ async fn refresh(
             s
         }
         RotationOutcome::Reused => {
+            // The store ended the session; its access tokens go with it.
+            announce_ended(&state, &[session]).await?;
             tracing::warn!(user = %user, session = %session, "refresh token reuse detected; session revoked");
             state.audit.record(
                 Event::new(event::REFRESH_REUSED, tenant.id(), now)
@@ -394,7 +397,7 @@ async fn logout(
         // Ending this session is idempotent; reaching into the user's other
         // sessions needs a session that is still live.
         let caller = match scope {
-            LogoutScope::Local => token_caller(&state, &headers, &tenant).await?,
+            LogoutScope::Local => token_caller_of_any_session(&state, &headers, &tenant).await?,
             LogoutScope::Others | LogoutScope::Global => session_caller(&state, &headers, &tenant).await?,
         };
         (caller.user, caller.session)
@@ -408,7 +411,7 @@ async fn logout(
             Some(live) if live.user_id == user && live.current.jti == claims.jti => {}
             Some(_) => {
                 // An old refresh token of a live session is a replay, here as on /refresh.
-                state.sessions.revoke_session(user, session).await?;
+                end_session(&state, user, session).await?;
                 tracing::warn!(user = %user, session = %session, "logout with a rotated refresh token; session revoked");
                 state.audit.record(
                     Event::new(event::REFRESH_REUSED, tenant.id(), now)
@@ -425,9 +428,15 @@ async fn logout(
         return Err(ApiError::MissingToken);
     };
     let ended = match scope {
-        LogoutScope::Local => u64::from(state.sessions.revoke_session(user, session).await?),
-        LogoutScope::Others => state.sessions.revoke_other_sessions(user, session).await?,
-        LogoutScope::Global => state.sessions.revoke_all_sessions(user).await?,
+        LogoutScope::Local => {
+            let ended = state.sessions.revoke_session(user, session).await?;
+            // Announced even when the session had already ended, so that a
+            // client retrying a logout that answered 503 completes it.
+            announce_ended(&state, &[session]).await?;
+            u64::from(ended)
+        }
+        LogoutScope::Others => end_other_sessions_of(&state, user, session).await?,
+        LogoutScope::Global => end_all_sessions_of(&state, user).await?,
     };
     tracing::info!(user = %user, session = %session, ended, "logout");
     let scope_name = match scope {
@@ -463,7 +472,9 @@ async fn me(State(state): State<AppState>, tenant: TenantScope, req: Request) ->
 }
 
 /// Forward-auth endpoint for reverse proxies (nginx `auth_request`, Traefik
-/// `forwardAuth`): checks the bearer access token without touching storage.
+/// `forwardAuth`): checks the bearer access token without touching storage
+/// (with `TESSERA_REVOCATION_CHECK=on`, also against the in-memory set of
+/// ended sessions).
 #[utoipa::path(method(get, head), path = "/api/auth/verify", tag = "auth", security(("bearer" = [])),
     responses(
         (status = 200, body = VerifyResponse,
@@ -474,7 +485,7 @@ async fn me(State(state): State<AppState>, tenant: TenantScope, req: Request) ->
                 ("X-Auth-Session-Id" = String, description = "`sid`"),
                 ("X-Auth-Tenant-Id" = String, description = "`tid`: the token's tenant (the nil uuid for the default tenant)"),
             )),
-        (status = 401, description = "`missing_token`, `invalid_token` or `token_expired`", body = super::dto::ErrorBody),
+        (status = 401, description = "`missing_token`, `invalid_token` (also, with `TESSERA_REVOCATION_CHECK=on`, a token of a session that has ended) or `token_expired`", body = super::dto::ErrorBody),
     ))]
 async fn verify(State(state): State<AppState>, tenant: TenantScope, req: Request) -> ApiResult<Response> {
     let token = bearer_token(req.headers())?;

@@ -267,18 +267,44 @@ pub struct Caller {
 
 /// The caller named by a valid access token of `scope`'s tenant. No store
 /// is read (unless the token's key is new to this instance), so a logged-out
-/// session's token still passes until it expires.
+/// session's token still passes until it expires, unless the revocation
+/// check is on (`TESSERA_REVOCATION_CHECK`), which refuses it from memory.
 pub async fn token_caller(
     state: &crate::state::AppState,
     headers: &HeaderMap,
     scope: &TenantScope,
 ) -> ApiResult<Caller> {
+    caller(state, headers, scope, true).await
+}
+
+/// Like [`token_caller`], but a token of a session that has ended passes
+/// even with the revocation check on: for logging out, where ending a
+/// session again is no error.
+pub async fn token_caller_of_any_session(
+    state: &crate::state::AppState,
+    headers: &HeaderMap,
+    scope: &TenantScope,
+) -> ApiResult<Caller> {
+    caller(state, headers, scope, false).await
+}
+
+async fn caller(
+    state: &crate::state::AppState,
+    headers: &HeaderMap,
+    scope: &TenantScope,
+    live_only: bool,
+) -> ApiResult<Caller> {
     let token = bearer_token(headers)?;
     let mut buf = tessera_token::TokenBuf::new();
-    let claims = state
-        .tokens
-        .verify_access(token, scope.scope(), crate::tokens::unix_now(), &mut buf)
-        .await?;
+    let now = crate::tokens::unix_now();
+    let claims = if live_only {
+        state.tokens.verify_access(token, scope.scope(), now, &mut buf).await?
+    } else {
+        state
+            .tokens
+            .verify_access_of_any_session(token, scope.scope(), now, &mut buf)
+            .await?
+    };
     Ok(Caller {
         tenant: tessera_core::TenantId::from_uuid(claims.tid),
         user: tessera_core::UserId::from_uuid(claims.sub),
@@ -301,7 +327,7 @@ pub async fn session_caller(
     {
         // `session` only returns a session of this user.
         Some(_) => Ok(caller),
-        None => Err(ApiError::InvalidToken("the session of this token has ended")),
+        None => Err(ApiError::InvalidToken(crate::tokens::SESSION_ENDED)),
     }
 }
 

@@ -20,7 +20,8 @@ async fn healthz() -> Json<HealthResponse> {
     Json(HealthResponse { status: "ok" })
 }
 
-/// 200 when every backing store answers within a second, else 503.
+/// 200 when every backing store answers within a second (and, with the
+/// revocation check on, this instance hears of revoked sessions), else 503.
 #[utoipa::path(get, path = "/readyz", tag = "health",
     responses((status = 200, body = HealthResponse), (status = 503, description = "`unavailable`", body = super::dto::ErrorBody)))]
 async fn readyz(State(state): State<AppState>) -> Result<Json<HealthResponse>, ApiError> {
@@ -41,6 +42,15 @@ async fn readyz(State(state): State<AppState>) -> Result<Json<HealthResponse>, A
                     retry_after: 1,
                 });
             }
+        }
+    }
+    if let Some(revocations) = &state.revocations {
+        if !revocations.is_current() {
+            tracing::warn!("readiness check failed: the revocation feed is interrupted");
+            return Err(ApiError::Unavailable {
+                message: "this instance cannot hear of revoked sessions right now",
+                retry_after: 1,
+            });
         }
     }
     Ok(Json(HealthResponse { status: "ok" }))

@@ -206,7 +206,7 @@ async fn reset_password(
     let new_hash = state.hasher.hash(password).await?;
     // Sessions end before the password changes and again after: one opened
     // with the old password in between does not survive the reset.
-    state.sessions.revoke_all_sessions(user).await?;
+    crate::http::sessions::end_all_sessions_of(&state, user).await?;
     let Some(user) = state
         .account_tokens
         .reset_password(tenant.id(), &token_hash, &new_hash, unix_now())

@@ -11,7 +11,7 @@ use axum::http::StatusCode;
 use axum::routing::{delete, get};
 use axum::{Json, Router};
 use std::collections::HashMap;
-use tessera_core::SessionId;
+use tessera_core::{SessionId, UserId};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -62,7 +62,7 @@ async fn delete_session(
         .ok()
         .and_then(|Path(p)| p.get("id").and_then(|id| SessionId::parse(id)))
         .ok_or(not_found)?;
-    if state.sessions.revoke_session(user, id).await? {
+    if end_session(&state, user, id).await? {
         tracing::info!(user = %user, session = %id, "session revoked by its owner");
         state.audit.record(
             Event::new(event::SESSION_REVOKED, tenant.id(), unix_now())
@@ -79,16 +79,57 @@ async fn delete_session(
 
 /// Ends every session of `user` (password reset, an administrator's
 /// revocation); how many stored sessions were removed. The one place such
-/// an ending happens, so every consequence of it belongs here.
+/// an ending happens, so every consequence of it belongs here: with the
+/// revocation check on, their access tokens are refused everywhere before
+/// this returns (a 503 when that cannot be recorded; see
+/// [`announce_ended`]).
 pub(crate) async fn end_all_sessions(state: &AppState, user: &tessera_store::User) -> ApiResult<u64> {
-    Ok(state.sessions.revoke_all_sessions(user.id).await?)
+    end_all_sessions_of(state, user.id).await
 }
 
-/// Ends every session of `user` but `keep` (a password change from `keep`).
+/// [`end_all_sessions`] by the user's id.
+pub(crate) async fn end_all_sessions_of(state: &AppState, user: UserId) -> ApiResult<u64> {
+    let ended = state.sessions.revoke_all_sessions(user).await?;
+    announce_ended(state, &ended).await?;
+    Ok(ended.len() as u64)
+}
+
+/// Ends every session of `user` but `keep` (a password change from `keep`,
+/// a logout of the others), announcing them as [`end_all_sessions`] does.
 pub(crate) async fn end_other_sessions(
     state: &AppState,
     user: &tessera_store::User,
     keep: SessionId,
 ) -> ApiResult<u64> {
-    Ok(state.sessions.revoke_other_sessions(user.id, keep).await?)
+    end_other_sessions_of(state, user.id, keep).await
+}
+
+/// [`end_other_sessions`] by the user's id.
+pub(crate) async fn end_other_sessions_of(state: &AppState, user: UserId, keep: SessionId) -> ApiResult<u64> {
+    let ended = state.sessions.revoke_other_sessions(user, keep).await?;
+    announce_ended(state, &ended).await?;
+    Ok(ended.len() as u64)
+}
+
+/// Ends the session `id` of `user`; false when there is no such session of
+/// theirs. Announced as [`end_all_sessions`] does.
+pub(crate) async fn end_session(state: &AppState, user: UserId, id: SessionId) -> ApiResult<bool> {
+    let ended = state.sessions.revoke_session(user, id).await?;
+    if ended {
+        announce_ended(state, &[id]).await?;
+    }
+    Ok(ended)
+}
+
+/// With the revocation check on (`TESSERA_REVOCATION_CHECK`), refuses the
+/// access tokens of the sessions `ended` on this instance at once and on
+/// every other one as soon as they hear of it: recorded and announced
+/// before this returns. A store that cannot take the record is a 503 (the
+/// sessions have ended; this instance retries the record until it
+/// succeeds). With the check off, nothing.
+pub(crate) async fn announce_ended(state: &AppState, ended: &[SessionId]) -> ApiResult<()> {
+    if let Some(revocations) = &state.revocations {
+        revocations.announce(ended, unix_now()).await?;
+    }
+    Ok(())
 }

@@ -52,7 +52,7 @@ fn tokens_in(mail: &str, prefix: &str) -> Vec<String> {
 
 /// Waits (up to 10 s) for the `nth` (0-based) mail to `to` carrying a token
 /// with `prefix`, and returns that token.
-async fn wait_for_token(app: &TestApp, to: &str, prefix: &str, nth: usize) -> String {
+pub(crate) async fn wait_for_token(app: &TestApp, to: &str, prefix: &str, nth: usize) -> String {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let tokens: Vec<String> = mails_to(app, to).iter().flat_map(|m| tokens_in(m, prefix)).collect();

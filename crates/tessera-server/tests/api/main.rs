@@ -22,6 +22,7 @@ mod openapi;
 mod process;
 mod refresh;
 mod register_login;
+mod revocation;
 mod scale;
 mod sessions;
 mod smtp_sink;

@@ -315,6 +315,8 @@ async fn logs_never_contain_secrets_passwords_or_tokens() {
             ("REFRESH_TOKEN_SECRET", refresh_secret.as_str()),
             ("TESSERA_LOG", "trace"),
             ("TESSERA_LOG_FORMAT", format),
+            // Revocations are logged too (without the tokens).
+            ("TESSERA_REVOCATION_CHECK", "on"),
         ];
         let http = client();
         let server = start(dir.path(), &env);
@@ -379,6 +381,14 @@ async fn logs_never_contain_secrets_passwords_or_tokens() {
             .send()
             .await
             .unwrap();
+        // The logged-out session's access token, refused as revoked.
+        let res = http
+            .get(server.url("/api/auth/verify"))
+            .bearer_auth(&tokens[0])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
         // A tenant: its API key, its tokens, a rotation and an audit read.
         let res = http
             .post(server.url("/api/auth/signup"))

@@ -29,7 +29,7 @@ fn tokens(body: &Value) -> (String, String) {
 }
 
 /// Deletes every Redis key under `prefix`: Redis losing this deployment's data.
-fn forget_redis_keys(prefix: &str) {
+pub(crate) fn forget_redis_keys(prefix: &str) {
     let url = redis_url();
     let keys = Command::new("redis-cli")
         .args(["-u", &url, "--scan", "--pattern", &format!("{prefix}*")])

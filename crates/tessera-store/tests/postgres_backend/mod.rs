@@ -158,7 +158,9 @@ fn open(url: String) -> Pin<Box<dyn Future<Output = Stores> + Send>> {
             secrets: Arc::new(store.clone()),
             tenants: Arc::new(store.clone()),
             audit: Arc::new(store.clone()),
-            account_tokens: Arc::new(store),
+            account_tokens: Arc::new(store.clone()),
+            revocations: Arc::new(store),
+            announces: true,
             reopen: Box::new(move || open(url.clone())),
             _keep: Box::new(()),
         }
@@ -262,8 +264,9 @@ mod postgres_only {
     use tessera_core::{TenantName, TenantSlug};
     use tessera_store::{
         Conflict, Health, KeyChangeListener, KeyKind, KeyRotation, KeyState, NewKey, NewSession, NewTenant, NewUser,
-        PostgresOptions, PostgresStore, RefreshState, Rotation, RotationMode, RotationOutcome, Session, SessionStore,
-        StoreError, TenantStore, User, UserStore,
+        PostgresOptions, PostgresStore, RefreshState, RevocationEvent, RevocationListener, RevocationStore, Rotation,
+        RotationMode, RotationOutcome, Session, SessionStore, StoreError, TenantStore, User, UserStore,
+        REVOCATION_LISTENER_PING_EVERY,
     };
     use tokio::net::TcpListener;
     use tokio::sync::Barrier;
@@ -370,7 +373,7 @@ mod postgres_only {
         let constraints: Vec<(String,)> = sqlx::query_as(
             "SELECT conname::text FROM pg_constraint WHERE conrelid IN ('users'::regclass, \
              'sessions'::regclass, 'default_secrets'::regclass, 'tenants'::regclass, \
-             'tenant_keys'::regclass, 'audit_events'::regclass)",
+             'tenant_keys'::regclass, 'audit_events'::regclass, 'revoked_sessions'::regclass)",
         )
         .fetch_all(store.pool())
         .await
@@ -395,6 +398,7 @@ mod postgres_only {
             "tenant_keys_sealed_check",
             "audit_events_pkey",
             "audit_events_tenant_id_fkey",
+            "revoked_sessions_pkey",
         ] {
             assert!(
                 constraints.iter().any(|c| c == name),
@@ -418,7 +422,7 @@ mod postgres_only {
         }
         let indexes: Vec<(String,)> = sqlx::query_as(
             "SELECT indexname::text FROM pg_indexes WHERE tablename IN \
-             ('sessions', 'users', 'tenant_keys', 'audit_events')",
+             ('sessions', 'users', 'tenant_keys', 'audit_events', 'revoked_sessions')",
         )
         .fetch_all(store.pool())
         .await
@@ -433,6 +437,8 @@ mod postgres_only {
             "tenant_keys_tenant_id_idx",
             "audit_events_tenant_id_idx",
             "audit_events_at_idx",
+            "revoked_sessions_revoked_at_idx",
+            "revoked_sessions_expires_at_idx",
         ] {
             assert!(indexes.iter().any(|(i,)| i == name), "{name} missing from {indexes:?}");
         }
@@ -440,7 +446,7 @@ mod postgres_only {
         let columns: Vec<(String, String, String)> = sqlx::query_as(
             "SELECT table_name::text, column_name::text, data_type::text FROM information_schema.columns \
              WHERE table_schema = current_schema() AND table_name IN \
-             ('users', 'sessions', 'default_secrets', 'tenants', 'tenant_keys', 'audit_events')",
+             ('users', 'sessions', 'default_secrets', 'tenants', 'tenant_keys', 'audit_events', 'revoked_sessions')",
         )
         .fetch_all(store.pool())
         .await
@@ -467,6 +473,9 @@ mod postgres_only {
         assert_eq!(type_of("tenant_keys", "changed_at"), "bigint");
         assert_eq!(type_of("audit_events", "id"), "bigint");
         assert_eq!(type_of("audit_events", "user_id"), "uuid");
+        assert_eq!(type_of("revoked_sessions", "session_id"), "uuid");
+        assert_eq!(type_of("revoked_sessions", "expires_at"), "bigint");
+        assert_eq!(type_of("revoked_sessions", "revoked_at"), "bigint");
         let (collation,): (Option<String>,) = sqlx::query_as(
             "SELECT collation_name::text FROM information_schema.columns \
              WHERE table_schema = current_schema() AND table_name = 'tenants' AND column_name = 'slug'",
@@ -1207,5 +1216,119 @@ mod postgres_only {
         let id = tenant.id;
         writer.create_tenant(tenant, key_set(id), None).await.unwrap();
         assert_eq!(next_change(&mut listener, Duration::from_secs(1)).await, Some(id));
+    }
+
+    // ---- revocations ----
+
+    async fn next_revocation(
+        listener: &mut Box<dyn RevocationListener>,
+        within: Duration,
+    ) -> Result<RevocationEvent, StoreError> {
+        tokio::time::timeout(within, listener.next())
+            .await
+            .unwrap_or_else(|_| panic!("no answer from the revocation listener within {within:?}"))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn revocations_are_announced_at_commit_on_their_channel() {
+        let db = TempDatabase::create().await;
+        let writer = open(&db, PostgresOptions::default()).await;
+        let reader = open(&db, PostgresOptions::default()).await;
+        let mut listener = reader.listen_revocations().await.unwrap().unwrap();
+        let ids: Vec<SessionId> = (0..3).map(|_| SessionId::random()).collect();
+        writer.record_revocations(&ids, T0, T0 + 900).await.unwrap();
+        let RevocationEvent::Revoked(heard) = next_revocation(&mut listener, Duration::from_secs(2)).await.unwrap()
+        else {
+            panic!("expected the revocation")
+        };
+        assert_eq!(heard.iter().map(|r| r.session).collect::<Vec<_>>(), ids);
+
+        // Anyone may NOTIFY the channel: something unreadable means "read
+        // the record", never a crash or a made-up session.
+        let mut admin = db.connect().await;
+        sqlx::query("SELECT pg_notify('tessera_revocations', 'hello')")
+            .execute(&mut admin)
+            .await
+            .unwrap();
+        assert_eq!(
+            next_revocation(&mut listener, Duration::from_secs(2)).await.unwrap(),
+            RevocationEvent::Missed
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_revocation_listener_whose_connection_is_terminated_says_so_and_listens_again() {
+        let db = TempDatabase::create().await;
+        let store = open(&db, PostgresOptions::default()).await;
+        let mut listener = store.listen_revocations().await.unwrap().unwrap();
+
+        let mut admin = super::admin_connection().await;
+        let (terminated,): (i64,) = sqlx::query_as(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+             WHERE datname = $1 AND query LIKE 'LISTEN%'",
+        )
+        .bind(&db.name)
+        .fetch_one(&mut admin)
+        .await
+        .unwrap();
+        assert_eq!(terminated, 1);
+        admin.close().await.unwrap();
+
+        // "Revocations may have been missed" (possibly after an error), then
+        // announcements again.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while next_revocation(&mut listener, Duration::from_secs(10)).await.ok() != Some(RevocationEvent::Missed) {
+            assert!(Instant::now() < deadline, "the listener did not come back");
+        }
+        let id = SessionId::random();
+        store.record_revocations(&[id], T0, T0 + 900).await.unwrap();
+        let heard = next_revocation(&mut listener, Duration::from_secs(2)).await.unwrap();
+        assert!(
+            matches!(heard, RevocationEvent::Revoked(ref r) if r[0].session == id),
+            "{heard:?}"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_revocation_listener_whose_network_goes_silent_notices_and_recovers() {
+        let db = TempDatabase::create().await;
+        let proxy = FreezableProxy::start().await;
+        let options = quick();
+        let writer = open(&db, options.clone()).await;
+        let through_proxy = PostgresStore::connect_with(&db.url_via(&proxy.addr.to_string()), options.clone())
+            .await
+            .unwrap();
+        let mut listener = through_proxy.listen_revocations().await.unwrap().unwrap();
+
+        // A partition: no error, no bytes. The ping on a quiet connection
+        // gets no answer within the deadline.
+        proxy.freeze(true);
+        let started = Instant::now();
+        let limit = REVOCATION_LISTENER_PING_EVERY
+            + options.statement_timeout
+            + PostgresStore::DEADLINE_MARGIN
+            + Duration::from_secs(3);
+        assert_unavailable(next_revocation(&mut listener, limit).await);
+        assert!(
+            started.elapsed() >= REVOCATION_LISTENER_PING_EVERY,
+            "{:?}",
+            started.elapsed()
+        );
+
+        proxy.freeze(false);
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            match next_revocation(&mut listener, Duration::from_secs(15)).await {
+                Ok(RevocationEvent::Missed) => break,
+                other => assert!(Instant::now() < deadline, "the listener did not come back: {other:?}"),
+            }
+        }
+        let id = SessionId::random();
+        writer.record_revocations(&[id], T0, T0 + 900).await.unwrap();
+        let heard = next_revocation(&mut listener, Duration::from_secs(2)).await.unwrap();
+        assert!(
+            matches!(heard, RevocationEvent::Revoked(ref r) if r[0].session == id),
+            "{heard:?}"
+        );
     }
 }
