@@ -974,21 +974,10 @@ const KNOWN_VARIABLES: &[&str] = &[
     "TESSERA_REVOCATION_CHECK",
 ];
 
-/// Settings the contract names for features this version does not have yet.
-const FUTURE_VARIABLES: &[&str] = &[];
-
 fn warn_about_unknown_variables() {
     for (name, _) in std::env::vars_os() {
         let Some(name) = name.to_str() else { continue };
-        if !name.starts_with("TESSERA_") || KNOWN_VARIABLES.contains(&name) {
-            continue;
-        }
-        if FUTURE_VARIABLES.contains(&name) {
-            tracing::warn!(
-                variable = name,
-                "this version of tessera does not support this setting yet; it has no effect"
-            );
-        } else {
+        if name.starts_with("TESSERA_") && !KNOWN_VARIABLES.contains(&name) {
             tracing::warn!(
                 variable = name,
                 "unknown setting, ignored (a typo? see docs/configuration.md)"
