@@ -6,7 +6,7 @@
 
 use crate::audit::event;
 use crate::config::Config;
-use crate::http::admin::{decode_cursor, encode_cursor, is_promotion};
+use crate::http::admin::{decode_cursor, is_promotion, users_page};
 use crate::http::tenants::{mode_name, new_api_key};
 use crate::keys::{KeyManager, Lifetimes, RotateOptions};
 use crate::master::{replace_key_file, MasterKeys};
@@ -19,7 +19,7 @@ use std::sync::Arc;
 use tessera_core::{Email, MasterKey, Role, TenantId, TenantName, TenantSlug, UserId};
 use tessera_store::{
     AuditEvent, Conflict, NewAuditEvent, NewTenant, RoleChange, RotatedKeys, RotationMode, StoreError, StoredKey,
-    Tenant, TenantRecord, User, UserCursor,
+    Tenant, TenantRecord, User,
 };
 use tessera_token::Algorithm;
 use zeroize::Zeroizing;
@@ -313,15 +313,7 @@ impl Operator {
                     .ok_or_else(|| anyhow::anyhow!("--before {raw:?} is not a cursor this command printed"))
             })
             .transpose()?;
-        let mut users = self.stores.users.list_users(tenant.id, before, limit + 1).await?;
-        let more = users.len() > limit as usize;
-        users.truncate(limit as usize);
-        let next = if more {
-            users.last().map(|u| encode_cursor(UserCursor::after(u)))
-        } else {
-            None
-        };
-        Ok((users, next))
+        Ok(users_page(self.stores.users.as_ref(), tenant.id, before, limit).await?)
     }
 
     /// Ends every session of the account `email` of tenant `slug`; how many.

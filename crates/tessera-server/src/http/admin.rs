@@ -8,7 +8,7 @@
 
 use super::dto::{AuditPage, UserDto, UserPage};
 use super::error::{ApiError, ApiResult};
-use super::extract::{checked, require_role, ClientMeta, Fields, JsonObject, TenantScope};
+use super::extract::{checked, page_limit, require_role, ClientMeta, Fields, JsonObject, TenantScope};
 use super::tenants::{audit_page, presented_api_key};
 use crate::audit::{event, Event};
 use crate::state::AppState;
@@ -20,8 +20,8 @@ use axum::{Json, Router};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use std::collections::HashMap;
-use tessera_core::{Email, Role, SessionId, UserId};
-use tessera_store::{Conflict, StoreError, User, UserCursor};
+use tessera_core::{Email, Role, SessionId, TenantId, UserId};
+use tessera_store::{Conflict, StoreError, User, UserCursor, UserStore};
 
 /// Relative routes, nested under `/api/admin` and `/api/tenants/{slug}/admin`.
 pub fn router() -> Router<AppState> {
@@ -108,6 +108,25 @@ async fn tenant_user(
     }
 }
 
+/// Up to `limit` of `tenant`'s users, newest first, after `before`; and the
+/// cursor of the next page, if there is one.
+pub async fn users_page(
+    users: &dyn UserStore,
+    tenant: TenantId,
+    before: Option<UserCursor>,
+    limit: u32,
+) -> Result<(Vec<User>, Option<String>), StoreError> {
+    let mut page = users.list_users(tenant, before, limit + 1).await?;
+    let more = page.len() > limit as usize;
+    page.truncate(limit as usize);
+    let next = if more {
+        page.last().map(|u| encode_cursor(UserCursor::after(u)))
+    } else {
+        None
+    };
+    Ok((page, next))
+}
+
 /// A `next` cursor: the last user's creation time and id, base64url.
 pub fn encode_cursor(cursor: UserCursor) -> String {
     let mut raw = [0u8; 24];
@@ -170,16 +189,7 @@ async fn list_users(
             next: None,
         }));
     }
-    let limit = match query.get("limit") {
-        None => USERS_DEFAULT_LIMIT,
-        Some(raw) => raw
-            .parse::<u32>()
-            .ok()
-            .filter(|n| (1..=USERS_MAX_LIMIT).contains(n))
-            .ok_or_else(|| {
-                ApiError::InvalidRequest(format!("limit must be a whole number from 1 to {USERS_MAX_LIMIT}"))
-            })?,
-    };
+    let limit = page_limit(&query, USERS_DEFAULT_LIMIT, USERS_MAX_LIMIT)?;
     let before = match query.get("before") {
         None => None,
         Some(raw) => Some(
@@ -187,14 +197,7 @@ async fn list_users(
                 .ok_or_else(|| ApiError::InvalidRequest("before must be a cursor from a previous page".to_owned()))?,
         ),
     };
-    let mut users = state.users.list_users(tenant.id(), before, limit + 1).await?;
-    let more = users.len() > limit as usize;
-    users.truncate(limit as usize);
-    let next = if more {
-        users.last().map(|u| encode_cursor(UserCursor::after(u)))
-    } else {
-        None
-    };
+    let (users, next) = users_page(state.users.as_ref(), tenant.id(), before, limit).await?;
     Ok(Json(UserPage {
         users: users.iter().map(UserDto::from).collect(),
         next,

@@ -331,6 +331,19 @@ pub async fn session_caller(
     }
 }
 
+/// The `limit` query parameter of a paged list: `default` when absent, else
+/// a whole number from 1 to `max` (400 `invalid_request` otherwise).
+pub fn page_limit(query: &std::collections::HashMap<String, String>, default: u32, max: u32) -> ApiResult<u32> {
+    match query.get("limit") {
+        None => Ok(default),
+        Some(raw) => raw
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=max).contains(n))
+            .ok_or_else(|| ApiError::InvalidRequest(format!("limit must be a whole number from 1 to {max}"))),
+    }
+}
+
 /// The caller, if its session is live and the session's user has one of
 /// `roles` (as stored now, not as the token says: a user demoted since the
 /// token was issued is refused at once); 403 `forbidden` otherwise.

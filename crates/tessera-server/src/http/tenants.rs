@@ -406,16 +406,7 @@ pub(super) async fn audit_page(
     query: Result<Query<HashMap<String, String>>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Json<AuditPage>> {
     let Query(query) = query.map_err(|_| ApiError::InvalidRequest("the query string is malformed".to_owned()))?;
-    let limit = match query.get("limit") {
-        None => AUDIT_DEFAULT_LIMIT,
-        Some(raw) => raw
-            .parse::<u32>()
-            .ok()
-            .filter(|n| (1..=AUDIT_MAX_LIMIT).contains(n))
-            .ok_or_else(|| {
-                ApiError::InvalidRequest(format!("limit must be a whole number from 1 to {AUDIT_MAX_LIMIT}"))
-            })?,
-    };
+    let limit = super::extract::page_limit(&query, AUDIT_DEFAULT_LIMIT, AUDIT_MAX_LIMIT)?;
     let before = match query.get("before") {
         None => None,
         Some(raw) => Some(
