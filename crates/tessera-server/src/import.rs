@@ -418,7 +418,14 @@ fn user_of(row: &Row<'_>, tenant: TenantId, now: i64) -> Result<ImportedUser, St
         None => Some(Role::user()),
         Some(raw) => Role::parse(raw.trim())
             .map_err(|e| problems.push(format!("role: {e}")))
-            .ok(),
+            .ok()
+            .filter(|role| {
+                let refused = role.is_owner() && tenant.is_default();
+                if refused {
+                    problems.push("role: the default tenant has no owner; use admin".to_owned());
+                }
+                !refused
+            }),
     };
     let id = match text(Field::Id, &mut problems) {
         None => Some(UserId::random()),

@@ -736,6 +736,12 @@ fn main() -> ExitCode {
                     operate(*ops, |op| async move {
                         let ended = op.revoke_sessions(&tenant, &email).await?;
                         outln!("ended {ended} session(s) of {email}")?;
+                        if ended == 0 {
+                            eprintln!(
+                                "note: no session was found. If the servers keep sessions in Redis, run this with \
+                                 their TESSERA_REDIS_URL and TESSERA_REDIS_KEY_PREFIX"
+                            );
+                        }
                         Ok(())
                     }),
                 )

@@ -16,7 +16,7 @@ use crate::tenants::hash_api_key;
 use crate::tokens::unix_now;
 use anyhow::Context as _;
 use std::sync::Arc;
-use tessera_core::{Email, MasterKey, Role, TenantId, TenantName, TenantSlug, UserId};
+use tessera_core::{Email, MasterKey, Role, TenantId, TenantName, TenantSlug};
 use tessera_store::{
     AuditEvent, Conflict, NewAuditEvent, NewTenant, RoleChange, RotatedKeys, RotationMode, StoreError, StoredKey,
     Tenant, TenantRecord, User,
@@ -258,6 +258,12 @@ impl Operator {
         let role = Role::parse(role)
             .map_err(|_| anyhow::anyhow!("{role:?} is not a role: use 1 to 32 of a-z, 0-9, _ and -"))?;
         let user = self.user(slug, email).await?;
+        if role.is_owner() && user.tenant.is_default() {
+            anyhow::bail!(
+                "the default tenant has no owner (its keys come from the servers' settings); \
+                 make {email} an admin instead: `tessera user set-role {email} admin`"
+            );
+        }
         let change = match self.stores.users.set_role(user.id, &role).await {
             Ok(Some(change)) => change,
             Ok(None) => anyhow::bail!("the account {email} was deleted meanwhile"),
@@ -273,7 +279,7 @@ impl Operator {
         let ended = if is_promotion(&change.previous, &role) {
             0
         } else {
-            self.end_all_sessions(user.id).await?
+            self.end_all_sessions(&user).await?
         };
         self.append_event(NewAuditEvent {
             tenant: user.tenant,
@@ -319,7 +325,7 @@ impl Operator {
     /// Ends every session of the account `email` of tenant `slug`; how many.
     pub async fn revoke_sessions(&self, slug: &str, email: &str) -> anyhow::Result<u64> {
         let user = self.user(slug, email).await?;
-        let ended = self.end_all_sessions(user.id).await?;
+        let ended = self.end_all_sessions(&user).await?;
         self.append_event(NewAuditEvent {
             tenant: user.tenant,
             at: unix_now(),
@@ -343,8 +349,16 @@ impl Operator {
     /// on SQLite. Recorded whatever this process's own setting says (it
     /// costs one write), with the lifetime of `TESSERA_ACCESS_TTL` and
     /// `TESSERA_LEEWAY` as given. Returns how many sessions ended.
-    pub async fn end_all_sessions(&self, user: UserId) -> anyhow::Result<u64> {
-        let ended = self.stores.sessions.revoke_all_sessions(user).await?;
+    ///
+    /// With Redis, the clients known to the account are forgotten too, as a
+    /// server does; in-memory counters are each server's own, out of reach.
+    pub async fn end_all_sessions(&self, user: &User) -> anyhow::Result<u64> {
+        let ended = self.stores.sessions.revoke_all_sessions(user.id).await?;
+        if let Some(limiter) = &self.stores.rate_limiter {
+            crate::ratelimit::forget_known_clients(limiter.as_ref(), user.tenant, &user.email)
+                .await
+                .context("the sessions have ended, but the account's known clients could not be forgotten")?;
+        }
         crate::revocation::record_ended(
             self.stores.revocations.as_ref(),
             &ended,

@@ -180,9 +180,9 @@ pub enum MailLimit {
 pub struct PasswordAttempt {
     /// The failure counter the attempt was charged to.
     failures: Option<String>,
-    /// The marker that makes the client known to the account once the
-    /// password proves right.
-    known: Option<String>,
+    /// The set of clients known to the account, and this client's member
+    /// of it, remembered once the password proves right.
+    known: Option<(String, String)>,
     /// If this attempt fails, the account is locked for this long (for the
     /// clients that share its counter).
     pub locks_for: Duration,
@@ -232,6 +232,28 @@ impl RateLimits {
         email: &str,
         client: Option<IpAddr>,
     ) -> ApiResult<PasswordAttempt> {
+        self.attempt(tenant, email, client, true).await
+    }
+
+    /// Before checking the current password of a password change, by
+    /// `client`: counted like a login (a stolen access token is no password
+    /// oracle), without the per-client limit of unauthenticated requests.
+    pub async fn current_password_attempt(
+        &self,
+        tenant: TenantId,
+        email: &str,
+        client: Option<IpAddr>,
+    ) -> ApiResult<PasswordAttempt> {
+        self.attempt(tenant, email, client, false).await
+    }
+
+    async fn attempt(
+        &self,
+        tenant: TenantId,
+        email: &str,
+        client: Option<IpAddr>,
+        limit_client: bool,
+    ) -> ApiResult<PasswordAttempt> {
         let unlimited = PasswordAttempt {
             failures: None,
             known: None,
@@ -240,14 +262,18 @@ impl RateLimits {
         let Some(limiter) = &self.limiter else {
             return Ok(unlimited);
         };
-        let mut limits: Vec<Limit> = self.client_limit(client).into_iter().collect();
+        let mut limits: Vec<Limit> = if limit_client {
+            self.client_limit(client).into_iter().collect()
+        } else {
+            Vec::new()
+        };
         let Some(quota) = self.settings.login_failures else {
             self.check(&limits, Outage::Refuse).await?;
             return Ok(unlimited);
         };
-        let known = client.map(|ip| account_client_key("known", tenant, email, ip));
+        let known = client.map(|ip| (known_clients_key(tenant, email), client_member(ip)));
         let is_known = match &known {
-            Some(marker) => match limiter.remembered(marker, unix_now_ms()).await {
+            Some((set, member)) => match limiter.remembered(set, member, unix_now_ms()).await {
                 Ok(is_known) => is_known,
                 Err(err) => {
                     tracing::warn!(error = %err, "rate limits unavailable; refusing the request");
@@ -257,7 +283,7 @@ impl RateLimits {
             None => false,
         };
         let failures = match client {
-            Some(ip) if is_known => account_client_key("login-client", tenant, email, ip),
+            Some(ip) if is_known => account_client_key(tenant, email, ip),
             _ => account_key(tenant, email),
         };
         limits.push(Limit {
@@ -277,6 +303,18 @@ impl RateLimits {
         })
     }
 
+    /// The account's password changed, or all its sessions ended: no client
+    /// is known to it any more, so whoever knew the old password has no
+    /// count of their own left. A failure is logged, not returned.
+    pub async fn forget_known_clients(&self, tenant: TenantId, email: &Email) {
+        let Some(limiter) = &self.limiter else {
+            return;
+        };
+        if let Err(err) = forget_known_clients(limiter.as_ref(), tenant, email).await {
+            tracing::warn!(error = %err, "could not forget the clients known to an account");
+        }
+    }
+
     /// The password was right: the failures and backoff of the counter the
     /// attempt was charged to are forgotten, and the client is known to the
     /// account from now on. A failure here is logged, not returned: the
@@ -290,8 +328,8 @@ impl RateLimits {
                 tracing::warn!(error = %err, "could not clear an account's failed logins");
             }
         }
-        if let Some(marker) = &attempt.known {
-            if let Err(err) = limiter.remember(marker, KNOWN_CLIENT_TTL, unix_now_ms()).await {
+        if let Some((set, member)) = &attempt.known {
+            if let Err(err) = limiter.remember(set, member, KNOWN_CLIENT_TTL, unix_now_ms()).await {
                 tracing::warn!(error = %err, "could not remember a client of an account");
             }
         }
@@ -358,6 +396,17 @@ impl RateLimits {
     }
 }
 
+/// Forgets the clients known to the account `email` of `tenant`, in
+/// `limiter` (what [`RateLimits::forget_known_clients`] does, for the
+/// command line, which has no `RateLimits`).
+pub async fn forget_known_clients(
+    limiter: &dyn RateLimiter,
+    tenant: TenantId,
+    email: &Email,
+) -> Result<(), tessera_store::StoreError> {
+    limiter.forget(&known_clients_key(tenant, email.as_str())).await
+}
+
 fn unavailable() -> ApiError {
     ApiError::Unavailable {
         message: "the rate limiter is unavailable; retry shortly",
@@ -382,21 +431,39 @@ pub fn whole_seconds(d: Duration) -> u32 {
 /// normalized address when it is one, else the text as typed (trimmed,
 /// lowercased), so malformed emails are counted like any other.
 fn account_key(tenant: TenantId, email: &str) -> String {
+    digest_key("login", tenant, &normalized(email))
+}
+
+/// The normalized address when `email` is one, else the text as typed
+/// (trimmed, lowercased), so malformed emails are counted like any other.
+fn normalized(email: &str) -> String {
     match Email::parse(email) {
-        Ok(email) => digest_key("login", tenant, email.as_str()),
-        Err(_) => digest_key("login", tenant, &email.trim().to_lowercase()),
+        Ok(email) => email.as_str().to_owned(),
+        Err(_) => email.trim().to_lowercase(),
     }
 }
 
-/// A key of the account `email` names in `tenant` together with the
-/// client `ip` (its IPv4 address or IPv6 /64, as the client limit counts).
-fn account_client_key(kind: &str, tenant: TenantId, email: &str, ip: IpAddr) -> String {
-    let email = match Email::parse(email) {
-        Ok(email) => email.as_str().to_owned(),
-        Err(_) => email.trim().to_lowercase(),
-    };
+/// The failed-login counter of the account `email` names in `tenant`,
+/// together with the client `ip` (its IPv4 address or IPv6 /64, as the
+/// client limit counts): a client known to the account.
+fn account_client_key(tenant: TenantId, email: &str, ip: IpAddr) -> String {
     let client = crate::client_ip::limit_key(ip);
-    digest_key(kind, tenant, &format!("{email}\0{client}"))
+    digest_key("login-client", tenant, &format!("{}\0{client}", normalized(email)))
+}
+
+/// The set of clients known to the account `email` names in `tenant`.
+fn known_clients_key(tenant: TenantId, email: &str) -> String {
+    digest_key("known", tenant, &normalized(email))
+}
+
+/// A client as a member of a known-clients set: a digest of its IPv4
+/// address or IPv6 /64, so the set holds no address.
+fn client_member(ip: IpAddr) -> String {
+    use base64::Engine as _;
+    let mut hash = Sha256::new();
+    hash.update(b"tessera known client\0");
+    hash.update(crate::client_ip::limit_key(ip).as_bytes());
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&hash.finalize()[..16])
 }
 
 /// `<kind>:<digest>`: 128 bits of SHA-256 over the kind, the tenant and the
@@ -473,24 +540,19 @@ mod tests {
         assert_ne!(a, account_key(TenantId::random(), "ada@example.com"));
         assert_ne!(a, digest_key("forgot", TenantId::DEFAULT, "ada@example.com"));
         let ip: IpAddr = "203.0.113.9".parse().unwrap();
-        let pair = account_client_key("login-client", TenantId::DEFAULT, "Ada@Example.com", ip);
+        let pair = account_client_key(TenantId::DEFAULT, "Ada@Example.com", ip);
+        assert_eq!(pair, account_client_key(TenantId::DEFAULT, "ada@example.com ", ip));
+        assert_ne!(
+            pair,
+            account_client_key(TenantId::DEFAULT, "ada@example.com", "203.0.113.10".parse().unwrap())
+        );
+        assert_ne!(pair, a);
         assert_eq!(
-            pair,
-            account_client_key("login-client", TenantId::DEFAULT, "ada@example.com ", ip)
+            known_clients_key(TenantId::DEFAULT, "ADA@example.com"),
+            known_clients_key(TenantId::DEFAULT, "ada@example.com")
         );
-        assert_ne!(
-            pair,
-            account_client_key(
-                "login-client",
-                TenantId::DEFAULT,
-                "ada@example.com",
-                "203.0.113.10".parse().unwrap()
-            )
-        );
-        assert_ne!(
-            pair,
-            account_client_key("known", TenantId::DEFAULT, "ada@example.com", ip)
-        );
+        assert_eq!(client_member(ip), client_member("::ffff:203.0.113.9".parse().unwrap()));
+        assert!(!client_member(ip).contains("203"));
         // Not an address at all: still one counter per text.
         assert_eq!(
             account_key(TenantId::DEFAULT, " NOPE "),

@@ -89,7 +89,7 @@ pub use model::{
     RotationOutcome, SealedSecrets, Session, StoredKey, Tenant, TenantRecord, User, UserCursor, UserRecord,
 };
 pub use postgres::{PostgresOptions, PostgresStore};
-pub use ratelimit::{Limit, LimitDecision, LimitRule, MemoryRateLimiter, RateLimiter};
+pub use ratelimit::{Limit, LimitDecision, LimitRule, MemoryRateLimiter, RateLimiter, MARKERS_PER_SET};
 pub use sqlite::SqliteStore;
 
 use tessera_core::{Email, Role, SessionId, TenantId, TenantSlug, UserId};

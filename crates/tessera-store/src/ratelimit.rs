@@ -126,6 +126,9 @@ pub enum LimitDecision {
     },
 }
 
+/// How many members a set of [`RateLimiter::remember`] keeps: the latest.
+pub const MARKERS_PER_SET: usize = 64;
+
 /// Counters for rate limits, shared by every instance that shares the
 /// backend.
 #[async_trait::async_trait]
@@ -138,14 +141,19 @@ pub trait RateLimiter: Send + Sync + 'static {
     /// failures and backoff). Unknown keys are fine.
     async fn reset(&self, key: &str) -> Result<(), StoreError>;
 
-    /// Remembers the marker `key` until `now_ms + ttl` (a client that logged
-    /// in to an account: it is *known* to that account from then on).
-    /// Remembering it again extends it. Markers live apart from the
-    /// counters: a marker and a [`Limit`] of the same key never meet.
-    async fn remember(&self, key: &str, ttl: Duration, now_ms: i64) -> Result<(), StoreError>;
+    /// Remembers `member` in the set `set` until `now_ms + ttl` (a client
+    /// that logged in to an account: it is *known* to that account from
+    /// then on). Remembering it again extends it. A set keeps its
+    /// [`MARKERS_PER_SET`] latest members. Sets live apart from the
+    /// counters: a set and a [`Limit`] of the same key never meet.
+    async fn remember(&self, set: &str, member: &str, ttl: Duration, now_ms: i64) -> Result<(), StoreError>;
 
-    /// Whether the marker `key` is remembered at `now_ms`.
-    async fn remembered(&self, key: &str, now_ms: i64) -> Result<bool, StoreError>;
+    /// Whether `member` of the set `set` is remembered at `now_ms`.
+    async fn remembered(&self, set: &str, member: &str, now_ms: i64) -> Result<bool, StoreError>;
+
+    /// Forgets every member of the set `set` (an account whose password
+    /// changed, or whose sessions were all ended, knows no client any more).
+    async fn forget(&self, set: &str) -> Result<(), StoreError>;
 }
 
 /// The state of one key.
@@ -246,10 +254,10 @@ pub struct MemoryRateLimiter {
 
 struct Table {
     entries: HashMap<String, Entry>,
-    /// Markers ([`RateLimiter::remember`]) and when each expires; bounded by
-    /// the same capacity, apart from the counters, so markers (which live
-    /// for weeks) never crowd out a counter.
-    markers: HashMap<String, i64>,
+    /// Sets of [`RateLimiter::remember`]: each member and when it expires.
+    /// At most `capacity` sets, apart from the counters, so markers (which
+    /// live for weeks) never crowd out a counter.
+    markers: HashMap<String, Vec<(String, i64)>>,
     next_sweep: i64,
     /// Keys dropped while still live because the table was full.
     evicted: u64,
@@ -343,7 +351,10 @@ impl RateLimiter for MemoryRateLimiter {
         let mut table = self.lock()?;
         if now_ms >= table.next_sweep {
             table.entries.retain(|_, e| e.expires_at > now_ms);
-            table.markers.retain(|_, expires_at| *expires_at > now_ms);
+            table.markers.retain(|_, members| {
+                members.retain(|(_, expires_at)| *expires_at > now_ms);
+                !members.is_empty()
+            });
             table.next_sweep = now_ms + Self::SWEEP_EVERY_MS;
         }
         let mut locks_for = 0;
@@ -384,21 +395,25 @@ impl RateLimiter for MemoryRateLimiter {
         Ok(())
     }
 
-    async fn remember(&self, key: &str, ttl: Duration, now_ms: i64) -> Result<(), StoreError> {
+    async fn remember(&self, set: &str, member: &str, ttl: Duration, now_ms: i64) -> Result<(), StoreError> {
         let expires_at = now_ms.saturating_add(millis(ttl));
         let mut table = self.lock()?;
-        if !table.markers.contains_key(key) && table.markers.len() >= self.capacity {
-            table.markers.retain(|_, e| *e > now_ms);
+        if !table.markers.contains_key(set) && table.markers.len() >= self.capacity {
+            table.markers.retain(|_, members| {
+                members.retain(|(_, e)| *e > now_ms);
+                !members.is_empty()
+            });
             if table.markers.len() >= self.capacity {
-                // The markers closest to expiring go first: the clients
-                // seen longest ago.
+                // The sets whose latest member expires first go first: the
+                // accounts seen longest ago.
+                let latest = |members: &Vec<(String, i64)>| members.iter().map(|(_, e)| *e).max().unwrap_or(0);
                 let drop = (self.capacity / 8).max(1);
-                let mut expiries: Vec<i64> = table.markers.values().copied().collect();
+                let mut expiries: Vec<i64> = table.markers.values().map(latest).collect();
                 let (_, nth, _) = expiries.select_nth_unstable(drop - 1);
                 let threshold = *nth;
                 let mut left = drop;
-                table.markers.retain(|_, e| {
-                    if left > 0 && *e <= threshold {
+                table.markers.retain(|_, members| {
+                    if left > 0 && latest(members) <= threshold {
                         left -= 1;
                         false
                     } else {
@@ -407,11 +422,26 @@ impl RateLimiter for MemoryRateLimiter {
                 });
             }
         }
-        table.markers.insert(key.to_owned(), expires_at);
+        let members = table.markers.entry(set.to_owned()).or_default();
+        members.retain(|(m, e)| m != member && *e > now_ms);
+        members.push((member.to_owned(), expires_at));
+        if members.len() > MARKERS_PER_SET {
+            members.sort_by_key(|(_, e)| std::cmp::Reverse(*e));
+            members.truncate(MARKERS_PER_SET);
+        }
         Ok(())
     }
 
-    async fn remembered(&self, key: &str, now_ms: i64) -> Result<bool, StoreError> {
-        Ok(self.lock()?.markers.get(key).is_some_and(|e| *e > now_ms))
+    async fn remembered(&self, set: &str, member: &str, now_ms: i64) -> Result<bool, StoreError> {
+        Ok(self
+            .lock()?
+            .markers
+            .get(set)
+            .is_some_and(|members| members.iter().any(|(m, e)| m == member && *e > now_ms)))
+    }
+
+    async fn forget(&self, set: &str) -> Result<(), StoreError> {
+        self.lock()?.markers.remove(set);
+        Ok(())
     }
 }

@@ -322,7 +322,7 @@ async fn set_role(
     responses(
         (status = 204, description = "Every session of the user has ended"),
         (status = 401, description = "`missing_token`, `invalid_token`, `token_expired` or `invalid_api_key`", body = super::dto::ErrorBody),
-        (status = 403, description = "`forbidden`: the caller's role is not `admin` or `owner`", body = super::dto::ErrorBody),
+        (status = 403, description = "`forbidden`: the caller's role is not `admin` or `owner`, or an admin tried to end an owner's sessions", body = super::dto::ErrorBody),
         (status = 404, description = "No such user in this tenant", body = super::dto::ErrorBody),
         (status = 503, body = super::dto::ErrorBody),
     ))]
@@ -335,6 +335,9 @@ async fn revoke_sessions(
 ) -> ApiResult<StatusCode> {
     let admin = administrator(&state, &tenant, &headers).await?;
     let target = tenant_user(&state, &tenant, params).await?;
+    if target.role.is_owner() && !admin.may_manage_owners() {
+        return Err(ApiError::Forbidden("only an owner may end an owner's sessions"));
+    }
     let ended = super::sessions::end_all_sessions(&state, &target).await?;
     tracing::info!(
         tenant = %tenant.id(), user = %target.id, by = admin.describe(), sessions_ended = ended,

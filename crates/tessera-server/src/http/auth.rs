@@ -32,12 +32,13 @@ pub fn router() -> Router<AppState> {
         .route("/verify", get(verify))
 }
 
-/// A new session of `user`: stored, and its first pair signed.
+/// A new session of `user`: stored, and its first pair signed; and the
+/// user with its role and email as they are now.
 pub(super) async fn start_session(
     state: &AppState,
     user: &User,
     client: &ClientMeta,
-) -> ApiResult<(SessionId, IssuedPair)> {
+) -> ApiResult<(SessionId, IssuedPair, User)> {
     let now = unix_now();
     let session = SessionId::random();
     let refresh = state.tokens.next_refresh_state(now);
@@ -52,16 +53,30 @@ pub(super) async fn start_session(
             refresh,
         })
         .await?;
+    // The role and email are read back once the session exists, not taken
+    // from when the password was checked: a demotion that lands while this
+    // login waited for its hash either ends this session (it existed) or is
+    // what this read sees (it did not), so no token carries a lost role.
+    let Some(opened) = state.sessions.session(user.id, session, now).await? else {
+        return Err(ApiError::Conflict(
+            "the account changed while the session was being opened; log in again",
+        ));
+    };
     let subject = Subject {
         tenant: user.tenant,
         user: user.id,
         session,
-        email: user.email.as_str(),
-        role: user.role.as_str(),
+        email: opened.email.as_str(),
+        role: opened.role.as_str(),
     };
     let pair = state.tokens.pair(&subject, &refresh, now)?;
     tracing::info!(tenant = %user.tenant, user = %user.id, session = %session, "session opened");
-    Ok((session, pair))
+    let user = User {
+        email: opened.email.clone(),
+        role: opened.role.clone(),
+        ..user.clone()
+    };
+    Ok((session, pair, user))
 }
 
 /// Creates a session for `user` and answers with the user and its first pair.
@@ -72,7 +87,8 @@ async fn open_session(
     status: StatusCode,
     kind: &'static str,
 ) -> ApiResult<Response> {
-    let (session, pair) = start_session(state, user, client).await?;
+    let (session, pair, user) = start_session(state, user, client).await?;
+    let user = &user;
     state.audit.record(
         Event::new(kind, user.tenant, unix_now())
             .user(user.id)

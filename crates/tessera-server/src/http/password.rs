@@ -264,7 +264,7 @@ async fn change_password(
     // access token must not become a way to guess the password.
     let attempt = state
         .limits
-        .password_attempt(user.tenant, user.email.as_str(), None)
+        .current_password_attempt(user.tenant, user.email.as_str(), client.addr)
         .await?;
     let record = state
         .users

@@ -83,8 +83,14 @@ async fn delete_session(
 /// revocation check on, their access tokens are refused everywhere before
 /// this returns (a 503 when that cannot be recorded; see
 /// [`announce_ended`]).
+///
+/// The clients known to the account (see [`crate::ratelimit`]) are
+/// forgotten too: whoever logged in with the old password keeps no failed-
+/// login count of their own.
 pub(crate) async fn end_all_sessions(state: &AppState, user: &tessera_store::User) -> ApiResult<u64> {
-    end_all_sessions_of(state, user.id).await
+    let ended = end_all_sessions_of(state, user.id).await?;
+    state.limits.forget_known_clients(user.tenant, &user.email).await;
+    Ok(ended)
 }
 
 /// [`end_all_sessions`] by the user's id.
@@ -94,14 +100,17 @@ pub(crate) async fn end_all_sessions_of(state: &AppState, user: UserId) -> ApiRe
     Ok(ended.len() as u64)
 }
 
-/// Ends every session of `user` but `keep` (a password change from `keep`,
-/// a logout of the others), announcing them as [`end_all_sessions`] does.
+/// Ends every session of `user` but `keep` (a password change from `keep`),
+/// announcing them and forgetting the known clients as [`end_all_sessions`]
+/// does.
 pub(crate) async fn end_other_sessions(
     state: &AppState,
     user: &tessera_store::User,
     keep: SessionId,
 ) -> ApiResult<u64> {
-    end_other_sessions_of(state, user.id, keep).await
+    let ended = end_other_sessions_of(state, user.id, keep).await?;
+    state.limits.forget_known_clients(user.tenant, &user.email).await;
+    Ok(ended)
 }
 
 /// [`end_other_sessions`] by the user's id.

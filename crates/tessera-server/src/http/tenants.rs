@@ -212,7 +212,7 @@ async fn signup(
         tenant: tenant.clone(),
         api_key_hash: Some(api_key_hash),
     });
-    let (session, pair) = start_session(&state, &owner, &client).await?;
+    let (session, pair, _) = start_session(&state, &owner, &client).await?;
     tracing::info!(tenant = %tenant.id, slug = %tenant.slug, owner = %owner.id, "tenant created");
     state.audit.record(
         Event::new(event::TENANT_CREATED, tenant.id, now)

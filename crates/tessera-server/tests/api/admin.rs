@@ -181,6 +181,13 @@ async fn the_first_admin_comes_from_the_cli_and_administers_the_default_tenant()
     let out = run(
         &app.data_dir.path().join("data"),
         &[],
+        &["user", "set-role", &bob.email, "owner"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("the default tenant has no owner"));
+    let out = run(
+        &app.data_dir.path().join("data"),
+        &[],
         &["user", "set-role", "nobody@example.com", "admin"],
     );
     assert_eq!(out.status.code(), Some(1));
@@ -270,6 +277,15 @@ async fn owners_admins_and_api_keys_administer_only_their_own_tenant() {
         let res = put_role(&app, &prefix, &carol_access, target, role).await;
         assert_error(res, StatusCode::FORBIDDEN, "forbidden").await;
     }
+    // Nor end an owner's sessions.
+    let res = revoke(&app, &prefix, &carol_access, &owner_id).await;
+    assert_error(res, StatusCode::FORBIDDEN, "forbidden").await;
+    let res = app.refresh_in(&acme.slug, &acme.owner_refresh).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let owner_refresh = res.json::<Value>().await.unwrap()["refreshToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     // The keys stay the owner's.
     let res = app
         .client
@@ -296,7 +312,7 @@ async fn owners_admins_and_api_keys_administer_only_their_own_tenant() {
     let res = put_role(&app, &prefix, &acme.owner_access, &owner_id, "user").await;
     assert_eq!(res.status(), StatusCode::OK);
     assert_error(
-        app.refresh_in(&acme.slug, &acme.owner_refresh).await,
+        app.refresh_in(&acme.slug, &owner_refresh).await,
         StatusCode::UNAUTHORIZED,
         "invalid_token",
     )
@@ -313,6 +329,69 @@ async fn owners_admins_and_api_keys_administer_only_their_own_tenant() {
     };
     assert_eq!(role_of_user(&carol), "owner");
     assert_eq!(role_of_user(&owner_id), "user");
+}
+
+/// A login waiting for its password hash while its user is demoted must
+/// not come back with a token of the old role (with the revocation check
+/// on, not one `/verify` accepts).
+#[tokio::test]
+async fn a_login_racing_a_demotion_never_yields_a_token_with_the_lost_role() {
+    let app = spawn_app_with(|c| {
+        c.hash_concurrency = 1;
+        c.revocation_check = true;
+        c.rate_limits = tessera_server::ratelimit::RateLimitSettings::off();
+    })
+    .await;
+    let boss = app.new_user().await;
+    cli_ok(&app, &["user", "set-role", &boss.email, "admin"]);
+    let victim = app.new_user().await;
+    for round in 0..4 {
+        cli_ok(&app, &["user", "set-role", &victim.email, "admin"]);
+        // Logins of nobody fill the one hashing slot, so the victim's login
+        // waits behind them while the demotion goes through.
+        let junk: Vec<_> = (0..6)
+            .map(|_| {
+                let (client, url) = (app.client.clone(), app.url("/api/auth/login"));
+                tokio::spawn(async move {
+                    client
+                        .post(url)
+                        .json(&json!({"email": unique_email(), "password": "not the password"}))
+                        .send()
+                        .await
+                })
+            })
+            .collect();
+        let login = {
+            let (client, url) = (app.client.clone(), app.url("/api/auth/login"));
+            let body = json!({"email": victim.email, "password": victim.password});
+            tokio::spawn(async move { client.post(url).json(&body).send().await })
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        let res = put_role(&app, "/api/admin", &boss.access, &victim.id, "user").await;
+        assert_eq!(res.status(), StatusCode::OK, "round {round}");
+        let res = login.await.unwrap().unwrap();
+        for j in junk {
+            j.await.unwrap().unwrap();
+        }
+        if res.status() != StatusCode::OK {
+            // The session vanished while it was being opened: 409, log in again.
+            assert_error(res, StatusCode::CONFLICT, "conflict").await;
+            continue;
+        }
+        let body: Value = res.json().await.unwrap();
+        let access = body["accessToken"].as_str().unwrap();
+        let verdict = get_with(&app, "/api/auth/verify", access).await;
+        if verdict.status() == StatusCode::OK {
+            assert_eq!(
+                role_of(access),
+                "user",
+                "round {round}: a live token kept the lost role"
+            );
+            assert_eq!(body["user"]["role"], "user");
+        } else {
+            assert_error(verdict, StatusCode::UNAUTHORIZED, "invalid_token").await;
+        }
+    }
 }
 
 #[tokio::test]

@@ -144,6 +144,147 @@ async fn a_locked_account_still_lets_its_owner_in_from_a_client_it_knows() {
     );
 }
 
+/// Whoever logged in with a password that has since been replaced (or
+/// whose sessions were all ended) is a stranger again: a reset and a change
+/// forget every client the account knew.
+#[tokio::test]
+async fn a_password_reset_or_change_forgets_the_known_clients() {
+    let app = spawn_app_with(|c| {
+        behind_a_proxy(c);
+        c.rate_limits.login_failures = Some(Quota::new(3, 900));
+        c.rate_limits.login_backoff = Duration::from_secs(60);
+    })
+    .await;
+    let user = app.new_user().await;
+    let login_as = |client: &'static str, password: String| {
+        let body = json!({"email": user.email, "password": password});
+        let app = &app;
+        async move { post_as(app, client, "/api/auth/login", &body).await }
+    };
+    // An intruder logged in from two networks while the password was theirs.
+    for client in ["203.0.113.1", "203.0.113.2"] {
+        assert_eq!(login_as(client, user.password.clone()).await.status(), StatusCode::OK);
+    }
+    // The owner resets the password.
+    let res = app
+        .post_json("/api/auth/password/forgot", &json!({"email": user.email}))
+        .await;
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    let token = crate::accounts::wait_for_token(&app, &user.email, "tpr_", 0).await;
+    let res = app
+        .post_json(
+            "/api/auth/password/reset",
+            &json!({"token": token, "password": "a brand new passphrase"}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    // Each former network now shares the strangers' budget: 3 guesses in all.
+    for client in ["203.0.113.1", "203.0.113.2", "203.0.113.1"] {
+        let res = login_as(client, "a guess".to_owned()).await;
+        assert_error(res, StatusCode::UNAUTHORIZED, "invalid_credentials").await;
+    }
+    assert_limited(login_as("203.0.113.2", "another guess".to_owned()).await).await;
+
+    // A change forgets them too: the owner's phone logged in, the owner
+    // changes the password from the laptop, and the phone is a stranger.
+    let app = spawn_app_with(|c| {
+        behind_a_proxy(c);
+        c.rate_limits.login_failures = Some(Quota::new(3, 900));
+    })
+    .await;
+    let user = app.new_user().await;
+    let res = post_as(
+        &app,
+        "198.51.100.9",
+        "/api/auth/login",
+        &json!({"email": user.email, "password": user.password}),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let res = app
+        .client
+        .post(app.url("/api/auth/password/change"))
+        .bearer_auth(&user.access)
+        .json(&json!({"currentPassword": user.password, "newPassword": "a brand new passphrase"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    for _ in 0..3 {
+        let res = post_as(
+            &app,
+            "203.0.113.50",
+            "/api/auth/login",
+            &json!({"email": user.email, "password": "guess"}),
+        )
+        .await;
+        assert_error(res, StatusCode::UNAUTHORIZED, "invalid_credentials").await;
+    }
+    let phone = post_as(
+        &app,
+        "198.51.100.9",
+        "/api/auth/login",
+        &json!({"email": user.email, "password": "a brand new passphrase"}),
+    )
+    .await;
+    assert_limited(phone).await;
+}
+
+/// A wrong current password from a known client counts against that
+/// client's own budget, as its logins do: a stolen access token used from
+/// there cannot lock strangers out, nor the other way round.
+#[tokio::test]
+async fn a_wrong_current_password_from_a_known_client_counts_as_that_clients_failure() {
+    let app = spawn_app_with(|c| {
+        behind_a_proxy(c);
+        c.rate_limits.login_failures = Some(Quota::new(3, 900));
+        c.rate_limits.login_backoff = Duration::from_secs(60);
+    })
+    .await;
+    let user = app.new_user().await;
+    let res = post_as(
+        &app,
+        "198.51.100.7",
+        "/api/auth/login",
+        &json!({"email": user.email, "password": user.password}),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let access = res.json::<Value>().await.unwrap()["accessToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for _ in 0..3 {
+        let res = app
+            .client
+            .post(app.url("/api/auth/password/change"))
+            .header("X-Forwarded-For", "198.51.100.7")
+            .bearer_auth(&access)
+            .json(&json!({"currentPassword": "not it", "newPassword": "a brand new passphrase"}))
+            .send()
+            .await
+            .unwrap();
+        assert_error(res, StatusCode::UNAUTHORIZED, "invalid_credentials").await;
+    }
+    // That client is locked; strangers are not.
+    let res = post_as(
+        &app,
+        "198.51.100.7",
+        "/api/auth/login",
+        &json!({"email": user.email, "password": user.password}),
+    )
+    .await;
+    assert_limited(res).await;
+    let res = post_as(
+        &app,
+        "192.0.2.1",
+        "/api/auth/login",
+        &json!({"email": user.email, "password": user.password}),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::OK);
+}
+
 #[tokio::test]
 async fn concurrent_guesses_get_no_more_than_the_budget() {
     let app = spawn_app_with(|c| {

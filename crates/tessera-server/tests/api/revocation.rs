@@ -250,8 +250,7 @@ async fn sessions_the_cli_ends_are_refused_by_a_running_server() {
     let mut config = Config::embedded(app.data_dir.path().join("data"));
     config.secrets = SecretsSource::Generated;
     let operator = tessera_server::ops::Operator::open(config).await.unwrap();
-    let user_id = tessera_core::UserId::parse(&user.id).unwrap();
-    assert_eq!(operator.end_all_sessions(user_id).await.unwrap(), 2);
+    assert_eq!(operator.revoke_sessions("default", &user.email).await.unwrap(), 2);
 
     // SQLite has no announcements: the server reads the record every second.
     let started = Instant::now();

@@ -4,7 +4,7 @@
 //! | key | type | holds | expires |
 //! | --- | --- | --- | --- |
 //! | `<prefix>{rl}:<key>` | hash | `tat`, `level`, `until`, `exp` (unix ms, by the callers' clock: a state past `exp` counts as none) | when the key's debt has drained (and, after a lock, a period after the lock ends) |
-//! | `<prefix>{rl}:marker:<key>` | string | when the marker expires (unix ms, by the callers' clock) | then ([`RateLimiter::remember`]'s ttl) |
+//! | `<prefix>{rl}:marker:<set>` | hash | each member of a set of [`RateLimiter::remember`] and when it expires (unix ms, by the callers' clock); its latest 64 members | a ttl after the last member was remembered |
 //!
 //! One check is one script (`ratelimit.lua`, sent as EVALSHA) over all of a
 //! request's keys: one round trip, atomic, so concurrent requests on any
@@ -20,10 +20,11 @@ use std::time::Duration;
 use ::redis::Script;
 
 use super::{within, Connection, KeepAlive};
-use crate::ratelimit::{Limit, LimitDecision, LimitRule, RateLimiter};
+use crate::ratelimit::{Limit, LimitDecision, LimitRule, RateLimiter, MARKERS_PER_SET};
 use crate::StoreError;
 
 static CHECK: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("ratelimit.lua")));
+static REMEMBER: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("remember.lua")));
 
 /// Rate-limit counters in Redis, sharing the connection of the
 /// [`super::RedisSessionStore`] it came from
@@ -52,10 +53,11 @@ impl RedisRateLimiter {
         format!("{}{key}", self.namespace)
     }
 
-    /// The Redis key of marker `key`: apart from the counters, so the two
-    /// never meet, whatever keys the caller picks.
-    pub fn marker_key(&self, key: &str) -> String {
-        format!("{}marker:{key}", self.namespace)
+    /// The Redis key of the set `set` of [`RateLimiter::remember`]: apart
+    /// from the counters, so the two never meet, whatever keys the caller
+    /// picks.
+    pub fn marker_key(&self, set: &str) -> String {
+        format!("{}marker:{set}", self.namespace)
     }
 }
 
@@ -124,32 +126,44 @@ impl RateLimiter for RedisRateLimiter {
         .await
     }
 
-    async fn remember(&self, key: &str, ttl: Duration, now_ms: i64) -> Result<(), StoreError> {
-        // The value is the expiry by the callers' clock, as for the counters;
-        // Redis's own PX bounds the key's life.
+    async fn remember(&self, set: &str, member: &str, ttl: Duration, now_ms: i64) -> Result<(), StoreError> {
         let expires_at = now_ms.saturating_add(i64::try_from(ms(ttl)).unwrap_or(i64::MAX));
+        let mut invocation = REMEMBER.prepare_invoke();
+        invocation
+            .key(self.marker_key(set))
+            .arg(member)
+            .arg(expires_at)
+            .arg(ms(ttl).max(1))
+            .arg(now_ms)
+            .arg(MARKERS_PER_SET);
         let mut conn = self.conn.clone();
-        let key = self.marker_key(key);
-        let px = ms(ttl).max(1);
         within(self.command_timeout, async move {
-            ::redis::cmd("SET")
-                .arg(key)
-                .arg(expires_at)
-                .arg("PX")
-                .arg(px)
-                .query_async::<()>(&mut conn)
-                .await
+            invocation.invoke_async::<()>(&mut conn).await
         })
         .await
     }
 
-    async fn remembered(&self, key: &str, now_ms: i64) -> Result<bool, StoreError> {
+    async fn remembered(&self, set: &str, member: &str, now_ms: i64) -> Result<bool, StoreError> {
         let mut conn = self.conn.clone();
-        let key = self.marker_key(key);
+        let key = self.marker_key(set);
+        let member = member.to_owned();
         let expires_at: Option<i64> = within(self.command_timeout, async move {
-            ::redis::cmd("GET").arg(key).query_async::<Option<i64>>(&mut conn).await
+            ::redis::cmd("HGET")
+                .arg(key)
+                .arg(member)
+                .query_async::<Option<i64>>(&mut conn)
+                .await
         })
         .await?;
         Ok(expires_at.is_some_and(|e| e > now_ms))
+    }
+
+    async fn forget(&self, set: &str) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        let key = self.marker_key(set);
+        within(self.command_timeout, async move {
+            ::redis::cmd("DEL").arg(key).query_async::<()>(&mut conn).await
+        })
+        .await
     }
 }

@@ -33,6 +33,8 @@ macro_rules! limiter_suite {
                 concurrent_checks_lose_no_count,
                 concurrent_failures_get_exactly_the_budget,
                 markers_are_remembered_until_they_expire_apart_from_counters,
+                forget_drops_every_member_of_one_set,
+                a_set_keeps_its_latest_members,
             ]);
         }
     };
@@ -214,21 +216,64 @@ mod suite {
 
     pub async fn markers_are_remembered_until_they_expire_apart_from_counters(limiter: &Arc<dyn RateLimiter>) {
         let day = Duration::from_secs(24 * 3600);
-        assert!(!limiter.remembered("known:a", T0).await.unwrap());
-        limiter.remember("known:a", day, T0).await.unwrap();
-        assert!(limiter.remembered("known:a", T0).await.unwrap());
-        assert!(limiter.remembered("known:a", T0 + 86_399_999).await.unwrap());
-        assert!(!limiter.remembered("known:a", T0 + 86_400_000).await.unwrap());
-        assert!(!limiter.remembered("known:b", T0).await.unwrap());
+        assert!(!limiter.remembered("known:a", "c1", T0).await.unwrap());
+        limiter.remember("known:a", "c1", day, T0).await.unwrap();
+        assert!(limiter.remembered("known:a", "c1", T0).await.unwrap());
+        assert!(limiter.remembered("known:a", "c1", T0 + 86_399_999).await.unwrap());
+        assert!(!limiter.remembered("known:a", "c1", T0 + 86_400_000).await.unwrap());
+        assert!(!limiter.remembered("known:a", "c2", T0).await.unwrap());
+        assert!(!limiter.remembered("known:b", "c1", T0).await.unwrap());
         // Remembering again extends it.
-        limiter.remember("known:a", day, T0 + 1000).await.unwrap();
-        assert!(limiter.remembered("known:a", T0 + 86_400_500).await.unwrap());
-        // A counter's reset leaves markers alone, and a marker is no counter.
-        limiter.reset("known:x").await.unwrap();
-        assert!(limiter.remembered("known:a", T0 + 2000).await.unwrap());
+        limiter.remember("known:a", "c1", day, T0 + 1000).await.unwrap();
+        assert!(limiter.remembered("known:a", "c1", T0 + 86_400_500).await.unwrap());
+        // A counter's reset leaves sets alone, and a set is no counter.
+        limiter.reset("known:a").await.unwrap();
+        assert!(limiter.remembered("known:a", "c1", T0 + 2000).await.unwrap());
         let limit = [failures("login:m")];
         assert_eq!(check(limiter, &limit, T0).await, allowed(0));
-        assert!(!limiter.remembered("login:m", T0).await.unwrap());
+        assert!(!limiter.remembered("login:m", "c1", T0).await.unwrap());
+        assert_eq!(check(limiter, &limit, T0).await, allowed(0));
+    }
+
+    pub async fn forget_drops_every_member_of_one_set(limiter: &Arc<dyn RateLimiter>) {
+        let day = Duration::from_secs(24 * 3600);
+        for member in ["c1", "c2", "c3"] {
+            limiter.remember("known:f", member, day, T0).await.unwrap();
+        }
+        limiter.remember("known:g", "c1", day, T0).await.unwrap();
+        limiter.forget("known:f").await.unwrap();
+        for member in ["c1", "c2", "c3"] {
+            assert!(!limiter.remembered("known:f", member, T0 + 1).await.unwrap());
+        }
+        assert!(limiter.remembered("known:g", "c1", T0 + 1).await.unwrap());
+        limiter.forget("known:never").await.unwrap();
+        // Remembered again after forgetting, a member counts again.
+        limiter.remember("known:f", "c2", day, T0 + 2).await.unwrap();
+        assert!(limiter.remembered("known:f", "c2", T0 + 3).await.unwrap());
+    }
+
+    pub async fn a_set_keeps_its_latest_members(limiter: &Arc<dyn RateLimiter>) {
+        let day = Duration::from_secs(24 * 3600);
+        let extra = 10;
+        for i in 0..(tessera_store::MARKERS_PER_SET + extra) {
+            limiter
+                .remember("known:many", &format!("c{i}"), day, T0 + i as i64)
+                .await
+                .unwrap();
+        }
+        let now = T0 + 1000;
+        for i in 0..extra {
+            assert!(
+                !limiter.remembered("known:many", &format!("c{i}"), now).await.unwrap(),
+                "c{i}"
+            );
+        }
+        for i in extra..(tessera_store::MARKERS_PER_SET + extra) {
+            assert!(
+                limiter.remembered("known:many", &format!("c{i}"), now).await.unwrap(),
+                "c{i}"
+            );
+        }
     }
 
     pub async fn failures_within_the_budget_drain_like_a_rate(limiter: &Arc<dyn RateLimiter>) {
@@ -402,24 +447,24 @@ mod memory_only {
     }
 
     #[tokio::test]
-    async fn markers_are_bounded_and_the_most_recent_stay() {
+    async fn marker_sets_are_bounded_and_the_most_recent_stay() {
         let limiter = MemoryRateLimiter::new(100);
         let week = std::time::Duration::from_secs(7 * 24 * 3600);
         for i in 0..1000_i64 {
-            limiter.remember(&format!("known:{i}"), week, T0 + i).await.unwrap();
+            limiter
+                .remember(&format!("known:{i}"), "c", week, T0 + i)
+                .await
+                .unwrap();
         }
-        assert!(limiter.remembered("known:999", T0 + 1000).await.unwrap());
-        assert!(!limiter.remembered("known:0", T0 + 1000).await.unwrap());
-        let kept = {
-            let mut n = 0;
-            for i in 0..1000_i64 {
-                if limiter.remembered(&format!("known:{i}"), T0 + 1000).await.unwrap() {
-                    n += 1;
-                }
+        assert!(limiter.remembered("known:999", "c", T0 + 1000).await.unwrap());
+        assert!(!limiter.remembered("known:0", "c", T0 + 1000).await.unwrap());
+        let mut kept = 0;
+        for i in 0..1000_i64 {
+            if limiter.remembered(&format!("known:{i}"), "c", T0 + 1000).await.unwrap() {
+                kept += 1;
             }
-            n
-        };
-        assert!((80..=100).contains(&kept), "{kept} markers kept");
+        }
+        assert!((80..=100).contains(&kept), "{kept} sets kept");
         // Counters have their own room.
         assert!(limiter.is_empty());
     }
