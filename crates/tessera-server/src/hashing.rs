@@ -55,6 +55,30 @@ impl HashPool {
         }
     }
 
+    /// A place for one password check: a free slot, or a place in the
+    /// queue; `Busy` at once when there is neither. Taken before a login is
+    /// counted against its account's failed-login budget, so a check refused
+    /// for load costs the user nothing (one that then waits longer than the
+    /// queue's limit still counts).
+    pub fn ticket(&self) -> Result<Ticket, HashPoolError> {
+        let inner = &self.inner;
+        if let Ok(permit) = Arc::clone(&inner.permits).try_acquire_owned() {
+            return Ok(Ticket {
+                pool: self.clone(),
+                place: Place::Slot(permit),
+            });
+        }
+        let queued = inner.waiting.fetch_add(1, Ordering::AcqRel);
+        let place = Place::Queue(QueuePlace(Arc::clone(inner)));
+        if queued >= inner.max_waiting {
+            return Err(HashPoolError::Busy);
+        }
+        Ok(Ticket {
+            pool: self.clone(),
+            place,
+        })
+    }
+
     pub async fn hash(&self, password: Password) -> Result<String, HashPoolError> {
         self.run(move |h, mem| h.hash(&password, mem))
             .await?
@@ -72,16 +96,49 @@ impl HashPool {
         F: FnOnce(&PasswordHasher, &mut HashMemory) -> T + Send + 'static,
         T: Send + 'static,
     {
-        let inner = &self.inner;
-        let permit = match Arc::clone(&inner.permits).try_acquire_owned() {
-            Ok(permit) => permit,
-            Err(_) => {
-                let queued = inner.waiting.fetch_add(1, Ordering::AcqRel);
-                let _leave = DecrementOnDrop(&inner.waiting);
-                if queued >= inner.max_waiting {
-                    return Err(HashPoolError::Busy);
-                }
-                match tokio::time::timeout(inner.max_wait, Arc::clone(&inner.permits).acquire_owned()).await {
+        self.ticket()?.run(job).await
+    }
+}
+
+/// A place in the [`HashPool`] for one job, from [`HashPool::ticket`].
+pub struct Ticket {
+    pool: HashPool,
+    place: Place,
+}
+
+enum Place {
+    Slot(tokio::sync::OwnedSemaphorePermit),
+    /// Counted in `waiting` until dropped.
+    Queue(QueuePlace),
+}
+
+struct QueuePlace(Arc<Inner>);
+
+impl Drop for QueuePlace {
+    fn drop(&mut self) {
+        self.0.waiting.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl Ticket {
+    /// Checks `password` against `stored` (`None` for an unknown user: the
+    /// same work is done) in this ticket's place.
+    pub async fn verify(self, password: Password, stored: Option<String>) -> Result<PasswordVerdict, HashPoolError> {
+        self.run(move |h, mem| h.verify(&password, stored.as_deref(), mem)).await
+    }
+
+    async fn run<T, F>(self, job: F) -> Result<T, HashPoolError>
+    where
+        F: FnOnce(&PasswordHasher, &mut HashMemory) -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let inner = &self.pool.inner;
+        let permit = match self.place {
+            Place::Slot(permit) => permit,
+            Place::Queue(place) => {
+                let waited = tokio::time::timeout(inner.max_wait, Arc::clone(&inner.permits).acquire_owned()).await;
+                drop(place);
+                match waited {
                     Ok(Ok(permit)) => permit,
                     _ => return Err(HashPoolError::Busy),
                 }
@@ -103,13 +160,6 @@ impl HashPool {
     }
 }
 
-struct DecrementOnDrop<'a>(&'a AtomicUsize);
-
-impl Drop for DecrementOnDrop<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
-    }
-}
 
 #[cfg(test)]
 mod tests {

@@ -117,6 +117,13 @@ pub trait UserStore: Send + Sync + 'static {
     /// exist changes nothing and is not an error.
     async fn set_password_hash(&self, id: UserId, hash: &str) -> Result<(), StoreError>;
 
+    /// Replaces the user's password hash with `new` if it is still
+    /// `expected` (a login upgrading the hash it just checked); false, and
+    /// nothing changed, if the hash changed meanwhile (a reset, a change, a
+    /// concurrent upgrade) or there is no such user. A compare-and-set, so
+    /// an upgrade never undoes a reset.
+    async fn upgrade_password_hash(&self, id: UserId, expected: &str, new: &str) -> Result<bool, StoreError>;
+
     /// Deletes the user (and, in the same database, their sessions); false
     /// if there was none. Registration uses it to undo an account whose first
     /// session could not be stored elsewhere (Redis), so a retry can succeed.

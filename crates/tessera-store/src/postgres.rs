@@ -596,6 +596,19 @@ impl UserStore for PostgresStore {
         Ok(())
     }
 
+    async fn upgrade_password_hash(&self, id: UserId, expected: &str, new: &str) -> Result<bool, StoreError> {
+        let done = bounded!(self, |conn| {
+            sqlx::query("UPDATE users SET password_hash = $3 WHERE id = $1 AND password_hash = $2")
+                .bind(id.as_uuid())
+                .bind(expected)
+                .bind(new)
+                .execute(&mut *conn)
+                .await
+                .map_err(map_err)
+        })?;
+        Ok(done.rows_affected() == 1)
+    }
+
     async fn delete_user(&self, id: UserId) -> Result<bool, StoreError> {
         let done = bounded!(self, |conn| {
             sqlx::query("DELETE FROM users WHERE id = $1")

@@ -425,6 +425,17 @@ impl UserStore for SqliteStore {
         Ok(())
     }
 
+    async fn upgrade_password_hash(&self, id: UserId, expected: &str, new: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE users SET password_hash = ?3 WHERE id = ?1 AND password_hash = ?2")
+            .bind(id.to_string())
+            .bind(expected)
+            .bind(new)
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
     async fn delete_user(&self, id: UserId) -> Result<bool, StoreError> {
         let done = sqlx::query("DELETE FROM users WHERE id = ?1")
             .bind(id.to_string())

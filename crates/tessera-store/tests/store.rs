@@ -149,6 +149,7 @@ macro_rules! store_suite {
             duplicate_user_id_is_id_taken,
             set_password_hash_changes_only_that_user,
             set_password_hash_of_missing_user_changes_nothing,
+            upgrading_a_password_hash_is_a_compare_and_set,
             deleted_user_frees_the_email,
             created_session_reads_back,
             session_of_unknown_user_is_unknown_user,
@@ -407,6 +408,33 @@ mod suite {
             .unwrap()
             .unwrap();
         assert_eq!(b_record.password_hash, HASH);
+    }
+
+    pub async fn upgrading_a_password_hash_is_a_compare_and_set(s: &Stores) {
+        let a = s.users.create_user(new_user(unique_email())).await.unwrap();
+        let hash_of = |email: Email| async move {
+            s.users
+                .find_user_by_email(TenantId::DEFAULT, &email)
+                .await
+                .unwrap()
+                .unwrap()
+                .password_hash
+        };
+        assert!(s.users.upgrade_password_hash(a.id, HASH, "$argon2id$up").await.unwrap());
+        assert_eq!(hash_of(a.email.clone()).await, "$argon2id$up");
+        // A reset meanwhile: the upgrade of what was checked before loses.
+        s.users.set_password_hash(a.id, "$argon2id$reset").await.unwrap();
+        assert!(!s
+            .users
+            .upgrade_password_hash(a.id, "$argon2id$up", "$argon2id$stale")
+            .await
+            .unwrap());
+        assert_eq!(hash_of(a.email.clone()).await, "$argon2id$reset");
+        assert!(!s
+            .users
+            .upgrade_password_hash(UserId::random(), HASH, "$argon2id$x")
+            .await
+            .unwrap());
     }
 
     pub async fn set_password_hash_of_missing_user_changes_nothing(s: &Stores) {

@@ -38,6 +38,7 @@ pub(super) async fn start_session(
     state: &AppState,
     user: &User,
     client: &ClientMeta,
+    proof: Option<PasswordProof>,
 ) -> ApiResult<(SessionId, IssuedPair, User)> {
     let now = unix_now();
     let session = SessionId::random();
@@ -62,6 +63,16 @@ pub(super) async fn start_session(
             "the account changed while the session was being opened; log in again",
         ));
     };
+    if let Some(proof) = proof {
+        if !proof.still_holds(state, user).await? {
+            // A reset or change replaced the password after it was checked
+            // and before this session existed, so the sessions it ended did
+            // not include this one: end it here.
+            end_session(state, user.id, session).await?;
+            tracing::info!(user = %user.id, "login raced a password change; its session ended");
+            return Err(ApiError::InvalidCredentials);
+        }
+    }
     let subject = Subject {
         tenant: user.tenant,
         user: user.id,
@@ -79,6 +90,29 @@ pub(super) async fn start_session(
     Ok((session, pair, user))
 }
 
+/// The password a login checked and the stored hash it matched, to check
+/// again once the session exists.
+pub(super) struct PasswordProof {
+    pub password: Password,
+    pub hash: String,
+}
+
+impl PasswordProof {
+    /// Whether the password still opens the account: the stored hash is the
+    /// one it matched, or (rehashed meanwhile by a concurrent login, or
+    /// reset to the same password) the password matches the new one.
+    async fn still_holds(self, state: &AppState, user: &User) -> ApiResult<bool> {
+        let Some(record) = state.users.find_user_by_email(user.tenant, &user.email).await? else {
+            return Ok(false);
+        };
+        if record.password_hash == self.hash {
+            return Ok(true);
+        }
+        let verdict = state.hasher.verify(self.password, Some(record.password_hash)).await?;
+        Ok(matches!(verdict, PasswordVerdict::Valid { .. }))
+    }
+}
+
 /// Creates a session for `user` and answers with the user and its first pair.
 async fn open_session(
     state: &AppState,
@@ -86,8 +120,9 @@ async fn open_session(
     client: &ClientMeta,
     status: StatusCode,
     kind: &'static str,
+    proof: Option<PasswordProof>,
 ) -> ApiResult<Response> {
-    let (session, pair, user) = start_session(state, user, client).await?;
+    let (session, pair, user) = start_session(state, user, client, proof).await?;
     let user = &user;
     state.audit.record(
         Event::new(kind, user.tenant, unix_now())
@@ -174,7 +209,16 @@ async fn register(
         };
         return Ok((StatusCode::CREATED, Json(body)).into_response());
     }
-    match open_session(&state, &user, &client, StatusCode::CREATED, event::USER_REGISTERED).await {
+    match open_session(
+        &state,
+        &user,
+        &client,
+        StatusCode::CREATED,
+        event::USER_REGISTERED,
+        None,
+    )
+    .await
+    {
         Ok(response) => {
             tracing::info!(user = %user.id, "user registered");
             super::password::mail_token(
@@ -223,6 +267,10 @@ async fn login(
     f.finish()?;
     let (email, password) = (checked(email)?, checked(password)?);
 
+    // A place for the password check is taken before the attempt is
+    // counted: refused for load (503), it costs the account nothing, so a
+    // user retrying through an overload does not lock themselves out.
+    let ticket = state.hasher.ticket()?;
     // Counted before any lookup or hashing, alike for every email: a locked
     // account costs no Argon2 work and tells nothing about existing.
     let attempt = state.limits.password_attempt(tenant.id(), &email, client.addr).await?;
@@ -235,7 +283,7 @@ async fn login(
     };
     let stored = record.as_ref().map(|r| r.password_hash.clone());
     let user_id = record.as_ref().map(|r| r.user.id);
-    let verdict = state.hasher.verify(password.clone(), stored).await?;
+    let verdict = ticket.verify(password.clone(), stored).await?;
     let (PasswordVerdict::Valid { needs_rehash }, Some(record)) = (verdict, record) else {
         tracing::info!(tenant = %tenant.id(), "login failed");
         // The attempted email is not recorded: people type passwords into
@@ -260,9 +308,19 @@ async fn login(
         return Err(ApiError::InvalidCredentials);
     };
     state.limits.password_correct(&attempt).await;
+    let mut checked_hash = record.password_hash.clone();
     if needs_rehash {
-        match state.hasher.hash(password).await {
-            Ok(hash) => state.users.set_password_hash(record.user.id, &hash).await?,
+        match state.hasher.hash(password.clone()).await {
+            Ok(hash) => {
+                // Only over the hash this login checked: never over a reset.
+                if state
+                    .users
+                    .upgrade_password_hash(record.user.id, &record.password_hash, &hash)
+                    .await?
+                {
+                    checked_hash = hash;
+                }
+            }
             Err(err) => tracing::warn!(user = %record.user.id, error = %err, "could not upgrade a password hash"),
         }
     }
@@ -271,7 +329,19 @@ async fn login(
         tracing::info!(user = %record.user.id, "login refused: email not verified");
         return Err(ApiError::EmailNotVerified);
     }
-    open_session(&state, &record.user, &client, StatusCode::OK, event::LOGIN_SUCCEEDED).await
+    let proof = PasswordProof {
+        password,
+        hash: checked_hash,
+    };
+    open_session(
+        &state,
+        &record.user,
+        &client,
+        StatusCode::OK,
+        event::LOGIN_SUCCEEDED,
+        Some(proof),
+    )
+    .await
 }
 
 /// Exchange a refresh token for a new pair. The presented token is retired;

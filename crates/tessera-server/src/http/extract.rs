@@ -261,8 +261,6 @@ pub struct Caller {
     pub tenant: tessera_core::TenantId,
     pub user: tessera_core::UserId,
     pub session: tessera_core::SessionId,
-    /// Whether the token's role is `owner` (may administer its tenant).
-    pub owner: bool,
 }
 
 /// The caller named by a valid access token of `scope`'s tenant. No store
@@ -309,7 +307,6 @@ async fn caller(
         tenant: tessera_core::TenantId::from_uuid(claims.tid),
         user: tessera_core::UserId::from_uuid(claims.sub),
         session: tessera_core::SessionId::from_uuid(claims.sid),
-        owner: claims.role == tessera_core::Role::OWNER,
     })
 }
 

@@ -262,6 +262,7 @@ async fn change_password(
         .ok_or(ApiError::InvalidToken("the account no longer exists"))?;
     // A wrong current password is a failed login of the account: a stolen
     // access token must not become a way to guess the password.
+    let ticket = state.hasher.ticket()?;
     let attempt = state
         .limits
         .current_password_attempt(user.tenant, user.email.as_str(), client.addr)
@@ -271,7 +272,7 @@ async fn change_password(
         .find_user_by_email(user.tenant, &user.email)
         .await?
         .ok_or(ApiError::InvalidToken("the account no longer exists"))?;
-    let verdict = state.hasher.verify(current, Some(record.password_hash)).await?;
+    let verdict = ticket.verify(current, Some(record.password_hash)).await?;
     if !matches!(verdict, PasswordVerdict::Valid { .. }) {
         tracing::info!(user = %user.id, "password change with a wrong current password");
         state.audit.record(

@@ -3,7 +3,7 @@
 use super::auth::start_session;
 use super::dto::{AuditEventDto, AuditPage, RotateResponse, SignupResponse, TenantDto, UserDto};
 use super::error::{ApiError, ApiResult};
-use super::extract::{checked, session_caller, ClientMeta, Fields, JsonObject, OptionalJsonObject, TenantScope};
+use super::extract::{checked, ClientMeta, Fields, JsonObject, OptionalJsonObject, TenantScope};
 use crate::audit::{event, Event};
 use crate::keys::{RotateError, RotateOptions};
 use crate::state::AppState;
@@ -84,12 +84,15 @@ async fn tenant_admin(state: &AppState, tenant: &TenantScope, headers: &HeaderMa
     if let Some(checked) = presented_api_key(tenant, headers) {
         return checked.map(|()| Admin::ApiKey);
     }
-    let caller = session_caller(state, headers, tenant).await?;
-    if !caller.owner {
-        return Err(ApiError::Forbidden(
-            "only the tenant's owner or its API key may do this",
-        ));
-    }
+    // The role as stored now, not as the token says: an owner demoted since
+    // the token was issued (or a token signed with a leaked JWT_SECRET)
+    // administers nothing.
+    let (caller, _) = super::extract::require_role(state, headers, tenant, &[Role::OWNER])
+        .await
+        .map_err(|err| match err {
+            ApiError::Forbidden(_) => ApiError::Forbidden("only the tenant's owner or its API key may do this"),
+            other => other,
+        })?;
     Ok(Admin::Owner {
         user: caller.user,
         session: caller.session,
@@ -212,7 +215,7 @@ async fn signup(
         tenant: tenant.clone(),
         api_key_hash: Some(api_key_hash),
     });
-    let (session, pair, _) = start_session(&state, &owner, &client).await?;
+    let (session, pair, _) = start_session(&state, &owner, &client, None).await?;
     tracing::info!(tenant = %tenant.id, slug = %tenant.slug, owner = %owner.id, "tenant created");
     state.audit.record(
         Event::new(event::TENANT_CREATED, tenant.id, now)

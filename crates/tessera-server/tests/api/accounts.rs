@@ -167,6 +167,110 @@ async fn reset_sets_the_password_ends_every_session_and_works_once() {
     );
 }
 
+/// Logins with the old password that are still waiting for their hash
+/// when a reset (or a change) lands must not leave a session behind, even
+/// though they finish after the reset ended every session.
+#[tokio::test]
+async fn logins_racing_a_reset_or_change_with_the_old_password_keep_no_session() {
+    let app = spawn_app_with(|c| {
+        c.hash_concurrency = 1;
+        c.rate_limits = tessera_server::ratelimit::RateLimitSettings::off();
+    })
+    .await;
+    let user = app.new_user().await;
+    let mut password = user.password.clone();
+    let spawn_post = |path: &str, bearer: Option<String>, body: Value| {
+        let (client, url) = (app.client.clone(), app.url(path));
+        tokio::spawn(async move {
+            let mut req = client.post(url).json(&body);
+            if let Some(token) = bearer {
+                req = req.bearer_auth(token);
+            }
+            req.send().await
+        })
+    };
+    let mut survivors = 0;
+    for round in 0..4 {
+        let next = format!("a new passphrase number {round}");
+        let change_token = if round % 2 == 1 {
+            let res = app.login(&user.email, &password).await;
+            assert_eq!(res.status(), StatusCode::OK, "round {round}");
+            Some(
+                res.json::<Value>().await.unwrap()["accessToken"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+            )
+        } else {
+            assert_eq!(
+                forgot(&app, "/api/auth", &user.email).await.status(),
+                StatusCode::ACCEPTED
+            );
+            None
+        };
+        let reset_token = match change_token {
+            None => Some(wait_for_token(&app, &user.email, "tpr_", round / 2).await),
+            Some(_) => None,
+        };
+        // Logins of nobody fill the one hashing slot. The replacement queues
+        // its hashing next; the old-password logins read the account before
+        // it lands, and check the password it had after.
+        let junk: Vec<_> = (0..4)
+            .map(|_| {
+                spawn_post(
+                    "/api/auth/login",
+                    None,
+                    json!({"email": unique_email(), "password": "not it"}),
+                )
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let replacement = match (&reset_token, &change_token) {
+            (Some(token), _) => spawn_post(
+                "/api/auth/password/reset",
+                None,
+                json!({"token": token, "password": next}),
+            ),
+            (None, access) => spawn_post(
+                "/api/auth/password/change",
+                access.clone(),
+                json!({"currentPassword": password, "newPassword": next}),
+            ),
+        };
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let racing: Vec<_> = (0..3)
+            .map(|_| {
+                spawn_post(
+                    "/api/auth/login",
+                    None,
+                    json!({"email": user.email, "password": password}),
+                )
+            })
+            .collect();
+        let res = replacement.await.unwrap().unwrap();
+        assert_eq!(res.status(), StatusCode::NO_CONTENT, "round {round}");
+        for j in junk {
+            j.await.unwrap().unwrap();
+        }
+        for login in racing {
+            let res = login.await.unwrap().unwrap();
+            if res.status() == StatusCode::OK {
+                let refresh = res.json::<Value>().await.unwrap()["refreshToken"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned();
+                if app.refresh(&refresh).await.status() == StatusCode::OK {
+                    survivors += 1;
+                }
+            } else {
+                assert_error(res, StatusCode::UNAUTHORIZED, "invalid_credentials").await;
+            }
+        }
+        password = next;
+    }
+    assert_eq!(survivors, 0, "sessions opened with a replaced password survived");
+}
+
 #[tokio::test]
 async fn forgot_answers_alike_for_unknown_and_malformed_addresses_are_422() {
     let app = spawn_app().await;

@@ -285,6 +285,62 @@ async fn a_wrong_current_password_from_a_known_client_counts_as_that_clients_fai
     assert_eq!(res.status(), StatusCode::OK);
 }
 
+/// A login refused for load (503) checked no password, so it must not count
+/// against the account: a user retrying through an overload, as
+/// `Retry-After` tells them to, would lock themselves out.
+#[tokio::test]
+async fn logins_refused_for_load_do_not_count_against_the_account() {
+    let app = spawn_app_with(|c| {
+        c.hash_concurrency = 1;
+        c.hash_queue = 1;
+        c.rate_limits.per_client = None;
+        c.rate_limits.login_failures = Some(Quota::new(3, 900));
+    })
+    .await;
+    let user = app.new_user().await;
+    // Eight clients logging in back to back keep the one hashing slot and
+    // the one queue place taken.
+    let flood: Vec<_> = (0..8)
+        .map(|_| {
+            let (client, url) = (app.client.clone(), app.url("/api/auth/login"));
+            tokio::spawn(async move {
+                let started = Instant::now();
+                while started.elapsed() < Duration::from_millis(1500) {
+                    let _ = client
+                        .post(&url)
+                        .json(&json!({"email": unique_email(), "password": "not it"}))
+                        .send()
+                        .await;
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut refused = 0;
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_millis(1200) {
+        let res = app.login(&user.email, &user.password).await;
+        match res.status() {
+            StatusCode::SERVICE_UNAVAILABLE => refused += 1,
+            StatusCode::OK => {}
+            other => panic!("a right password during an overload got {other}"),
+        }
+    }
+    for client in flood {
+        client.await.unwrap();
+    }
+    assert!(
+        refused > 3,
+        "the overload refused only {refused} logins; the test proves nothing"
+    );
+    let res = app.login(&user.email, &user.password).await;
+    assert_eq!(
+        res.status(),
+        StatusCode::OK,
+        "the user locked themselves out by retrying"
+    );
+}
+
 #[tokio::test]
 async fn concurrent_guesses_get_no_more_than_the_budget() {
     let app = spawn_app_with(|c| {
