@@ -34,6 +34,18 @@ impl TrustedProxies {
                     Err(_) => return Err(format!("{item:?} is not an IP address or a network like 10.0.0.0/8")),
                 },
             };
+            // Trusting a network this wide trusts clients to say who they
+            // are: every limit per client would be theirs to dodge.
+            let widest = match net {
+                IpNet::V4(_) => 8,
+                IpNet::V6(_) => 16,
+            };
+            if net.prefix_len() < widest {
+                return Err(format!(
+                    "{item:?} trusts too much of the internet (anything in it could claim any address); \
+                     list your proxies' own addresses or networks, at most a /{widest}"
+                ));
+            }
             nets.push(net);
         }
         Ok(Self(nets))
@@ -149,6 +161,12 @@ mod tests {
         for bad in ["10.0.0.0/33", "proxy.internal", "10.0.0", "1.2.3.4:80"] {
             assert!(TrustedProxies::parse(bad).is_err(), "{bad}");
         }
+        // Everyone, or most of the internet, is no proxy.
+        for too_wide in ["0.0.0.0/0", "::/0", "10.0.0.0/7", "2000::/3", "10.0.0.1, 0.0.0.0/0"] {
+            let err = TrustedProxies::parse(too_wide).unwrap_err();
+            assert!(err.contains("trusts too much"), "{too_wide}: {err}");
+        }
+        assert!(TrustedProxies::parse("2001:db8::/16").is_ok());
     }
 
     #[test]

@@ -124,7 +124,8 @@ impl Ticket {
     /// Checks `password` against `stored` (`None` for an unknown user: the
     /// same work is done) in this ticket's place.
     pub async fn verify(self, password: Password, stored: Option<String>) -> Result<PasswordVerdict, HashPoolError> {
-        self.run(move |h, mem| h.verify(&password, stored.as_deref(), mem)).await
+        self.run(move |h, mem| h.verify(&password, stored.as_deref(), mem))
+            .await
     }
 
     async fn run<T, F>(self, job: F) -> Result<T, HashPoolError>
@@ -159,7 +160,6 @@ impl Ticket {
         Ok(result?)
     }
 }
-
 
 #[cfg(test)]
 mod tests {

@@ -7,8 +7,9 @@
 //! | --- | --- | --- | --- |
 //! | per client | the client's IPv4 address or IPv6 /64 | 100 a minute | every unauthenticated POST but refresh: register, login, signup, password forgot/reset, email verify/resend |
 //! | failed logins | tenant + normalized email, as a digest; with the client too for a client known to the account (one that logged in to it within 30 days) | 10 per 15 minutes, then locks of 1 min doubling up to 15 min | login, and the current password of `/password/change` |
-//! | forgot-password | tenant + email, as a digest | 3 an hour | `/password/forgot` |
-//! | verification resend | tenant + email, as a digest | 3 an hour | `/email/resend` |
+//! | forgot-password | the email, as a digest, across tenants | 3 an hour | `/password/forgot` |
+//! | verification resend | the email, as a digest, across tenants | 3 an hour | `/email/resend` |
+//! | registration mail | the email, as a digest, across tenants | as resends | the verification mail of a registration or signup (left out past it) |
 //!
 //! A request's limits are one atomic check, applied in order (the client's
 //! first), before any password hashing or store lookup of the account, and
@@ -172,6 +173,8 @@ pub enum Outage {
 pub enum MailLimit {
     Forgot,
     Resend,
+    /// The verification mail of a registration or signup.
+    Registration,
 }
 
 /// A password check that the limits let through: call
@@ -303,6 +306,18 @@ impl RateLimits {
         })
     }
 
+    /// Forgets the failed logins (and lock) of the account `email` names in
+    /// `tenant`, for the clients it does not know: its password was reset.
+    /// A failure is logged, not returned.
+    pub async fn clear_failed_logins(&self, tenant: TenantId, email: &Email) {
+        let Some(limiter) = &self.limiter else {
+            return;
+        };
+        if let Err(err) = limiter.reset(&account_key(tenant, email.as_str())).await {
+            tracing::warn!(error = %err, "could not clear an account's failed logins");
+        }
+    }
+
     /// The account's password changed, or all its sessions ended: no client
     /// is known to it any more, so whoever knew the old password has no
     /// count of their own left. A failure is logged, not returned.
@@ -335,24 +350,44 @@ impl RateLimits {
         }
     }
 
-    /// A forgot-password or resend request for `email` from `client`.
-    pub async fn mail_request(
-        &self,
-        which: MailLimit,
-        tenant: TenantId,
-        email: &Email,
-        client: Option<IpAddr>,
-    ) -> ApiResult<()> {
+    /// A forgot-password or resend request for `email` from `client`. The
+    /// count is the address's, across every tenant: anyone may create
+    /// tenants, so a count per tenant would let one address be mailed
+    /// without end.
+    pub async fn mail_request(&self, which: MailLimit, email: &Email, client: Option<IpAddr>) -> ApiResult<()> {
         let mut limits: Vec<Limit> = self.client_limit(client).into_iter().collect();
+        limits.extend(self.mail_limit(which, email));
+        self.check(&limits, Outage::Refuse).await.map(|_| ())
+    }
+
+    /// Whether one more mail of `which` kind may go to `email` now, counting
+    /// it if so: the verification mail of a registration or signup, counted
+    /// apart from resends (so resends answer alike for every address) at the
+    /// resend rate. Registering is not refused for it; the mail is left out
+    /// (the user can ask again at `/email/resend`), as it is when the
+    /// counters cannot be reached.
+    pub async fn allow_mail(&self, which: MailLimit, email: &Email) -> bool {
+        let limits: Vec<Limit> = self.mail_limit(which, email).into_iter().collect();
+        match self.check(&limits, Outage::Refuse).await {
+            Ok(_) => true,
+            Err(ApiError::RateLimited { .. }) => {
+                tracing::info!("verification mail left out: this address had its share of mail");
+                false
+            }
+            Err(_) => false,
+        }
+    }
+
+    fn mail_limit(&self, which: MailLimit, email: &Email) -> Option<Limit> {
         let (kind, quota) = match which {
             MailLimit::Forgot => ("forgot", self.settings.forgot_per_email),
             MailLimit::Resend => ("resend", self.settings.resend_per_email),
+            MailLimit::Registration => ("registered", self.settings.resend_per_email),
         };
-        limits.extend(quota.map(|quota| Limit {
-            key: digest_key(kind, tenant, email.as_str()),
+        quota.map(|quota| Limit {
+            key: address_key(kind, email.as_str()),
             rule: quota.rate(),
-        }));
-        self.check(&limits, Outage::Refuse).await.map(|_| ())
+        })
     }
 
     fn client_limit(&self, client: Option<IpAddr>) -> Option<Limit> {
@@ -464,6 +499,11 @@ fn client_member(ip: IpAddr) -> String {
     hash.update(b"tessera known client\0");
     hash.update(crate::client_ip::limit_key(ip).as_bytes());
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&hash.finalize()[..16])
+}
+
+/// A key of the address `email` alone, whatever the tenant.
+fn address_key(kind: &str, email: &str) -> String {
+    digest_key(kind, TenantId::DEFAULT, email)
 }
 
 /// `<kind>:<digest>`: 128 bits of SHA-256 over the kind, the tenant and the

@@ -92,6 +92,15 @@ struct TenantRoutes;
 
 impl Modify for TenantRoutes {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let unknown_tenant = utoipa::openapi::ResponseBuilder::new()
+            .description("`not_found`: no tenant has this slug")
+            .content(
+                "application/json",
+                utoipa::openapi::ContentBuilder::new()
+                    .schema(Some(utoipa::openapi::Ref::from_schema_name("ErrorBody")))
+                    .build(),
+            )
+            .build();
         let scoped: Vec<(String, PathItem)> = openapi
             .paths
             .paths
@@ -122,6 +131,10 @@ impl Modify for TenantRoutes {
                 {
                     op.operation_id = op.operation_id.take().map(|id| format!("tenant_{id}"));
                     op.parameters.get_or_insert_with(Vec::new).insert(0, slug.clone());
+                    op.responses
+                        .responses
+                        .entry("404".to_owned())
+                        .or_insert_with(|| unknown_tenant.clone().into());
                 }
                 let scoped = match path.strip_prefix("/api/admin/") {
                     Some(rest) => format!("/api/tenants/{{slug}}/admin/{rest}"),

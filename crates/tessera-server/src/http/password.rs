@@ -38,6 +38,12 @@ pub fn router() -> Router<AppState> {
 pub(crate) fn mail_token(state: &AppState, user: User, tenant: Arc<TenantInfo>, purpose: AccountTokenPurpose) {
     let state = state.clone();
     tokio::spawn(async move {
+        // One address gets so many mails an hour, whichever tenant sends
+        // them: registrations in tenants made for the purpose must not
+        // flood a stranger's mailbox.
+        if !state.limits.allow_mail(MailLimit::Registration, &user.email).await {
+            return;
+        }
         if let Err(err) = issue_and_mail(&state, &user, &tenant, purpose).await {
             tracing::warn!(user = %user.id, purpose = purpose.as_str(), error = %err, "could not mail a token");
         }
@@ -147,7 +153,7 @@ async fn forgot_password(
     let email = email_field(body)?;
     state
         .limits
-        .mail_request(MailLimit::Forgot, tenant.id(), &email, client.addr)
+        .mail_request(MailLimit::Forgot, &email, client.addr)
         .await?;
     let job_state = state.clone();
     let scope = tenant.tenant.clone();
@@ -216,6 +222,9 @@ async fn reset_password(
         return Err(invalid_reset());
     };
     let ended = crate::http::sessions::end_all_sessions(&state, &user).await?;
+    // The mailbox's owner chose a new password: a lock set by guesses at the
+    // old one no longer protects anything, and would keep them out.
+    state.limits.clear_failed_logins(user.tenant, &user.email).await;
     tracing::info!(tenant = %user.tenant, user = %user.id, "password reset");
     state.audit.record(
         Event::new(event::PASSWORD_RESET, user.tenant, unix_now())
@@ -378,7 +387,7 @@ async fn resend_verification(
     let email = email_field(body)?;
     state
         .limits
-        .mail_request(MailLimit::Resend, tenant.id(), &email, client.addr)
+        .mail_request(MailLimit::Resend, &email, client.addr)
         .await?;
     let job_state = state.clone();
     let scope = tenant.tenant.clone();

@@ -89,6 +89,10 @@ async fn the_openapi_document_describes_the_contract() {
         .any(|p| path == *p || path == p.replacen("/api/auth/", "/api/tenants/{slug}/auth/", 1))
             || path.contains("/admin/");
         if path.starts_with("/api/tenants/{slug}/") {
+            assert!(
+                responses.contains_key("404"),
+                "{method} {path} must document the 404 of an unknown tenant"
+            );
             let params = op["parameters"].to_string();
             assert!(
                 params.contains("\"slug\""),
@@ -159,6 +163,28 @@ async fn the_openapi_document_describes_the_contract() {
             doc["components"]["schemas"][schema].is_object(),
             "schema {schema} missing"
         );
+    }
+    // Every reference names a schema the document has.
+    fn refs(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::Object(map) => {
+                for (k, v) in map {
+                    match (k.as_str(), v.as_str()) {
+                        ("$ref", Some(r)) => out.push(r.to_owned()),
+                        _ => refs(v, out),
+                    }
+                }
+            }
+            Value::Array(items) => items.iter().for_each(|v| refs(v, out)),
+            _ => {}
+        }
+    }
+    let mut all = Vec::new();
+    refs(&doc, &mut all);
+    assert!(!all.is_empty());
+    for r in all {
+        let name = r.strip_prefix("#/components/schemas/").unwrap_or_else(|| panic!("{r}"));
+        assert!(doc["components"]["schemas"][name].is_object(), "{r} does not resolve");
     }
     let user = &doc["components"]["schemas"]["UserDto"]["properties"];
     for field in [
