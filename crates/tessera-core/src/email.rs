@@ -8,9 +8,10 @@ use unicode_normalization::UnicodeNormalization as _;
 /// The check is deliberately plain: one `@`; a local part of RFC 5322 `atext`
 /// and dots, plus letters and digits of any script (RFC 6531); a dotted domain
 /// of letters, digits and hyphens. Invisible and direction-changing characters
-/// (zero-width spaces, bidi overrides), symbols and emoji are refused, so two
-/// accounts cannot look the same. Deliverability is proven by the
-/// verification mail, not by a grammar.
+/// (zero-width spaces, bidi overrides), symbols and emoji are refused, and so
+/// are scripts mixed within the local part or a domain label (a Cyrillic `а`
+/// in `admin`), so two accounts do not look the same by those means.
+/// Deliverability is proven by the verification mail, not by a grammar.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Email(String);
 
@@ -28,7 +29,20 @@ pub enum EmailError {
 impl Email {
     pub const MAX_LEN: usize = 254;
 
+    /// An address for a new account: every rule above.
     pub fn parse(raw: &str) -> Result<Self, EmailError> {
+        Self::parse_with(raw, true)
+    }
+
+    /// An address that may name an existing account (a login, a lookup, a
+    /// stored row): the rules of [`Email::parse`] but the one on mixed
+    /// scripts, which came later, so accounts made before it stay reachable.
+    /// Never for making an account.
+    pub fn parse_existing(raw: &str) -> Result<Self, EmailError> {
+        Self::parse_with(raw, false)
+    }
+
+    fn parse_with(raw: &str, one_script: bool) -> Result<Self, EmailError> {
         let trimmed = raw.trim();
         if trimmed.is_empty() {
             return Err(EmailError::Empty);
@@ -50,6 +64,9 @@ impl Email {
         if !valid_domain(domain) {
             return Err(EmailError::Invalid);
         }
+        if one_script && (!single_script(local) || !domain.split('.').all(single_script)) {
+            return Err(EmailError::Invalid);
+        }
         Ok(Self(normalized))
     }
 
@@ -68,6 +85,33 @@ fn is_local_char(c: char) -> bool {
     } else {
         c.is_alphanumeric()
     }
+}
+
+/// Whether the letters of `part` (the local part, or one domain label) come
+/// from one script, or one of the mixes that writing systems use (Unicode
+/// TS #39's "highly restrictive" level: Latin with Han and the Japanese
+/// kana, with Han and Bopomofo, or with Han and Hangul). So `аdmin` with a
+/// Cyrillic `а` cannot sit beside `admin`; lookalikes written wholly in one
+/// script (an all-Cyrillic `сор` beside `cop`) still can.
+fn single_script(part: &str) -> bool {
+    use unicode_script::{Script, UnicodeScript as _};
+    let mut seen: Vec<Script> = Vec::new();
+    for c in part.chars() {
+        let script = c.script();
+        if matches!(script, Script::Common | Script::Inherited | Script::Unknown) || seen.contains(&script) {
+            continue;
+        }
+        seen.push(script);
+    }
+    if seen.len() <= 1 {
+        return true;
+    }
+    const MIXES: [&[Script]; 3] = [
+        &[Script::Latin, Script::Han, Script::Hiragana, Script::Katakana],
+        &[Script::Latin, Script::Han, Script::Bopomofo],
+        &[Script::Latin, Script::Han, Script::Hangul],
+    ];
+    MIXES.iter().any(|mix| seen.iter().all(|s| mix.contains(s)))
 }
 
 fn valid_domain(domain: &str) -> bool {
@@ -166,6 +210,33 @@ mod tests {
             "x\u{301}\u{301}\u{301}@example.com",
         ] {
             assert!(Email::parse(bad).is_err(), "{bad:?} should be rejected");
+        }
+    }
+
+    #[test]
+    fn scripts_mixed_within_a_part_are_rejected() {
+        for bad in [
+            "\u{430}dmin@example.com",
+            "admin@ex\u{430}mple.com",
+            "p\u{430}ypal@example.com",
+            "\u{3b1}lpha@example.com",
+            "user@\u{440}\u{443}b.example.com",
+        ] {
+            assert_eq!(Email::parse(bad), Err(EmailError::Invalid), "{bad:?}");
+        }
+        // An account made before the rule is still found.
+        let older = Email::parse_existing("\u{430}dmin@example.com").unwrap();
+        assert_eq!(older.as_str(), "\u{430}dmin@example.com");
+        for good in [
+            "\u{438}\u{432}\u{430}\u{43d}@\u{43f}\u{440}\u{438}\u{43c}\u{435}\u{440}.\u{440}\u{444}",
+            "\u{3b1}\u{3bb}\u{3c6}\u{3b1}@example.gr",
+            "\u{5e9}\u{5dc}\u{5d5}\u{5dd}@example.com",
+            "\u{7530}\u{4e2d}\u{3072}\u{308d}abc@example.jp",
+            "\u{d55c}\u{ad6d}\u{6f22}abc@example.kr",
+            "ada.lovelace+1@example.com",
+            "\u{438}\u{432}\u{430}\u{43d}@example.com",
+        ] {
+            assert!(Email::parse(good).is_ok(), "{good:?}");
         }
     }
 

@@ -238,7 +238,8 @@ impl Operator {
     /// The account with `email` in the tenant `slug`.
     pub async fn user(&self, slug: &str, email: &str) -> anyhow::Result<User> {
         let tenant = self.tenant(slug).await?.tenant;
-        let parsed = Email::parse(email).map_err(|e| anyhow::anyhow!("{email:?} is not an email address: {e}"))?;
+        let parsed =
+            Email::parse_existing(email).map_err(|e| anyhow::anyhow!("{email:?} is not an email address: {e}"))?;
         self.stores
             .users
             .find_user_by_email(tenant.id, &parsed)

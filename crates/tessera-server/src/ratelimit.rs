@@ -472,7 +472,7 @@ fn account_key(tenant: TenantId, email: &str) -> String {
 /// The normalized address when `email` is one, else the text as typed
 /// (trimmed, lowercased), so malformed emails are counted like any other.
 fn normalized(email: &str) -> String {
-    match Email::parse(email) {
+    match Email::parse_existing(email) {
         Ok(email) => email.as_str().to_owned(),
         Err(_) => email.trim().to_lowercase(),
     }

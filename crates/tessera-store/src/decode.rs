@@ -67,7 +67,7 @@ pub(crate) fn corrupt(column: &str, expected: &str) -> StoreError {
 }
 
 pub(crate) fn email(raw: &str, column: &str) -> Result<Email, StoreError> {
-    match Email::parse(raw) {
+    match Email::parse_existing(raw) {
         // Stored emails are normalized; one that parses into something else
         // was not written by us.
         Ok(email) if email.as_str() == raw => Ok(email),

@@ -181,8 +181,8 @@ async fn list_users(
     administrator(&state, &tenant, &headers).await?;
     let query = query_params(query)?;
     if let Some(raw) = query.get("email") {
-        let email =
-            Email::parse(raw).map_err(|_| ApiError::InvalidRequest("email must be an email address".to_owned()))?;
+        let email = Email::parse_existing(raw)
+            .map_err(|_| ApiError::InvalidRequest("email must be an email address".to_owned()))?;
         let found = state.users.find_user_by_email(tenant.id(), &email).await?;
         return Ok(Json(UserPage {
             users: found.iter().map(|r| UserDto::from(&r.user)).collect(),

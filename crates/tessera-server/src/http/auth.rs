@@ -277,7 +277,7 @@ async fn login(
 
     // A malformed email cannot match an account, but it gets the same answer
     // and the same hashing work as a wrong password.
-    let record = match Email::parse(&email) {
+    let record = match Email::parse_existing(&email) {
         Ok(email) => state.users.find_user_by_email(tenant.id(), &email).await?,
         Err(_) => None,
     };

@@ -126,7 +126,7 @@ fn invalid_verification() -> ApiError {
 /// The `email` field of a forgot or resend request.
 fn email_field(body: serde_json::Map<String, serde_json::Value>) -> ApiResult<Email> {
     let mut f = Fields::new(body);
-    let email = f.required("email", |s| Email::parse(&s));
+    let email = f.required("email", |s| Email::parse_existing(&s));
     f.finish()?;
     checked(email)
 }

@@ -71,6 +71,30 @@ async fn emails_are_trimmed_and_case_insensitive() {
 }
 
 #[tokio::test]
+async fn an_address_mixing_scripts_is_no_second_account_that_looks_the_same() {
+    let app = spawn_app().await;
+    let local = format!("admin{}", uuid::Uuid::new_v4().simple());
+    let latin = format!("{local}@example.com");
+    assert_eq!(app.register(&latin, PASSWORD).await.status(), StatusCode::CREATED);
+    // A Cyrillic "а" in the local part, or in the domain.
+    for lookalike in [
+        format!("\u{430}{}@example.com", &local[1..]),
+        format!("{local}@ex\u{430}mple.com"),
+    ] {
+        let res = app.register(&lookalike, PASSWORD).await;
+        let body = assert_error(res, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+        assert!(body["fields"]["email"].is_string(), "{body}");
+        // Logging in with it finds nothing, like any unknown address.
+        assert_error(
+            app.login(&lookalike, PASSWORD).await,
+            StatusCode::UNAUTHORIZED,
+            "invalid_credentials",
+        )
+        .await;
+    }
+}
+
+#[tokio::test]
 async fn password_length_is_enforced_in_characters_without_truncation() {
     let app = spawn_app().await;
     let body = assert_error(
