@@ -20,7 +20,7 @@
 //! See docs/importing.md.
 
 use crate::audit::event;
-use crate::config::{Config, ConfigError};
+use crate::config::{check_hash_params, Config, ConfigError};
 use crate::startup::open_stores;
 use crate::tokens::unix_now;
 use anyhow::Context as _;
@@ -28,7 +28,7 @@ use std::collections::HashMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
-use tessera_core::{Email, HashScheme, ImportedHash, PersonName, Role, TenantId, TenantSlug, UserId};
+use tessera_core::{Email, HashParams, ImportedHash, PersonName, Role, TenantId, TenantSlug, UserId};
 use tessera_store::{Conflict, ImportMode, ImportedUser, NewAuditEvent, NewUser};
 
 /// Users per transaction.
@@ -160,16 +160,23 @@ pub struct Parsed {
     pub errors: Vec<RowError>,
 }
 
-/// Parses `input` into users of `tenant`. A header (CSV) that tessera cannot
+/// Parses `input` into users of `tenant`, with password hashes the servers
+/// (hashing with `hash_params`) will run. A header (CSV) that tessera cannot
 /// use is a [`ConfigError`]; a bad row is a [`RowError`] in the result.
-pub fn parse(input: &[u8], format: Format, tenant: TenantId, now: i64) -> Result<Parsed, ConfigError> {
+pub fn parse(
+    input: &[u8],
+    format: Format,
+    tenant: TenantId,
+    now: i64,
+    hash_params: &HashParams,
+) -> Result<Parsed, ConfigError> {
     let mut parsed = Parsed {
         users: Vec::new(),
         errors: Vec::new(),
     };
     let mut emails: HashMap<Email, u64> = HashMap::new();
     let mut ids: HashMap<UserId, u64> = HashMap::new();
-    let mut accept = |row: Row<'_>, parsed: &mut Parsed| match user_of(&row, tenant, now) {
+    let mut accept = |row: Row<'_>, parsed: &mut Parsed| match user_of(&row, tenant, now, hash_params) {
         Ok(user) => {
             if let Some(first) = emails.get(&user.user.email) {
                 parsed.errors.push(RowError {
@@ -377,7 +384,7 @@ fn json_fields(object: &serde_json::Map<String, serde_json::Value>) -> Result<Ha
 }
 
 /// The user a row describes, or what is wrong with it (every bad field).
-fn user_of(row: &Row<'_>, tenant: TenantId, now: i64) -> Result<ImportedUser, String> {
+fn user_of(row: &Row<'_>, tenant: TenantId, now: i64, hash_params: &HashParams) -> Result<ImportedUser, String> {
     let mut problems: Vec<String> = Vec::new();
     let text = |field: Field, problems: &mut Vec<String>| -> Option<&str> {
         match row.fields.get(&field) {
@@ -399,7 +406,7 @@ fn user_of(row: &Row<'_>, tenant: TenantId, now: i64) -> Result<ImportedUser, St
     let email = required(Field::Email, &mut problems)
         .and_then(|raw| Email::parse(raw).map_err(|e| problems.push(format!("email: {e}"))).ok());
     let hash = required(Field::PasswordHash, &mut problems).and_then(|raw| {
-        ImportedHash::parse(raw)
+        ImportedHash::parse_for(raw, hash_params)
             .map_err(|e| problems.push(format!("passwordHash: {e}")))
             .ok()
     });
@@ -545,6 +552,7 @@ pub async fn run(config: Config, request: ImportRequest, mut report: impl FnMut(
     };
     let slug = TenantSlug::parse(&request.tenant)
         .map_err(|e| ConfigError::new("--tenant", format!("{:?} {e}", request.tenant)))?;
+    check_hash_params(&config.hash_params)?;
     let input = read_input(&request.file)?;
 
     if let Some(url) = &config.database_url {
@@ -574,7 +582,7 @@ pub async fn run(config: Config, request: ImportRequest, mut report: impl FnMut(
         .tenant;
 
     let now = unix_now();
-    let parsed = parse(&input, format, tenant.id, now)?;
+    let parsed = parse(&input, format, tenant.id, now, &config.hash_params)?;
     drop(input);
     let mut summary = Summary {
         rows: parsed.users.len() + parsed.errors.len(),
@@ -595,10 +603,8 @@ pub async fn run(config: Config, request: ImportRequest, mut report: impl FnMut(
         .into());
     }
     let (lines, users): (Vec<u64>, Vec<ImportedUser>) = parsed.users.into_iter().unzip();
-    summary.bcrypt = users
-        .iter()
-        .filter(|u| ImportedHash::parse(&u.user.password_hash).is_ok_and(|h| h.scheme() == HashScheme::Bcrypt))
-        .count();
+    // Every hash parsed as an `ImportedHash`: bcrypt is `$2?$`.
+    summary.bcrypt = users.iter().filter(|u| u.user.password_hash.starts_with("$2")).count();
 
     let describe = |index: usize, conflict: Conflict| {
         let user = &users[index].user;
@@ -706,7 +712,14 @@ mod tests {
     const NOW: i64 = 1_700_000_000;
 
     fn csv(text: &str) -> Parsed {
-        parse(text.as_bytes(), Format::Csv, TenantId::DEFAULT, NOW).unwrap()
+        parse(
+            text.as_bytes(),
+            Format::Csv,
+            TenantId::DEFAULT,
+            NOW,
+            &HashParams::default(),
+        )
+        .unwrap()
     }
 
     #[test]
@@ -780,9 +793,15 @@ mod tests {
             "email,passwordHash,firstName,pasword",
             "email,passwordHash,firstName,first_name",
         ] {
-            let err = parse(header.as_bytes(), Format::Csv, TenantId::DEFAULT, NOW)
-                .err()
-                .unwrap();
+            let err = parse(
+                header.as_bytes(),
+                Format::Csv,
+                TenantId::DEFAULT,
+                NOW,
+                &HashParams::default(),
+            )
+            .err()
+            .unwrap();
             assert_eq!(err.var, "FILE", "{header}");
         }
     }
@@ -797,7 +816,14 @@ mod tests {
              {{\"email\":\"eve@example.com\",\"passwordHash\":\"{HASH}\",\"firstName\":\"Eve\",\"admin\":true}}\n\
              {{\"email\":\"kim@example.com\",\"passwordHash\":\"{HASH}\",\"firstName\":7,\"emailVerified\":1}}\n"
         );
-        let parsed = parse(text.as_bytes(), Format::Jsonl, TenantId::DEFAULT, NOW).unwrap();
+        let parsed = parse(
+            text.as_bytes(),
+            Format::Jsonl,
+            TenantId::DEFAULT,
+            NOW,
+            &HashParams::default(),
+        )
+        .unwrap();
         assert_eq!(parsed.users.len(), 2);
         assert_eq!(parsed.users[0].1.user.created_at, 1_600_000_000);
         assert!(parsed.users[1].1.email_verified);
@@ -807,5 +833,48 @@ mod tests {
         assert!(parsed.errors[1].message.contains("\"admin\""));
         assert!(parsed.errors[2].message.contains("firstName: must be a string"));
         assert!(parsed.errors[2].message.contains("emailVerified"));
+    }
+
+    fn messages(parsed: &Parsed) -> Vec<(u64, &str)> {
+        parsed.errors.iter().map(|e| (e.line, e.message.as_str())).collect()
+    }
+
+    #[test]
+    fn costly_argon2_hashes_are_bad_rows_within_the_servers_limits() {
+        let salt_and_hash = "c29tZXNhbHRzb21lc2FsdA$YWJjZGVmZ2hpamtsbW5vcHFyc3R1dnd4eXoxMjM0NTY";
+        let mut text = String::from("email,passwordHash,firstName\n");
+        for (i, params) in [
+            "m=19456,t=4294967295,p=1",
+            "m=19456,t=100000,p=1",
+            "m=1048576,t=2,p=1",
+            "m=102400,t=2,p=8",
+            "m=65536,t=3,p=4",
+        ]
+        .iter()
+        .enumerate()
+        {
+            // PHC strings hold commas: quoted in CSV.
+            text.push_str(&format!(
+                "u{i}@example.com,\"$argon2id$v=19${params}${salt_and_hash}\",U\n"
+            ));
+        }
+        text.push_str(&format!(
+            "d@example.com,\"$argon2d$v=19$m=19456,t=2,p=1${salt_and_hash}\",D\n"
+        ));
+        let parsed = csv(&text);
+        let errors = messages(&parsed);
+        let lines: Vec<u64> = errors.iter().map(|e| e.0).collect();
+        assert_eq!(lines, [2, 3, 4, 5, 7], "{errors:?}");
+        assert!(errors[0].1.contains("t=4294967295"), "{errors:?}");
+        assert!(errors[4].1.contains("$argon2d$"), "{errors:?}");
+        assert!(errors.iter().all(|(_, m)| !m.contains(salt_and_hash)));
+        // A server configured with 100 MiB runs (and so imports) Django's default.
+        let big = HashParams {
+            memory_kib: 102_400,
+            ..HashParams::default()
+        };
+        let parsed = parse(text.as_bytes(), Format::Csv, TenantId::DEFAULT, NOW, &big).unwrap();
+        let lines: Vec<u64> = parsed.errors.iter().map(|e| e.line).collect();
+        assert_eq!(lines, [2, 3, 4, 7]);
     }
 }
