@@ -20,7 +20,7 @@ pub enum NameError {
     Empty,
     #[error("must be at most 100 characters")]
     TooLong,
-    #[error("must not contain control or invisible formatting characters")]
+    #[error("must not contain control characters, line or paragraph separators, or invisible formatting characters")]
     ControlCharacter,
 }
 

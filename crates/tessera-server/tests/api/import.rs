@@ -705,3 +705,65 @@ async fn stored_hashes_over_the_limits_cost_a_login_nothing_and_block_no_one() {
     assert!(status.success());
     assert!(!log.contains("c29tZXNhbHRz"), "hashes are never logged");
 }
+
+/// The import's input rules, through the binary: JSON booleans are JSON
+/// booleans, a key given twice, a CSV quote that never closes and names
+/// with line separators make their rows bad, and nothing is imported.
+#[tokio::test]
+async fn strings_for_booleans_duplicate_keys_open_quotes_and_line_separators_are_bad_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let hash = bcrypt("strict old password", "$2b$");
+    let good = json!({"email": "good@example.com", "passwordHash": hash, "firstName": "Good"});
+    let lines = [
+        good.to_string(),
+        json!({"email": "string@example.com", "passwordHash": hash, "firstName": "S", "emailVerified": "true"})
+            .to_string(),
+        // serde_json's json! cannot write a key twice; a file can.
+        format!(r#"{{"email":"a@example.com","passwordHash":"{hash}","firstName":"Twice","email":"b@example.com"}}"#),
+        json!({"email": "sep@example.com", "passwordHash": hash, "firstName": "Eve\u{2028}Bcc: x@evil.example"})
+            .to_string(),
+        json!({"email": "para@example.com", "passwordHash": hash, "firstName": "Eve", "lastName": "L\u{2029}Bcc: x@evil.example"})
+            .to_string(),
+    ];
+    let file = dir.path().join("users.jsonl");
+    std::fs::write(&file, lines.join("\n") + "\n").unwrap();
+    let out = import(&data, &[], &[file.to_str().unwrap()], None);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(3), "{stdout}{stderr}");
+    for expected in [
+        "line 2: emailVerified: must be a JSON boolean (true or false), not a string",
+        "line 3: names email twice",
+        "line 4: firstName: must not contain control",
+        "line 5: lastName: must not contain control",
+        "4 of 5 rows are not valid; nothing was imported",
+    ] {
+        assert!(stderr.contains(expected), "{expected:?} in {stderr}");
+    }
+
+    // The last row opens a quote that never closes: the csv crate would
+    // read "Lovelace" and say nothing.
+    let file = dir.path().join("users.csv");
+    std::fs::write(
+        &file,
+        format!(
+            "email,passwordHash,firstName,lastName\n\
+             good@example.com,{hash},Good,Row\n\
+             ada@example.com,{hash},Ada,\"Lovelace\n"
+        ),
+    )
+    .unwrap();
+    let out = import(&data, &[], &[file.to_str().unwrap()], None);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(3), "{stdout}{stderr}");
+    assert!(
+        stderr.contains("line 3: a quoted field opens here and never closes"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("1 of 2 rows are not valid; nothing was imported"),
+        "{stderr}"
+    );
+    let store = sqlite(&data).await;
+    assert_eq!(store.count_users(TenantId::DEFAULT).await.unwrap(), 0);
+}
