@@ -1,11 +1,15 @@
 use std::fmt;
 use unicode_normalization::UnicodeNormalization as _;
+use unicode_properties::{GeneralCategory, UnicodeGeneralCategory as _};
 
 /// A first or last name as shown back to the user: trimmed, NFC-normalized,
-/// at most 100 characters, with no control characters and none of the
-/// invisible or direction-overriding ones that make a name display as
-/// something else (bidi embeddings, overrides and isolates, zero-width space,
-/// byte-order mark). Joiners stay: several scripts need them.
+/// at most 100 characters, with no control characters (`Cc`), no line or
+/// paragraph separators (U+2028, U+2029), and none of the invisible
+/// formatting characters (`Cf`) that make a name display as something else
+/// or hide text in it (bidi embeddings, overrides and isolates, zero-width
+/// space, soft hyphen, byte-order mark, tag characters, ...), nor the Hangul
+/// fillers that render as blanks. The zero-width joiner and non-joiner stay:
+/// several scripts and emoji sequences need them.
 #[derive(Clone, PartialEq, Eq)]
 pub struct PersonName(String);
 
@@ -16,7 +20,7 @@ pub enum NameError {
     Empty,
     #[error("must be at most 100 characters")]
     TooLong,
-    #[error("must not contain control or invisible formatting characters")]
+    #[error("must not contain control characters, line or paragraph separators, or invisible formatting characters")]
     ControlCharacter,
 }
 
@@ -60,8 +64,19 @@ impl fmt::Debug for PersonName {
     }
 }
 
+/// Line breaks that are not control characters, format characters but the
+/// joiners, and letters that display as nothing.
 fn is_hidden_formatting(c: char) -> bool {
-    matches!(c, '\u{200b}' | '\u{2060}' | '\u{feff}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}' | '\u{61c}')
+    match c {
+        // ZERO WIDTH NON-JOINER, ZERO WIDTH JOINER.
+        '\u{200c}' | '\u{200d}' => false,
+        // Hangul fillers: letters (Lo) that render as blanks.
+        '\u{115f}' | '\u{1160}' | '\u{3164}' | '\u{ffa0}' => true,
+        _ => matches!(
+            c.general_category(),
+            GeneralCategory::Format | GeneralCategory::LineSeparator | GeneralCategory::ParagraphSeparator
+        ),
+    }
 }
 
 /// A role carried in access tokens (`role` claim): lowercase ASCII letters,
@@ -149,6 +164,62 @@ mod tests {
             PersonName::parse("\u{645}\u{62d}\u{645}\u{62f}").is_ok(),
             "right-to-left scripts are fine"
         );
+    }
+
+    #[test]
+    fn line_separators_and_invisible_formatting_are_refused() {
+        for hidden in [
+            // Line and paragraph separators (Zl, Zp): line breaks to many
+            // readers, no control characters.
+            '\u{2028}',
+            '\u{2029}',
+            // C1 next line and the other breaking controls.
+            '\u{85}',
+            '\u{b}',
+            '\u{c}',
+            '\r',
+            // Format characters (Cf) not refused before.
+            '\u{ad}',
+            '\u{600}',
+            '\u{180e}',
+            '\u{2061}',
+            '\u{206a}',
+            '\u{fff9}',
+            '\u{e0001}',
+            '\u{e0041}',
+            // Still refused.
+            '\u{200b}',
+            '\u{200e}',
+            '\u{202e}',
+            '\u{2066}',
+            '\u{feff}',
+            // Blank letters.
+            '\u{3164}',
+            '\u{ffa0}',
+        ] {
+            let name = format!("Eve{hidden}Bcc: x@evil.example");
+            assert_eq!(
+                PersonName::parse(&name),
+                Err(NameError::ControlCharacter),
+                "U+{:04X}",
+                hidden as u32
+            );
+            assert_eq!(
+                PersonName::parse_optional(&name),
+                Err(NameError::ControlCharacter),
+                "U+{:04X}",
+                hidden as u32
+            );
+        }
+        // Joiners stay: Persian, Indic scripts and emoji sequences need them.
+        assert!(PersonName::parse("\u{645}\u{6cc}\u{200c}\u{62e}\u{648}\u{627}\u{647}\u{645}").is_ok());
+        assert!(PersonName::parse("\u{915}\u{94d}\u{200d}\u{937}").is_ok());
+        assert!(PersonName::parse("Ada \u{1f469}\u{200d}\u{1f4bb}").is_ok());
+        // Variation selectors (Mn), combining marks and other spaces stay too.
+        assert!(PersonName::parse("Ada \u{2764}\u{fe0f}").is_ok());
+        assert!(PersonName::parse("Mar\u{ed}a Jos\u{e9}\u{3000}Garc\u{ed}a").is_ok());
+        // A separator at either end is trimmed away, like any white space.
+        assert_eq!(PersonName::parse("\u{2028}Ada\u{2029}").unwrap().as_str(), "Ada");
     }
 
     #[test]

@@ -11,8 +11,15 @@
 //! login. bcrypt reads only the first 72 bytes of a password, as the system
 //! that made the hash did; the Argon2id hash made at that login covers the
 //! whole password typed, and from then on the whole password counts.
+//!
+//! A stored hash is only run when its cost is bounded: bcrypt up to
+//! [`MAX_BCRYPT_COST`], Argon2 up to [`HashParams::stored_limit`] (64 MiB,
+//! t=10, p=8, or the hasher's own parameters where they are higher). Anything
+//! else is [`PasswordVerdict::Refused`] without being run, so a hostile or
+//! damaged row can neither tie up a hashing slot nor allocate more memory
+//! than the hashing pool is sized for.
 
-use argon2::password_hash::{Output, ParamsString, PasswordHash, PasswordVerifier as _, SaltString};
+use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 use std::fmt;
 use unicode_normalization::UnicodeNormalization as _;
@@ -109,8 +116,41 @@ impl HashParams {
         parallelism: 1,
     };
 
+    /// The most an Argon2 hash written by another system may ask for, when
+    /// the hasher's own parameters are lower: 64 MiB, t=10, p=8.
+    ///
+    /// 64 MiB and p=4 are RFC 9106's second recommended setting and the
+    /// defaults of node-argon2, argon2-cffi, Go's `x/crypto/argon2` advice
+    /// and PHP's `PASSWORD_ARGON2ID` (64 MiB, t=4, p=1); OWASP's settings
+    /// all stay under 47 MiB, t=5, p=1. t=10 is twice the highest of those.
+    /// p=8 is the older argon2-cffi and Django default (their 100 MiB needs a
+    /// hasher configured with that much): lanes run one after another here,
+    /// so p costs neither time nor memory, and the bound only turns away
+    /// nonsense. At the bound a hash costs about 20 times
+    /// tessera's default (m=64 MiB, t=10 against 19 MiB, t=2).
+    pub const STORED_MAXIMUM: Self = Self {
+        memory_kib: 64 * 1024,
+        iterations: 10,
+        parallelism: 8,
+    };
+
+    /// The most a stored Argon2 hash may ask of a hasher with these
+    /// parameters: each the larger of [`HashParams::STORED_MAXIMUM`]'s and
+    /// these, so that the hasher's own hashes always verify.
+    pub fn stored_limit(&self) -> Self {
+        Self {
+            memory_kib: self.memory_kib.max(Self::STORED_MAXIMUM.memory_kib),
+            iterations: self.iterations.max(Self::STORED_MAXIMUM.iterations),
+            parallelism: self.parallelism.max(Self::STORED_MAXIMUM.parallelism),
+        }
+    }
+
     fn weaker_than(&self, other: &Self) -> bool {
         self.memory_kib < other.memory_kib || self.iterations < other.iterations || self.parallelism < other.parallelism
+    }
+
+    fn exceeds(&self, limit: &Self) -> bool {
+        self.memory_kib > limit.memory_kib || self.iterations > limit.iterations || self.parallelism > limit.parallelism
     }
 }
 
@@ -137,8 +177,16 @@ pub enum PasswordVerdict {
     /// The password matches. `needs_rehash` is true when the stored hash uses
     /// weaker parameters (or another algorithm) than the hasher's.
     Valid { needs_rehash: bool },
-    /// Wrong password, unknown user, or a stored hash that cannot be read.
+    /// Wrong password, or unknown user.
     Invalid,
+    /// The stored hash is not one tessera runs: Argon2 parameters over
+    /// [`HashParams::stored_limit`], a bcrypt cost over [`MAX_BCRYPT_COST`],
+    /// `$argon2d$`, a malformed hash or an unknown scheme. It was not run;
+    /// the same dummy work as for an unknown user was done instead. To the
+    /// client it is a wrong password; the caller should log it with the
+    /// user's id (never the hash): that account cannot log in until its
+    /// password is reset.
+    Refused,
 }
 
 /// The highest bcrypt cost tessera runs. Each step doubles the work: cost 15
@@ -154,16 +202,17 @@ const MIN_BCRYPT_COST: u32 = 4;
 pub enum HashScheme {
     /// `$argon2id$`, what tessera writes.
     Argon2id,
-    /// `$argon2i$` or `$argon2d$`, verified and upgraded.
-    Argon2Other,
+    /// `$argon2i$`, verified and upgraded.
+    Argon2i,
     /// `$2a$`, `$2b$` or `$2y$`, verified and upgraded.
     Bcrypt,
 }
 
 /// A password hash brought from another system (`tessera user import`),
 /// checked to be one tessera can verify at a login: bcrypt (`$2a$`, `$2b$`,
-/// `$2y$`, cost 4 to [`MAX_BCRYPT_COST`]) or an Argon2 PHC string. `Debug`
-/// does not print it.
+/// `$2y$`, cost 4 to [`MAX_BCRYPT_COST`]) or an `$argon2id$` or `$argon2i$`
+/// PHC string within [`HashParams::stored_limit`]. `Debug` does not print
+/// it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ImportedHash {
     hash: String,
@@ -176,8 +225,10 @@ pub struct ImportedHash {
 pub enum ImportedHashError {
     #[error("is required")]
     Empty,
-    #[error("is not a bcrypt ($2a$, $2b$, $2y$) or Argon2 ($argon2id$) hash")]
+    #[error("is not a bcrypt ($2a$, $2b$, $2y$) or Argon2 ($argon2id$, $argon2i$) hash")]
     Unrecognised,
+    #[error("is an $argon2d$ hash, which tessera does not verify (Argon2d is not meant for passwords; use $argon2id$ or $argon2i$)")]
+    Argon2d,
     #[error("is a $2x$ bcrypt hash (crypt_blowfish's buggy variant), which tessera does not verify")]
     BcryptBuggyVariant,
     #[error("has bcrypt cost {0}; tessera verifies costs 4 to 15 (a higher cost is a denial-of-service risk at every login)")]
@@ -186,12 +237,25 @@ pub enum ImportedHashError {
     BcryptMalformed,
     #[error("is a malformed Argon2 PHC string")]
     Argon2Malformed,
-    #[error("asks Argon2 for more than 1 GiB of memory")]
-    Argon2TooCostly,
+    #[error(
+        "has Argon2 cost m={} KiB, t={}, p={}; tessera verifies at most m={} KiB, t={}, p={} \
+         (a higher cost is a denial-of-service risk at every login)",
+        .stored.memory_kib, .stored.iterations, .stored.parallelism,
+        .limit.memory_kib, .limit.iterations, .limit.parallelism
+    )]
+    Argon2Cost { stored: HashParams, limit: HashParams },
 }
 
 impl ImportedHash {
+    /// A hash for a server with the default hashing parameters: Argon2 up to
+    /// [`HashParams::STORED_MAXIMUM`].
     pub fn parse(raw: &str) -> Result<Self, ImportedHashError> {
+        Self::parse_for(raw, &HashParams::default())
+    }
+
+    /// A hash for a server hashing with `params`: Argon2 up to
+    /// `params.stored_limit()`, what its [`PasswordHasher`] runs.
+    pub fn parse_for(raw: &str, params: &HashParams) -> Result<Self, ImportedHashError> {
         let raw = raw.trim();
         if raw.is_empty() {
             return Err(ImportedHashError::Empty);
@@ -207,18 +271,11 @@ impl ImportedHash {
             return Err(ImportedHashError::Unrecognised);
         }
         let parsed = PasswordHash::new(raw).map_err(|_| ImportedHashError::Argon2Malformed)?;
-        let scheme = match parsed.algorithm.as_str() {
-            "argon2id" => HashScheme::Argon2id,
-            "argon2i" | "argon2d" => HashScheme::Argon2Other,
-            _ => return Err(ImportedHashError::Unrecognised),
+        let spec = Argon2Spec::check(&parsed, &params.stored_limit())?;
+        let scheme = match spec.algorithm {
+            Algorithm::Argon2id => HashScheme::Argon2id,
+            _ => HashScheme::Argon2i,
         };
-        let params = Params::try_from(&parsed).map_err(|_| ImportedHashError::Argon2Malformed)?;
-        if parsed.hash.is_none() || parsed.salt.is_none() {
-            return Err(ImportedHashError::Argon2Malformed);
-        }
-        if params.m_cost() > MAX_STORED_MEMORY_KIB {
-            return Err(ImportedHashError::Argon2TooCostly);
-        }
         Ok(Self {
             hash: raw.to_owned(),
             scheme,
@@ -262,10 +319,61 @@ fn check_bcrypt(raw: &str) -> Result<u32, ImportedHashError> {
     Ok(cost)
 }
 
+/// A stored Argon2 hash tessera runs: its variant, version and parameters,
+/// checked.
+struct Argon2Spec {
+    algorithm: Algorithm,
+    version: Version,
+    params: Params,
+    stored: HashParams,
+}
+
+impl Argon2Spec {
+    /// `$argon2id$` or `$argon2i$`, well formed (parameters, a salt that
+    /// decodes, a hash), and asking for no more than `limit`.
+    fn check(parsed: &PasswordHash<'_>, limit: &HashParams) -> Result<Self, ImportedHashError> {
+        let algorithm = match parsed.algorithm.as_str() {
+            "argon2id" => Algorithm::Argon2id,
+            "argon2i" => Algorithm::Argon2i,
+            "argon2d" => return Err(ImportedHashError::Argon2d),
+            _ => return Err(ImportedHashError::Unrecognised),
+        };
+        let malformed = ImportedHashError::Argon2Malformed;
+        let version = match parsed.version {
+            Some(v) => Version::try_from(v).map_err(|_| malformed.clone())?,
+            None => Version::V0x13,
+        };
+        let params = Params::try_from(parsed).map_err(|_| malformed.clone())?;
+        let (Some(salt), Some(_)) = (parsed.salt, parsed.hash) else {
+            return Err(ImportedHashError::Argon2Malformed);
+        };
+        salt.decode_b64(&mut [0u8; SALT_BUF]).map_err(|_| malformed)?;
+        let stored = HashParams {
+            memory_kib: params.m_cost(),
+            iterations: params.t_cost(),
+            parallelism: params.p_cost(),
+        };
+        if stored.exceeds(limit) {
+            return Err(ImportedHashError::Argon2Cost { stored, limit: *limit });
+        }
+        Ok(Self {
+            algorithm,
+            version,
+            params,
+            stored,
+        })
+    }
+}
+
+/// The longest salt read from a stored hash, in bytes (PHC allows 48).
+const SALT_BUF: usize = 64;
+
 /// Hashes and verifies passwords with Argon2id. Cheap to clone.
 #[derive(Clone)]
 pub struct PasswordHasher {
     params: HashParams,
+    /// What a stored hash may ask for: `params.stored_limit()`.
+    stored_limit: HashParams,
     argon2_params: Params,
     argon2: Argon2<'static>,
 }
@@ -281,7 +389,11 @@ impl fmt::Debug for PasswordHasher {
 /// Argon2 needs its whole memory cost as one buffer. Allocating it per hash
 /// leaves the allocator holding on to a buffer per thread that ever hashed;
 /// keeping one `HashMemory` per hashing slot bounds memory to
-/// slots × cost and saves the page faults of a fresh buffer.
+/// slots × cost and saves the page faults of a fresh buffer. A stored hash
+/// asking for more than the hasher's own cost (at most
+/// [`HashParams::stored_limit`]) gets a buffer of its own, allocated after
+/// this one is freed and freed after the hash: a slot never holds more
+/// than the larger of the two.
 pub struct HashMemory(Vec<Block>);
 
 impl HashMemory {
@@ -304,10 +416,6 @@ impl fmt::Debug for HashMemory {
 /// same as for a real user, the result is thrown away.
 const DUMMY_SALT: &[u8] = b"tessera-dummy-salt-for-unknown-users";
 
-/// A stored hash asking for more memory than this is refused, not run: a
-/// damaged or hostile row must not be able to exhaust the server's memory.
-const MAX_STORED_MEMORY_KIB: u32 = 1024 * 1024;
-
 impl PasswordHasher {
     pub fn new(params: HashParams) -> Result<Self, HashError> {
         if params.weaker_than(&HashParams::OWASP_MINIMUM) {
@@ -323,6 +431,7 @@ impl PasswordHasher {
         let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, argon2_params.clone());
         Ok(Self {
             params,
+            stored_limit: params.stored_limit(),
             argon2_params,
             argon2,
         })
@@ -363,72 +472,73 @@ impl PasswordHasher {
 
     /// Checks `password` against `stored`. With no stored hash (unknown user)
     /// it does the same amount of work and answers [`PasswordVerdict::Invalid`],
-    /// so response time does not reveal whether an account exists.
+    /// so response time does not reveal whether an account exists. A stored
+    /// hash it does not run (see [`PasswordVerdict::Refused`]) gets that same
+    /// work, in this hasher's own memory, instead of its own.
     pub fn verify(&self, password: &Password, stored: Option<&str>, memory: &mut HashMemory) -> PasswordVerdict {
-        if let Some(bcrypt_hash) = stored.filter(|s| s.starts_with("$2")) {
-            return self.verify_bcrypt(password, bcrypt_hash, memory);
-        }
-        let Some(parsed) = stored.and_then(|s| PasswordHash::new(s).ok()) else {
+        let Some(stored) = stored else {
             self.burn(password, memory);
             return PasswordVerdict::Invalid;
         };
-        if parsed.algorithm != argon2::ARGON2ID_IDENT {
-            // argon2i / argon2d from another system: the library's own path,
-            // then an upgrade to argon2id.
-            return match Argon2::default().verify_password(password.expose().as_bytes(), &parsed) {
-                Ok(()) => PasswordVerdict::Valid { needs_rehash: true },
-                Err(_) => PasswordVerdict::Invalid,
-            };
-        }
-        match self.matches(password, &parsed, memory) {
-            Some((true, needs_rehash)) => PasswordVerdict::Valid { needs_rehash },
-            _ => PasswordVerdict::Invalid,
-        }
+        let verdict = if stored.starts_with("$2") {
+            self.verify_bcrypt(password, stored)
+        } else {
+            self.verify_argon2(password, stored, memory)
+        };
+        verdict.unwrap_or_else(|| {
+            self.burn(password, memory);
+            PasswordVerdict::Refused
+        })
     }
 
-    /// `(matches, weaker than today)`, or `None` for an unusable stored hash.
-    fn matches(&self, password: &Password, parsed: &PasswordHash<'_>, memory: &mut HashMemory) -> Option<(bool, bool)> {
-        let params = Params::try_from(parsed).ok()?;
-        if params.m_cost() > MAX_STORED_MEMORY_KIB {
-            return None;
-        }
-        let version = match parsed.version {
-            Some(v) => Version::try_from(v).ok()?,
-            None => Version::V0x13,
-        };
+    /// An Argon2 hash (ours, or `$argon2i$` from another system) within
+    /// [`HashParams::stored_limit`]; `None` for one not to run. A match asks
+    /// for a rehash when the hash is not what this hasher would write now.
+    fn verify_argon2(&self, password: &Password, stored: &str, memory: &mut HashMemory) -> Option<PasswordVerdict> {
+        let parsed = PasswordHash::new(stored).ok()?;
+        let spec = Argon2Spec::check(&parsed, &self.stored_limit).ok()?;
         let expected = parsed.hash?;
-        let mut salt_buf = [0u8; 64];
+        let mut salt_buf = [0u8; SALT_BUF];
         let salt = parsed.salt?.decode_b64(&mut salt_buf).ok()?;
         let mut out_buf = [0u8; Output::MAX_LENGTH];
         let out = out_buf.get_mut(..expected.len())?;
-        let argon2 = Argon2::new(Algorithm::Argon2id, version, params.clone());
-        argon2
-            .hash_password_into_with_memory(password.expose().as_bytes(), salt, out, memory.blocks_for(&params))
-            .ok()?;
+        let argon2 = Argon2::new(spec.algorithm, spec.version, spec.params.clone());
+        let secret = password.expose().as_bytes();
+        let needed = spec.params.block_count();
+        if needed <= self.argon2_params.block_count() {
+            argon2
+                .hash_password_into_with_memory(secret, salt, out, memory.blocks_for(&spec.params))
+                .ok()?;
+        } else {
+            // Costlier than ours, within the limit: the slot's buffer goes
+            // first, so the slot holds one buffer at a time; the next use
+            // allocates ours again.
+            memory.0 = Vec::new();
+            let mut once = vec![Block::default(); needed];
+            argon2
+                .hash_password_into_with_memory(secret, salt, out, &mut once)
+                .ok()?;
+        }
         let computed = Output::new(out).ok()?;
-        let stored = HashParams {
-            memory_kib: params.m_cost(),
-            iterations: params.t_cost(),
-            parallelism: params.p_cost(),
-        };
-        let needs_rehash = version != Version::V0x13 || stored.weaker_than(&self.params);
         // `Output`'s equality is constant-time.
-        Some((computed == expected, needs_rehash))
+        if computed != expected {
+            return Some(PasswordVerdict::Invalid);
+        }
+        let needs_rehash =
+            spec.algorithm != Algorithm::Argon2id || spec.version != Version::V0x13 || spec.stored != self.params;
+        Some(PasswordVerdict::Valid { needs_rehash })
     }
 
     /// An imported account's bcrypt hash: a match always asks for a rehash
     /// to Argon2id. bcrypt reads the first 72 bytes of the password, as the
-    /// system that wrote the hash did. An unusable hash (a cost above
-    /// [`MAX_BCRYPT_COST`], a malformed one) is a wrong password, after the
-    /// same work as for an unknown user.
-    fn verify_bcrypt(&self, password: &Password, stored: &str, memory: &mut HashMemory) -> PasswordVerdict {
-        if check_bcrypt(stored).is_err() {
-            self.burn(password, memory);
-            return PasswordVerdict::Invalid;
-        }
+    /// system that wrote the hash did. `None` for an unusable hash (a cost
+    /// above [`MAX_BCRYPT_COST`], a malformed one).
+    fn verify_bcrypt(&self, password: &Password, stored: &str) -> Option<PasswordVerdict> {
+        check_bcrypt(stored).ok()?;
         match bcrypt::verify(password.expose().as_bytes(), stored) {
-            Ok(true) => PasswordVerdict::Valid { needs_rehash: true },
-            _ => PasswordVerdict::Invalid,
+            Ok(true) => Some(PasswordVerdict::Valid { needs_rehash: true }),
+            Ok(false) => Some(PasswordVerdict::Invalid),
+            Err(_) => None,
         }
     }
 
@@ -447,6 +557,7 @@ impl PasswordHasher {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use argon2::password_hash::PasswordVerifier as _;
 
     fn pw(s: &str) -> Password {
         Password::parse(s.to_owned()).unwrap()
@@ -516,7 +627,7 @@ mod tests {
         );
         assert_eq!(
             verify("correct horse battery", Some("garbage"), &mut mem),
-            PasswordVerdict::Invalid
+            PasswordVerdict::Refused
         );
     }
 
@@ -559,15 +670,155 @@ mod tests {
         );
     }
 
+    /// A PHC string with these parameters, a 16-byte salt and a 32-byte
+    /// hash (of nothing: it never matches).
+    fn argon2_with(variant: &str, params: &str) -> String {
+        format!("${variant}$v=19${params}$c29tZXNhbHRzb21lc2FsdA$YWJjZGVmZ2hpamtsbW5vcHFyc3R1dnd4eXoxMjM0NTY")
+    }
+
     #[test]
-    fn a_stored_hash_demanding_huge_memory_is_refused_not_run() {
+    fn stored_hashes_over_the_limits_are_refused_not_run() {
         let hasher = PasswordHasher::new(HashParams::default()).unwrap();
         let mut mem = hasher.memory();
-        let hostile =
-            "$argon2id$v=19$m=4000000,t=1,p=1$c29tZXNhbHRzb21lc2FsdA$YWJjZGVmZ2hpamtsbW5vcHFyc3R1dnd4eXoxMjM0NTY";
+        let own = mem.0.len();
+        let started = std::time::Instant::now();
+        hasher.verify(&pw("correct horse battery"), None, &mut mem);
+        let unknown_user = started.elapsed();
+        for params in [
+            // What the black-box tester stored: days of work, 100000 passes,
+            // 1 GiB; and just past each bound.
+            "m=19456,t=4294967295,p=1",
+            "m=19456,t=100000,p=1",
+            "m=1048576,t=2,p=1",
+            "m=4000000,t=1,p=1",
+            "m=65537,t=1,p=1",
+            "m=19456,t=11,p=1",
+            "m=19456,t=2,p=9",
+        ] {
+            let hostile = argon2_with("argon2id", params);
+            let started = std::time::Instant::now();
+            assert_eq!(
+                hasher.verify(&pw("correct horse battery"), Some(&hostile), &mut mem),
+                PasswordVerdict::Refused,
+                "{params}"
+            );
+            // The dummy work of an unknown user, not the hash's own.
+            let took = started.elapsed();
+            assert!(
+                took < unknown_user * 10 + std::time::Duration::from_millis(200),
+                "{params}: {took:?}"
+            );
+            assert_eq!(mem.0.len(), own, "{params}: no memory of its own");
+            assert!(mem.0.capacity() <= own, "{params}: no memory of its own");
+            assert!(matches!(
+                ImportedHash::parse(&hostile),
+                Err(ImportedHashError::Argon2Cost { .. })
+            ));
+        }
+        let message = ImportedHash::parse(&argon2_with("argon2id", "m=19456,t=100000,p=1"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.contains("t=100000") && message.contains("at most m=65536 KiB, t=10, p=8"),
+            "{message}"
+        );
+        assert!(!message.contains("c29tZXNhbHRz"), "the hash is never repeated");
+    }
+
+    #[test]
+    fn hashes_up_to_the_limits_verify_in_bounded_memory() {
+        use argon2::password_hash::PasswordHasher as _;
+        let hasher = PasswordHasher::new(HashParams::default()).unwrap();
+        let mut mem = hasher.memory();
+        let own = mem.0.len();
+        let salt = SaltString::generate(&mut rand::rngs::OsRng);
+        // node-argon2's and argon2-cffi's default (RFC 9106's second choice),
+        // and PHP's.
+        for (m, t, p) in [(65536, 3, 4), (65536, 4, 1), (7168, 10, 8)] {
+            let params = Params::new(m, t, p, None).unwrap();
+            let theirs = Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+                .hash_password(b"correct horse battery", &salt)
+                .unwrap()
+                .to_string();
+            assert!(ImportedHash::parse(&theirs).is_ok(), "{theirs}");
+            assert_eq!(
+                hasher.verify(&pw("correct horse battery"), Some(&theirs), &mut mem),
+                PasswordVerdict::Valid { needs_rehash: true },
+                "m={m}, t={t}, p={p}: moved to tessera's parameters"
+            );
+            assert_eq!(
+                hasher.verify(&pw("correct horse battery!"), Some(&theirs), &mut mem),
+                PasswordVerdict::Invalid
+            );
+            hasher.verify(&pw("correct horse battery"), None, &mut mem);
+            assert!(mem.0.capacity() <= own, "m={m}: the slot keeps its own size");
+        }
+    }
+
+    #[test]
+    fn a_hasher_configured_higher_verifies_its_own_and_raises_the_limit() {
+        let strong = HashParams {
+            memory_kib: 19 * 1024,
+            iterations: 12,
+            parallelism: 1,
+        };
         assert_eq!(
-            hasher.verify(&pw("correct horse battery"), Some(hostile), &mut mem),
-            PasswordVerdict::Invalid
+            strong.stored_limit(),
+            HashParams {
+                iterations: 12,
+                ..HashParams::STORED_MAXIMUM
+            }
+        );
+        let hasher = PasswordHasher::new(strong).unwrap();
+        let mut mem = hasher.memory();
+        let hash = hasher.hash(&pw("correct horse battery"), &mut mem).unwrap();
+        assert_eq!(
+            hasher.verify(&pw("correct horse battery"), Some(&hash), &mut mem),
+            PasswordVerdict::Valid { needs_rehash: false }
+        );
+        assert!(ImportedHash::parse_for(&hash, &strong).is_ok());
+        assert!(matches!(
+            ImportedHash::parse(&hash),
+            Err(ImportedHashError::Argon2Cost { .. })
+        ));
+        let big = HashParams {
+            memory_kib: 128 * 1024,
+            ..HashParams::default()
+        };
+        assert_eq!(big.stored_limit().memory_kib, 128 * 1024);
+        assert!(ImportedHash::parse_for(&argon2_with("argon2id", "m=102400,t=2,p=8"), &big).is_ok());
+        assert!(ImportedHash::parse(&argon2_with("argon2id", "m=102400,t=2,p=8")).is_err());
+    }
+
+    #[test]
+    fn argon2i_is_verified_and_argon2d_is_not() {
+        use argon2::password_hash::PasswordHasher as _;
+        let hasher = PasswordHasher::new(HashParams::default()).unwrap();
+        let mut mem = hasher.memory();
+        let salt = SaltString::generate(&mut rand::rngs::OsRng);
+        // PHP 7.2's PASSWORD_ARGON2I default.
+        let params = Params::new(1024, 2, 2, None).unwrap();
+        let argon2i = Argon2::new(Algorithm::Argon2i, Version::V0x13, params.clone())
+            .hash_password(b"correct horse battery", &salt)
+            .unwrap()
+            .to_string();
+        assert_eq!(ImportedHash::parse(&argon2i).unwrap().scheme(), HashScheme::Argon2i);
+        assert_eq!(
+            hasher.verify(&pw("correct horse battery"), Some(&argon2i), &mut mem),
+            PasswordVerdict::Valid { needs_rehash: true }
+        );
+        let argon2d = Argon2::new(Algorithm::Argon2d, Version::V0x13, params)
+            .hash_password(b"correct horse battery", &salt)
+            .unwrap()
+            .to_string();
+        assert_eq!(ImportedHash::parse(&argon2d), Err(ImportedHashError::Argon2d));
+        assert_eq!(
+            hasher.verify(&pw("correct horse battery"), Some(&argon2d), &mut mem),
+            PasswordVerdict::Refused
+        );
+        assert_eq!(
+            ImportedHash::parse(&argon2_with("argon2x", "m=19456,t=2,p=1")),
+            Err(ImportedHashError::Unrecognised)
         );
     }
 
@@ -647,7 +898,7 @@ mod tests {
         let started = std::time::Instant::now();
         assert_eq!(
             hasher.verify(&pw("correct horse battery"), Some(&costly), &mut mem),
-            PasswordVerdict::Invalid
+            PasswordVerdict::Refused
         );
         assert!(started.elapsed() < std::time::Duration::from_secs(5));
         assert_eq!(
@@ -673,7 +924,7 @@ mod tests {
             );
             assert_eq!(
                 hasher.verify(&pw("correct horse battery"), Some(bad), &mut mem),
-                PasswordVerdict::Invalid
+                PasswordVerdict::Refused
             );
         }
         for bad in [
@@ -696,9 +947,10 @@ mod tests {
         let hasher = PasswordHasher::new(HashParams::default()).unwrap();
         let ours = hasher.hash(&pw("correct horse battery"), &mut hasher.memory()).unwrap();
         assert_eq!(ImportedHash::parse(&ours).unwrap().scheme(), HashScheme::Argon2id);
-        let hostile =
-            "$argon2id$v=19$m=4000000,t=1,p=1$c29tZXNhbHRzb21lc2FsdA$YWJjZGVmZ2hpamtsbW5vcHFyc3R1dnd4eXoxMjM0NTY";
-        assert_eq!(ImportedHash::parse(hostile), Err(ImportedHashError::Argon2TooCostly));
+        assert_eq!(
+            ImportedHash::parse(&argon2_with("argon2id", "m=19456,t=2,p=1,x=3")),
+            Err(ImportedHashError::Argon2Malformed)
+        );
         assert_eq!(
             ImportedHash::parse("$argon2id$v=19$m=19456,t=2,p=1$"),
             Err(ImportedHashError::Argon2Malformed)

@@ -96,8 +96,8 @@ impl fmt::Debug for TenantSlug {
 }
 
 /// A tenant's display name: the rules of a [`PersonName`] (trimmed, NFC, at
-/// most 100 characters, no control or invisible formatting characters), and
-/// not empty.
+/// most 100 characters, no control, line-separating or invisible formatting
+/// characters), and not empty.
 #[derive(Clone, PartialEq, Eq)]
 pub struct TenantName(String);
 
@@ -161,5 +161,13 @@ mod tests {
         assert_eq!(TenantName::parse("  Acme  ").unwrap().as_str(), "Acme");
         assert!(TenantName::parse("").is_err());
         assert!(TenantName::parse("a\u{202e}b").is_err());
+        for hidden in ['\u{2028}', '\u{2029}', '\u{ad}', '\u{e0041}', '\u{85}'] {
+            assert_eq!(
+                TenantName::parse(&format!("Acme{hidden}Bcc: x@evil.example")),
+                Err(NameError::ControlCharacter),
+                "U+{:04X}",
+                hidden as u32
+            );
+        }
     }
 }

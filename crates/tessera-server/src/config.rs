@@ -262,19 +262,7 @@ impl Config {
                 "must be at least 1".to_owned(),
             ));
         }
-        let hash = self.hash_params;
-        if hash.memory_kib < HashParams::OWASP_MINIMUM.memory_kib || hash.memory_kib > 4 * 1024 * 1024 {
-            return Err(ConfigError::new(
-                "TESSERA_ARGON2_MEMORY_KIB",
-                "must be between 19456 (the OWASP minimum for Argon2id) and 4194304 (4 GiB)".to_owned(),
-            ));
-        }
-        if hash.iterations < HashParams::OWASP_MINIMUM.iterations || hash.iterations > 100 {
-            return Err(ConfigError::new(
-                "TESSERA_ARGON2_ITERATIONS",
-                "must be between 2 (the OWASP minimum with 19 MiB) and 100".to_owned(),
-            ));
-        }
+        check_hash_params(&self.hash_params)?;
         self.mail.validate()?;
         if self.hash_concurrency == 0 {
             return Err(ConfigError::new(
@@ -287,6 +275,24 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// `TESSERA_ARGON2_MEMORY_KIB` and `TESSERA_ARGON2_ITERATIONS` (checked by
+/// `tessera user import` too, whose Argon2 limits follow them).
+pub fn check_hash_params(hash: &HashParams) -> Result<(), ConfigError> {
+    if hash.memory_kib < HashParams::OWASP_MINIMUM.memory_kib || hash.memory_kib > 4 * 1024 * 1024 {
+        return Err(ConfigError::new(
+            "TESSERA_ARGON2_MEMORY_KIB",
+            "must be between 19456 (the OWASP minimum for Argon2id) and 4194304 (4 GiB)".to_owned(),
+        ));
+    }
+    if hash.iterations < HashParams::OWASP_MINIMUM.iterations || hash.iterations > 100 {
+        return Err(ConfigError::new(
+            "TESSERA_ARGON2_ITERATIONS",
+            "must be between 2 (the OWASP minimum with 19 MiB) and 100".to_owned(),
+        ));
+    }
+    Ok(())
 }
 
 impl Config {

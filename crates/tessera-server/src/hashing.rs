@@ -1,6 +1,7 @@
 //! Password hashing off the async runtime, with bounded concurrency.
 //!
-//! Argon2id takes tens of milliseconds and 19 MiB per hash. Run on the async
+//! Argon2id takes tens of milliseconds and the configured memory (19 MiB by
+//! default; an imported hash at most 64 MiB) per hash. Run on the async
 //! workers it would stall every other request; run unbounded, a login flood
 //! would exhaust memory. So hashes run on the blocking pool, at most
 //! `concurrency` at once; up to `queue` more wait, and beyond that (or after

@@ -20,7 +20,7 @@
 //! See docs/importing.md.
 
 use crate::audit::event;
-use crate::config::{Config, ConfigError};
+use crate::config::{check_hash_params, Config, ConfigError};
 use crate::startup::open_stores;
 use crate::tokens::unix_now;
 use anyhow::Context as _;
@@ -28,7 +28,7 @@ use std::collections::HashMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
-use tessera_core::{Email, HashScheme, ImportedHash, PersonName, Role, TenantId, TenantSlug, UserId};
+use tessera_core::{Email, HashParams, ImportedHash, PersonName, Role, TenantId, TenantSlug, UserId};
 use tessera_store::{Conflict, ImportMode, ImportedUser, NewAuditEvent, NewUser};
 
 /// Users per transaction.
@@ -144,6 +144,8 @@ enum Raw<'a> {
 struct Row<'a> {
     line: u64,
     fields: HashMap<Field, Raw<'a>>,
+    /// From JSON lines, where values are typed: a boolean is a JSON boolean.
+    json: bool,
 }
 
 /// A bad row.
@@ -160,16 +162,23 @@ pub struct Parsed {
     pub errors: Vec<RowError>,
 }
 
-/// Parses `input` into users of `tenant`. A header (CSV) that tessera cannot
+/// Parses `input` into users of `tenant`, with password hashes the servers
+/// (hashing with `hash_params`) will run. A header (CSV) that tessera cannot
 /// use is a [`ConfigError`]; a bad row is a [`RowError`] in the result.
-pub fn parse(input: &[u8], format: Format, tenant: TenantId, now: i64) -> Result<Parsed, ConfigError> {
+pub fn parse(
+    input: &[u8],
+    format: Format,
+    tenant: TenantId,
+    now: i64,
+    hash_params: &HashParams,
+) -> Result<Parsed, ConfigError> {
     let mut parsed = Parsed {
         users: Vec::new(),
         errors: Vec::new(),
     };
     let mut emails: HashMap<Email, u64> = HashMap::new();
     let mut ids: HashMap<UserId, u64> = HashMap::new();
-    let mut accept = |row: Row<'_>, parsed: &mut Parsed| match user_of(&row, tenant, now) {
+    let mut accept = |row: Row<'_>, parsed: &mut Parsed| match user_of(&row, tenant, now, hash_params) {
         Ok(user) => {
             if let Some(first) = emails.get(&user.user.email) {
                 parsed.errors.push(RowError {
@@ -203,16 +212,21 @@ pub fn parse(input: &[u8], format: Format, tenant: TenantId, now: i64) -> Result
                 .map_err(|e| ConfigError::new("FILE", format!("cannot read the CSV header: {e}")))?
                 .clone();
             let columns = csv_columns(&header)?;
+            // The csv crate reads a quoted field that never closes to the
+            // end of the input, without an error: find it first.
+            let open_quote = unterminated_quote(input);
             let mut record = csv::ByteRecord::new();
             // The csv crate's line count skips blank lines; count newlines
             // up to each record's byte offset instead.
             let mut lines = LineCounter::default();
+            let mut last_record = None;
             loop {
                 match reader.read_byte_record(&mut record) {
                     Ok(false) => break,
                     Ok(true) => {}
                     Err(err) => {
                         let line = lines.line_at(input, err.position().map_or(0, |p| p.byte()));
+                        last_record = Some(line);
                         parsed.errors.push(RowError {
                             line,
                             message: format!("not a CSV row of {} fields: {}", columns.len(), csv_reason(&err)),
@@ -227,6 +241,7 @@ pub fn parse(input: &[u8], format: Format, tenant: TenantId, now: i64) -> Result
                 if record.iter().all(|f| f.is_empty()) {
                     continue;
                 }
+                last_record = Some(line);
                 let mut fields = HashMap::new();
                 let mut bad = None;
                 for (field, value) in columns.iter().zip(record.iter()) {
@@ -241,8 +256,29 @@ pub fn parse(input: &[u8], format: Format, tenant: TenantId, now: i64) -> Result
                 }
                 match bad {
                     Some(message) => parsed.errors.push(RowError { line, message }),
-                    None => accept(Row { line, fields }, &mut parsed),
+                    None => accept(
+                        Row {
+                            line,
+                            fields,
+                            json: false,
+                        },
+                        &mut parsed,
+                    ),
                 }
+            }
+            if let Some(line) = open_quote {
+                // That field swallowed the rest of the file into the last
+                // record: the quote is its one error.
+                if let Some(start) = last_record {
+                    parsed.users.retain(|(l, _)| *l != start);
+                    parsed.errors.retain(|e| e.line != start);
+                }
+                parsed.errors.push(RowError {
+                    line,
+                    message: "a quoted field opens here and never closes (a \" is missing); \
+                              the rest of the file would have been read into it"
+                        .to_owned(),
+                });
             }
         }
         Format::Jsonl => {
@@ -261,7 +297,7 @@ pub fn parse(input: &[u8], format: Format, tenant: TenantId, now: i64) -> Result
                 if text.is_empty() {
                     continue;
                 }
-                let object: serde_json::Map<String, serde_json::Value> = match serde_json::from_str(text) {
+                let object: Members = match serde_json::from_str(text) {
                     Ok(object) => object,
                     Err(err) => {
                         parsed.errors.push(RowError {
@@ -272,7 +308,14 @@ pub fn parse(input: &[u8], format: Format, tenant: TenantId, now: i64) -> Result
                     }
                 };
                 match json_fields(&object) {
-                    Ok(fields) => accept(Row { line, fields }, &mut parsed),
+                    Ok(fields) => accept(
+                        Row {
+                            line,
+                            fields,
+                            json: true,
+                        },
+                        &mut parsed,
+                    ),
                     Err(message) => parsed.errors.push(RowError { line, message }),
                 }
             }
@@ -302,6 +345,52 @@ impl LineCounter {
         }
         self.line + 1
     }
+}
+
+/// The line on which a quoted CSV field opens and never closes, if one
+/// does. Follows the csv crate's reading with tessera's settings (`,`
+/// between fields, `"` quotes only at the start of a field, `""` a quote
+/// inside one, `\r`, `\n` or both ending a record; after the closing quote
+/// the field goes on unquoted).
+fn unterminated_quote(input: &[u8]) -> Option<u64> {
+    let input = input.strip_prefix(b"\xef\xbb\xbf").unwrap_or(input);
+    let mut line = 1u64;
+    let mut field_start = true;
+    // Inside a quoted field: the line it opened on, and whether the last
+    // byte was a quote (which closes the field unless another follows).
+    let mut quoted: Option<u64> = None;
+    let mut quote_seen = false;
+    for &byte in input {
+        if quoted.is_some() {
+            if quote_seen {
+                quote_seen = false;
+                if byte == b'"' {
+                    continue;
+                }
+                quoted = None;
+            } else {
+                match byte {
+                    b'"' => quote_seen = true,
+                    b'\n' => line += 1,
+                    _ => {}
+                }
+                continue;
+            }
+        }
+        match byte {
+            b'"' if field_start => {
+                quoted = Some(line);
+                field_start = false;
+            }
+            b',' | b'\r' => field_start = true,
+            b'\n' => {
+                line += 1;
+                field_start = true;
+            }
+            _ => field_start = false,
+        }
+    }
+    quoted.filter(|_| !quote_seen)
 }
 
 /// The CSV error without its position (the report adds the line) and
@@ -353,15 +442,46 @@ fn csv_columns(header: &csv::ByteRecord) -> Result<Vec<Field>, ConfigError> {
     Ok(columns)
 }
 
-fn json_fields(object: &serde_json::Map<String, serde_json::Value>) -> Result<HashMap<Field, Raw<'_>>, String> {
+/// A JSON object's members in the order written, every one kept: a
+/// `serde_json::Map` keeps only the last of two equal keys, and a row
+/// naming a field twice must be refused, not read as whichever came last.
+struct Members(Vec<(String, serde_json::Value)>);
+
+impl<'de> serde::Deserialize<'de> for Members {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Members;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Members, A::Error> {
+                let mut members = Vec::new();
+                while let Some(member) = map.next_entry::<String, serde_json::Value>()? {
+                    members.push(member);
+                }
+                Ok(Members(members))
+            }
+        }
+        deserializer.deserialize_map(Visit)
+    }
+}
+
+fn json_fields(object: &Members) -> Result<HashMap<Field, Raw<'_>>, String> {
     let mut fields = HashMap::new();
-    for (key, value) in object {
+    let mut named = Vec::with_capacity(object.0.len());
+    for (key, value) in &object.0 {
         let field = Field::from_name(key).ok_or_else(|| {
             format!(
                 "has a key {key:?} tessera does not know; the keys are {}",
                 Field::known()
             )
         })?;
+        // Twice is refused whatever the values, nulls included.
+        if named.contains(&field) {
+            return Err(format!("names {} twice", field.name()));
+        }
+        named.push(field);
         let raw = match value {
             serde_json::Value::Null => continue,
             serde_json::Value::String(s) => Raw::Text(s),
@@ -369,15 +489,13 @@ fn json_fields(object: &serde_json::Map<String, serde_json::Value>) -> Result<Ha
             serde_json::Value::Number(n) => Raw::Number(n),
             _ => return Err(format!("{}: must be a string, a number or a boolean", field.name())),
         };
-        if fields.insert(field, raw).is_some() {
-            return Err(format!("names {} twice", field.name()));
-        }
+        fields.insert(field, raw);
     }
     Ok(fields)
 }
 
 /// The user a row describes, or what is wrong with it (every bad field).
-fn user_of(row: &Row<'_>, tenant: TenantId, now: i64) -> Result<ImportedUser, String> {
+fn user_of(row: &Row<'_>, tenant: TenantId, now: i64, hash_params: &HashParams) -> Result<ImportedUser, String> {
     let mut problems: Vec<String> = Vec::new();
     let text = |field: Field, problems: &mut Vec<String>| -> Option<&str> {
         match row.fields.get(&field) {
@@ -399,7 +517,7 @@ fn user_of(row: &Row<'_>, tenant: TenantId, now: i64) -> Result<ImportedUser, St
     let email = required(Field::Email, &mut problems)
         .and_then(|raw| Email::parse(raw).map_err(|e| problems.push(format!("email: {e}"))).ok());
     let hash = required(Field::PasswordHash, &mut problems).and_then(|raw| {
-        ImportedHash::parse(raw)
+        ImportedHash::parse_for(raw, hash_params)
             .map_err(|e| problems.push(format!("passwordHash: {e}")))
             .ok()
     });
@@ -441,6 +559,10 @@ fn user_of(row: &Row<'_>, tenant: TenantId, now: i64) -> Result<ImportedUser, St
     let email_verified = match row.fields.get(&Field::EmailVerified) {
         None => Some(false),
         Some(Raw::Bool(b)) => Some(*b),
+        Some(Raw::Text(_)) if row.json => {
+            problems.push("emailVerified: must be a JSON boolean (true or false), not a string".to_owned());
+            None
+        }
         Some(Raw::Text(raw)) => match raw.trim().to_ascii_lowercase().as_str() {
             "true" | "1" | "yes" | "t" | "y" => Some(true),
             "false" | "0" | "no" | "f" | "n" => Some(false),
@@ -545,6 +667,7 @@ pub async fn run(config: Config, request: ImportRequest, mut report: impl FnMut(
     };
     let slug = TenantSlug::parse(&request.tenant)
         .map_err(|e| ConfigError::new("--tenant", format!("{:?} {e}", request.tenant)))?;
+    check_hash_params(&config.hash_params)?;
     let input = read_input(&request.file)?;
 
     if let Some(url) = &config.database_url {
@@ -574,7 +697,7 @@ pub async fn run(config: Config, request: ImportRequest, mut report: impl FnMut(
         .tenant;
 
     let now = unix_now();
-    let parsed = parse(&input, format, tenant.id, now)?;
+    let parsed = parse(&input, format, tenant.id, now, &config.hash_params)?;
     drop(input);
     let mut summary = Summary {
         rows: parsed.users.len() + parsed.errors.len(),
@@ -595,10 +718,8 @@ pub async fn run(config: Config, request: ImportRequest, mut report: impl FnMut(
         .into());
     }
     let (lines, users): (Vec<u64>, Vec<ImportedUser>) = parsed.users.into_iter().unzip();
-    summary.bcrypt = users
-        .iter()
-        .filter(|u| ImportedHash::parse(&u.user.password_hash).is_ok_and(|h| h.scheme() == HashScheme::Bcrypt))
-        .count();
+    // Every hash parsed as an `ImportedHash`: bcrypt is `$2?$`.
+    summary.bcrypt = users.iter().filter(|u| u.user.password_hash.starts_with("$2")).count();
 
     let describe = |index: usize, conflict: Conflict| {
         let user = &users[index].user;
@@ -706,7 +827,14 @@ mod tests {
     const NOW: i64 = 1_700_000_000;
 
     fn csv(text: &str) -> Parsed {
-        parse(text.as_bytes(), Format::Csv, TenantId::DEFAULT, NOW).unwrap()
+        parse(
+            text.as_bytes(),
+            Format::Csv,
+            TenantId::DEFAULT,
+            NOW,
+            &HashParams::default(),
+        )
+        .unwrap()
     }
 
     #[test]
@@ -780,9 +908,15 @@ mod tests {
             "email,passwordHash,firstName,pasword",
             "email,passwordHash,firstName,first_name",
         ] {
-            let err = parse(header.as_bytes(), Format::Csv, TenantId::DEFAULT, NOW)
-                .err()
-                .unwrap();
+            let err = parse(
+                header.as_bytes(),
+                Format::Csv,
+                TenantId::DEFAULT,
+                NOW,
+                &HashParams::default(),
+            )
+            .err()
+            .unwrap();
             assert_eq!(err.var, "FILE", "{header}");
         }
     }
@@ -792,20 +926,169 @@ mod tests {
         let text = format!(
             "{{\"email\":\"ada@example.com\",\"passwordHash\":\"{HASH}\",\"firstName\":\"Ada\",\"emailVerified\":true,\"createdAt\":1600000000,\"lastName\":null}}\n\
              \n\
-             {{\"email\":\"bob@example.com\",\"passwordHash\":\"{HASH}\",\"firstName\":\"Bob\",\"emailVerified\":\"yes\",\"createdAt\":\"2020-01-01T00:00:00+01:00\"}}\n\
+             {{\"email\":\"bob@example.com\",\"passwordHash\":\"{HASH}\",\"firstName\":\"Bob\",\"emailVerified\":false,\"createdAt\":\"2020-01-01T00:00:00+01:00\"}}\n\
              [1,2]\n\
              {{\"email\":\"eve@example.com\",\"passwordHash\":\"{HASH}\",\"firstName\":\"Eve\",\"admin\":true}}\n\
              {{\"email\":\"kim@example.com\",\"passwordHash\":\"{HASH}\",\"firstName\":7,\"emailVerified\":1}}\n"
         );
-        let parsed = parse(text.as_bytes(), Format::Jsonl, TenantId::DEFAULT, NOW).unwrap();
+        let parsed = jsonl(&text);
         assert_eq!(parsed.users.len(), 2);
         assert_eq!(parsed.users[0].1.user.created_at, 1_600_000_000);
-        assert!(parsed.users[1].1.email_verified);
+        assert!(parsed.users[0].1.email_verified);
+        assert!(!parsed.users[1].1.email_verified);
         assert_eq!(parsed.users[1].1.user.created_at, 1_577_833_200);
         let lines: Vec<u64> = parsed.errors.iter().map(|e| e.line).collect();
         assert_eq!(lines, [4, 5, 6]);
         assert!(parsed.errors[1].message.contains("\"admin\""));
         assert!(parsed.errors[2].message.contains("firstName: must be a string"));
         assert!(parsed.errors[2].message.contains("emailVerified"));
+    }
+
+    fn jsonl(text: &str) -> Parsed {
+        parse(
+            text.as_bytes(),
+            Format::Jsonl,
+            TenantId::DEFAULT,
+            NOW,
+            &HashParams::default(),
+        )
+        .unwrap()
+    }
+
+    fn messages(parsed: &Parsed) -> Vec<(u64, &str)> {
+        parsed.errors.iter().map(|e| (e.line, e.message.as_str())).collect()
+    }
+
+    #[test]
+    fn json_booleans_are_json_booleans() {
+        let row = |verified: &str| {
+            format!("{{\"email\":\"ada@example.com\",\"passwordHash\":\"{HASH}\",\"firstName\":\"Ada\",\"emailVerified\":{verified}}}\n")
+        };
+        for bad in ["\"true\"", "\"false\"", "\"yes\"", "\"1\"", "1", "0"] {
+            let parsed = jsonl(&format!("\n{}", row(bad)));
+            assert!(parsed.users.is_empty(), "{bad}");
+            let errors = messages(&parsed);
+            assert_eq!(errors.len(), 1, "{bad}: {errors:?}");
+            assert_eq!(errors[0].0, 2, "{bad}: the line is named");
+            assert!(errors[0].1.contains("emailVerified: must be"), "{bad}: {errors:?}");
+        }
+        assert!(messages(&jsonl(&row("\"true\"")))[0].1.contains("JSON boolean"));
+        assert!(jsonl(&row("true")).users[0].1.email_verified);
+        assert!(!jsonl(&row("false")).users[0].1.email_verified);
+        assert!(!jsonl(&row("null")).users[0].1.email_verified);
+        // CSV has no types: its words stay.
+        let parsed = csv(&format!(
+            "email,passwordHash,firstName,emailVerified\nada@example.com,{HASH},Ada,true\n"
+        ));
+        assert!(parsed.users[0].1.email_verified);
+    }
+
+    #[test]
+    fn a_json_key_given_twice_makes_the_row_bad() {
+        let base = format!("\"passwordHash\":\"{HASH}\",\"firstName\":\"Ada\"");
+        for object in [
+            format!("{{\"email\":\"a@example.com\",\"email\":\"b@example.com\",{base}}}"),
+            format!("{{\"email\":\"a@example.com\",{base},\"email\":null}}"),
+            format!("{{\"email\":null,\"email\":\"b@example.com\",{base}}}"),
+            format!("{{\"email\":\"a@example.com\",{base},\"emailVerified\":false,\"emailVerified\":true}}"),
+            format!("{{\"email\":\"a@example.com\",{base},\"first_name\":\"Eve\"}}"),
+        ] {
+            let parsed = jsonl(&format!("{object}\n"));
+            assert!(parsed.users.is_empty(), "{object}");
+            let errors = messages(&parsed);
+            assert_eq!(errors.len(), 1, "{object}");
+            assert_eq!(errors[0].0, 1);
+            assert!(errors[0].1.contains("twice"), "{object}: {errors:?}");
+        }
+        assert_eq!(
+            jsonl(&format!("{{\"email\":\"a@example.com\",{base}}}\n")).users.len(),
+            1
+        );
+    }
+
+    #[test]
+    fn an_unterminated_csv_quote_is_an_error_on_its_line() {
+        let header = "email,passwordHash,firstName,lastName\n";
+        // On the last line, with and without a final newline: the csv crate
+        // reads `Lovelace` (or `Lovelace\n`, trimmed) and no error.
+        for tail in ["", "\n", "\r\n"] {
+            let parsed = csv(&format!(
+                "{header}bob@example.com,{HASH},Bob,B\nada@example.com,{HASH},Ada,\"Lovelace{tail}"
+            ));
+            let errors = messages(&parsed);
+            assert_eq!(errors.len(), 1, "{tail:?}: {errors:?}");
+            assert_eq!(errors[0].0, 3, "{tail:?}");
+            assert!(errors[0].1.contains("never closes"), "{errors:?}");
+        }
+        // In the middle: the rest of the file would be one name.
+        let parsed = csv(&format!(
+            "{header}ada@example.com,{HASH},\"Ada,L\nbob@example.com,{HASH},Bob,B\ncy@example.com,{HASH},Cy,C\n"
+        ));
+        let errors = messages(&parsed);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(errors[0].0 == 2 && errors[0].1.contains("never closes"), "{errors:?}");
+        assert!(parsed.users.is_empty());
+        // After a closed quote in a doubled-quote field, and in a last column.
+        let parsed = csv(&format!(
+            "{header}ada@example.com,{HASH},\"Ada \"\"the\"\" L\",L\nbob@example.com,{HASH},Bob,\"B"
+        ));
+        assert_eq!(messages(&parsed), [(3, messages(&parsed)[0].1)]);
+        assert_eq!(parsed.users.len(), 1, "the row before it parses");
+        // Quotes that close are fine, multi-line fields and quotes inside
+        // unquoted fields included.
+        let parsed = csv(&format!(
+            "{BOM}\"email\",passwordHash,firstName,lastName\n\
+             ada@example.com,{HASH},\"Ada, \"\"the first\"\"\",\"\"\n\
+             bob@example.com,{HASH},Bo\"b,\"\"\"\"\n\
+             cy@example.com,{HASH},\"Cy\",C\r\n",
+            BOM = '\u{feff}'
+        ));
+        assert!(parsed.errors.is_empty(), "{:?}", messages(&parsed));
+        assert_eq!(parsed.users.len(), 3);
+        assert_eq!(parsed.users[0].1.user.first_name.as_str(), "Ada, \"the first\"");
+        assert_eq!(parsed.users[1].1.user.first_name.as_str(), "Bo\"b");
+        assert_eq!(parsed.users[1].1.user.last_name.as_str(), "\"");
+        assert_eq!(unterminated_quote(b"a,\"b\nc\n\"\"\nd"), Some(1));
+        assert_eq!(unterminated_quote(b"a,\"b\nc\"\n\"d\""), None);
+        assert_eq!(unterminated_quote(b"a\n\n\"x\"\"\n"), Some(3));
+    }
+
+    #[test]
+    fn costly_argon2_hashes_are_bad_rows_within_the_servers_limits() {
+        let salt_and_hash = "c29tZXNhbHRzb21lc2FsdA$YWJjZGVmZ2hpamtsbW5vcHFyc3R1dnd4eXoxMjM0NTY";
+        let mut text = String::from("email,passwordHash,firstName\n");
+        for (i, params) in [
+            "m=19456,t=4294967295,p=1",
+            "m=19456,t=100000,p=1",
+            "m=1048576,t=2,p=1",
+            "m=102400,t=2,p=8",
+            "m=65536,t=3,p=4",
+        ]
+        .iter()
+        .enumerate()
+        {
+            // PHC strings hold commas: quoted in CSV.
+            text.push_str(&format!(
+                "u{i}@example.com,\"$argon2id$v=19${params}${salt_and_hash}\",U\n"
+            ));
+        }
+        text.push_str(&format!(
+            "d@example.com,\"$argon2d$v=19$m=19456,t=2,p=1${salt_and_hash}\",D\n"
+        ));
+        let parsed = csv(&text);
+        let errors = messages(&parsed);
+        let lines: Vec<u64> = errors.iter().map(|e| e.0).collect();
+        assert_eq!(lines, [2, 3, 4, 5, 7], "{errors:?}");
+        assert!(errors[0].1.contains("t=4294967295"), "{errors:?}");
+        assert!(errors[4].1.contains("$argon2d$"), "{errors:?}");
+        assert!(errors.iter().all(|(_, m)| !m.contains(salt_and_hash)));
+        // A server configured with 100 MiB runs (and so imports) Django's default.
+        let big = HashParams {
+            memory_kib: 102_400,
+            ..HashParams::default()
+        };
+        let parsed = parse(text.as_bytes(), Format::Csv, TenantId::DEFAULT, NOW, &big).unwrap();
+        let lines: Vec<u64> = parsed.errors.iter().map(|e| e.line).collect();
+        assert_eq!(lines, [2, 3, 4, 7]);
     }
 }

@@ -7,11 +7,15 @@
 //! [`MailSettings::concurrency`] at once.
 //!
 //! - With `TESSERA_SMTP_URL`, delivery is SMTP through `lettre` (rustls for
-//!   `smtps://` and STARTTLS, see [`SmtpTarget`]). Transient failures
-//!   (connection refused or lost, timeouts, 4xx replies) are retried with
-//!   exponential backoff and jitter; a 5xx reply is final. The last failure
-//!   is logged, with the kind of message, never its recipient, link or
-//!   token.
+//!   `smtps://` and STARTTLS, see [`SmtpTarget`]). Each attempt, from the
+//!   connection to the reply to the message's data, has one deadline
+//!   ([`MailSettings::smtp_timeout`]): lettre's own timeout covers only the
+//!   TCP connection, so a server that never sends its banner, or stops
+//!   answering, would otherwise hold a delivery slot for good. Transient
+//!   failures (connection refused or lost, that deadline, 4xx replies) are
+//!   retried with exponential backoff and jitter, without a slot while they
+//!   wait; a 5xx reply is final. Each failure is logged, with the kind of
+//!   message, never its recipient, link or token.
 //! - Without it, each message is an RFC 5322 file (what SMTP would carry)
 //!   in `<data dir>/outbox/`, mode 0600, written to a temporary name and
 //!   renamed, so a reader never sees half a message.
@@ -36,7 +40,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tessera_core::{Email, TenantSlug};
-use tokio::sync::{mpsc, Notify, Semaphore};
+use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit, Semaphore};
 
 /// What a message is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,7 +106,9 @@ pub struct MailSettings {
     pub retry_base: Duration,
     /// The longest wait between two attempts.
     pub retry_max: Duration,
-    /// SMTP connection and command timeout.
+    /// The deadline of one SMTP delivery attempt: connection, TLS, every
+    /// command and the message's data, together. Its expiry is a transient
+    /// failure.
     pub smtp_timeout: Duration,
 }
 
@@ -630,17 +636,63 @@ async fn run(worker: Arc<Worker>, mut received: mpsc::Receiver<Mail>, pending: A
         let Ok(slot) = slots.clone().acquire_owned().await else {
             break;
         };
-        let (worker, pending) = (worker.clone(), pending.clone());
+        let (worker, pending, slots) = (worker.clone(), pending.clone(), slots.clone());
         tokio::spawn(async move {
-            worker.deliver(mail).await;
-            drop(slot);
+            worker
+                .deliver(
+                    mail,
+                    Slot {
+                        held: Some(slot),
+                        slots,
+                    },
+                )
+                .await;
             pending.done();
         });
     }
 }
 
+/// A delivery slot, given back while a failed delivery waits to retry, so
+/// that messages behind it go out meanwhile.
+struct Slot {
+    held: Option<OwnedSemaphorePermit>,
+    slots: Arc<Semaphore>,
+}
+
+impl Slot {
+    /// Waits `wait` without the slot, then takes one again; false if the
+    /// mailer is closing.
+    async fn wait_without(&mut self, wait: Duration) -> bool {
+        self.held = None;
+        tokio::time::sleep(wait).await;
+        match self.slots.clone().acquire_owned().await {
+            Ok(permit) => {
+                self.held = Some(permit);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+}
+
+/// Why one SMTP delivery attempt failed.
+#[derive(Debug, thiserror::Error)]
+enum SmtpFailure {
+    #[error(transparent)]
+    Smtp(#[from] lettre::transport::smtp::Error),
+    #[error("no answer within {} ms (connection, TLS, a command or the message's data); the connection was closed", .0.as_millis())]
+    TimedOut(Duration),
+}
+
+impl SmtpFailure {
+    /// A 5xx reply: retrying would get the same.
+    fn is_permanent(&self) -> bool {
+        matches!(self, Self::Smtp(err) if err.is_permanent())
+    }
+}
+
 impl Worker {
-    async fn deliver(&self, mail: Mail) {
+    async fn deliver(&self, mail: Mail, slot: Slot) {
         let kind = mail.kind.name();
         let message = match self.message(&mail) {
             Ok(message) => message,
@@ -659,19 +711,28 @@ impl Worker {
                     Err(err) => tracing::warn!(kind, error = %err, "could not write a message to the outbox"),
                 }
             }
-            Delivery::Smtp(transport) => self.deliver_smtp(transport, kind, message).await,
+            Delivery::Smtp(transport) => self.deliver_smtp(transport, kind, message, slot).await,
         }
     }
 
-    async fn deliver_smtp(&self, transport: &AsyncSmtpTransport<Tokio1Executor>, kind: &str, message: Message) {
+    async fn deliver_smtp(
+        &self,
+        transport: &AsyncSmtpTransport<Tokio1Executor>,
+        kind: &str,
+        message: Message,
+        mut slot: Slot,
+    ) {
         let attempts = self.settings.attempts.max(1);
+        let deadline = self.settings.smtp_timeout;
         for attempt in 1..=attempts {
-            let failure = match transport.send(message.clone()).await {
-                Ok(_) => {
+            // Dropping the send at the deadline drops its connection.
+            let failure = match tokio::time::timeout(deadline, transport.send(message.clone())).await {
+                Ok(Ok(_)) => {
                     tracing::info!(kind, attempt, "mail delivered");
                     return;
                 }
-                Err(err) => err,
+                Ok(Err(err)) => SmtpFailure::Smtp(err),
+                Err(_) => SmtpFailure::TimedOut(deadline),
             };
             if failure.is_permanent() {
                 tracing::warn!(kind, attempt, error = %failure, "the SMTP server refused a message for good (5xx); not retrying");
@@ -683,7 +744,9 @@ impl Worker {
             }
             let wait = backoff(&self.settings, attempt);
             tracing::info!(kind, attempt, retry_in_ms = wait.as_millis() as u64, error = %failure, "mail delivery failed; retrying");
-            tokio::time::sleep(wait).await;
+            if !slot.wait_without(wait).await {
+                return;
+            }
         }
     }
 

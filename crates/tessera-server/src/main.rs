@@ -82,6 +82,10 @@ struct ImportArgs {
     dry_run: bool,
     #[command(flatten)]
     store: StoreArgs,
+    /// Give the servers' values: an imported Argon2 hash may ask for up to
+    /// the larger of these and 64 MiB, t=10, p=8.
+    #[command(flatten)]
+    argon2: Argon2Args,
 }
 
 /// What operator commands need: the stores, the master key, and the token
@@ -288,6 +292,28 @@ struct StoreArgs {
     log_format: LogFormat,
 }
 
+/// The servers' Argon2id parameters: what they hash with, and so the most
+/// a stored (imported) Argon2 hash may ask for.
+#[derive(Args)]
+struct Argon2Args {
+    /// Argon2id memory in KiB (at least 19456, the OWASP minimum).
+    #[arg(long, env = "TESSERA_ARGON2_MEMORY_KIB", value_parser = |s: &str| setting::<u32>("TESSERA_ARGON2_MEMORY_KIB", "a whole number of KiB", s), default_value_t = HashParams::OWASP_MINIMUM.memory_kib)]
+    argon2_memory_kib: u32,
+    /// Argon2id passes (at least 2).
+    #[arg(long, env = "TESSERA_ARGON2_ITERATIONS", value_parser = |s: &str| setting::<u32>("TESSERA_ARGON2_ITERATIONS", "a whole number", s), default_value_t = HashParams::OWASP_MINIMUM.iterations)]
+    argon2_iterations: u32,
+}
+
+impl Argon2Args {
+    fn params(&self) -> HashParams {
+        HashParams {
+            memory_kib: self.argon2_memory_kib,
+            iterations: self.argon2_iterations,
+            parallelism: 1,
+        }
+    }
+}
+
 #[derive(Args)]
 struct ServeArgs {
     #[command(flatten)]
@@ -330,12 +356,8 @@ struct ServeArgs {
     /// Password checks that may wait for a hashing slot before new ones get 503.
     #[arg(long, env = "TESSERA_HASH_QUEUE", value_parser = |s: &str| setting::<usize>("TESSERA_HASH_QUEUE", "a whole number", s), default_value_t = 64)]
     hash_queue: usize,
-    /// Argon2id memory in KiB (at least 19456, the OWASP minimum).
-    #[arg(long, env = "TESSERA_ARGON2_MEMORY_KIB", value_parser = |s: &str| setting::<u32>("TESSERA_ARGON2_MEMORY_KIB", "a whole number of KiB", s), default_value_t = HashParams::OWASP_MINIMUM.memory_kib)]
-    argon2_memory_kib: u32,
-    /// Argon2id passes (at least 2).
-    #[arg(long, env = "TESSERA_ARGON2_ITERATIONS", value_parser = |s: &str| setting::<u32>("TESSERA_ARGON2_ITERATIONS", "a whole number", s), default_value_t = HashParams::OWASP_MINIMUM.iterations)]
-    argon2_iterations: u32,
+    #[command(flatten)]
+    argon2: Argon2Args,
     /// Deadline for a whole request, headers to answer; slower requests get 408.
     #[arg(long, env = "TESSERA_REQUEST_TIMEOUT", value_parser = |s: &str| duration_setting("TESSERA_REQUEST_TIMEOUT", s), default_value = "30s")]
     request_timeout: Duration,
@@ -688,6 +710,7 @@ fn main() -> ExitCode {
                 let config = Config {
                     database_url: args.store.database_url,
                     database_max_connections: args.store.database_max_connections,
+                    hash_params: args.argon2.params(),
                     ..Config::embedded(args.store.data_dir)
                 };
                 let request = ImportRequest {
@@ -1016,11 +1039,7 @@ fn config_from(args: ServeArgs) -> anyhow::Result<Config> {
         issuer: args.issuer,
         public_url: args.public_url,
         audience: args.audience,
-        hash_params: HashParams {
-            memory_kib: args.argon2_memory_kib,
-            iterations: args.argon2_iterations,
-            parallelism: 1,
-        },
+        hash_params: args.argon2.params(),
         hash_concurrency: args.hash_concurrency.unwrap_or(base.hash_concurrency),
         hash_queue: args.hash_queue,
         migrate: !args.skip_migrations,

@@ -284,6 +284,12 @@ async fn login(
     let stored = record.as_ref().map(|r| r.password_hash.clone());
     let user_id = record.as_ref().map(|r| r.user.id);
     let verdict = ticket.verify(password.clone(), stored).await?;
+    if let (PasswordVerdict::Refused, Some(user)) = (&verdict, user_id) {
+        tracing::warn!(
+            user = %user,
+            "stored password hash not run (over the Argon2/bcrypt limits, or malformed): a wrong password until it is reset"
+        );
+    }
     let (PasswordVerdict::Valid { needs_rehash }, Some(record)) = (verdict, record) else {
         tracing::info!(tenant = %tenant.id(), "login failed");
         // The attempted email is not recorded: people type passwords into

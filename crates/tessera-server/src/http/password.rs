@@ -282,6 +282,12 @@ async fn change_password(
         .await?
         .ok_or(ApiError::InvalidToken("the account no longer exists"))?;
     let verdict = ticket.verify(current, Some(record.password_hash)).await?;
+    if verdict == PasswordVerdict::Refused {
+        tracing::warn!(
+            user = %user.id,
+            "stored password hash not run (over the Argon2/bcrypt limits, or malformed): a wrong password until it is reset"
+        );
+    }
     if !matches!(verdict, PasswordVerdict::Valid { .. }) {
         tracing::info!(user = %user.id, "password change with a wrong current password");
         state.audit.record(

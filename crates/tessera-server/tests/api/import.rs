@@ -496,3 +496,274 @@ async fn twenty_thousand_rows_import_in_batches() {
     assert_eq!(last.user.last_name, "Number 19999");
     assert!(!last.user.email_verified);
 }
+
+/// An Argon2id hash as another system wrote it, with its parameters.
+fn argon2(password: &str, memory_kib: u32, iterations: u32, parallelism: u32) -> String {
+    let hasher = tessera_core::PasswordHasher::new(tessera_core::HashParams {
+        memory_kib,
+        iterations,
+        parallelism,
+    })
+    .unwrap();
+    let password = tessera_core::Password::parse(password.to_owned()).unwrap();
+    hasher.hash(&password, &mut hasher.memory()).unwrap()
+}
+
+/// A well-formed Argon2 PHC string with these parameters (it matches no
+/// password: its hash is made up).
+fn argon2_with(variant: &str, params: &str) -> String {
+    format!("${variant}$v=19${params}$c29tZXNhbHRzb21lc2FsdA$YWJjZGVmZ2hpamtsbW5vcHFyc3R1dnd4eXoxMjM0NTY")
+}
+
+fn jsonl_user(email: &str, hash: &str) -> String {
+    format!(
+        "{}\n",
+        json!({"email": email, "passwordHash": hash, "firstName": "Argon"})
+    )
+}
+
+#[tokio::test]
+async fn argon2_hashes_import_within_the_limits_and_costly_ones_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let file = dir.path().join("users.jsonl");
+    let path = file.to_str().unwrap();
+
+    // What the black-box tester imported: a denial of service at each login.
+    let hostile = [
+        argon2_with("argon2id", "m=19456,t=4294967295,p=1"),
+        argon2_with("argon2id", "m=19456,t=100000,p=1"),
+        argon2_with("argon2id", "m=1048576,t=2,p=1"),
+        argon2_with("argon2id", "m=19456,t=2,p=64"),
+        argon2_with("argon2d", "m=19456,t=2,p=1"),
+    ];
+    let mut input = jsonl_user("fine@example.com", &bcrypt("fine password", "$2b$"));
+    for (i, hash) in hostile.iter().enumerate() {
+        input.push_str(&jsonl_user(&format!("hostile{i}@example.com"), hash));
+    }
+    std::fs::write(&file, &input).unwrap();
+    let out = import(&data, &[], &[path], None);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(3), "{stdout}{stderr}");
+    for expected in [
+        "line 2: passwordHash: has Argon2 cost m=19456 KiB, t=4294967295, p=1; tessera verifies at most m=65536 KiB, t=10, p=8",
+        "line 3: passwordHash: has Argon2 cost m=19456 KiB, t=100000",
+        "line 4: passwordHash: has Argon2 cost m=1048576 KiB",
+        "line 5: passwordHash: has Argon2 cost m=19456 KiB, t=2, p=64",
+        "line 6: passwordHash: is an $argon2d$ hash",
+        "5 of 6 rows are not valid; nothing was imported",
+    ] {
+        assert!(stderr.contains(expected), "{expected:?} in {stderr}");
+    }
+    assert!(!stderr.contains("c29tZXNhbHRz"), "hashes are never printed");
+    let store = sqlite(&data).await;
+    assert_eq!(store.count_users(TenantId::DEFAULT).await.unwrap(), 0);
+
+    // node-argon2's and argon2-cffi's default (64 MiB, t=3, p=4) and PHP's
+    // (64 MiB, t=4, p=1) import, log in, and move to tessera's parameters.
+    let node = argon2("node argon2 password", 65536, 3, 4);
+    let php = argon2("php argon2 password", 65536, 4, 1);
+    let django = argon2("django argon2 password", 102_400, 2, 8);
+    std::fs::write(
+        &file,
+        jsonl_user("node@example.com", &node) + &jsonl_user("php@example.com", &php),
+    )
+    .unwrap();
+    let out = import(&data, &[], &[path], None);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(stdout.contains("imported 2 of 2 users"), "{stdout}");
+
+    // Django's old default (100 MiB) is over the limit, unless the servers
+    // hash with that much memory: the import takes their setting.
+    std::fs::write(&file, jsonl_user("django@example.com", &django)).unwrap();
+    let out = import(&data, &[], &[path], None);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out).1);
+    assert!(text(&out)
+        .1
+        .contains("line 1: passwordHash: has Argon2 cost m=102400 KiB"));
+    let out = import(&data, &[("TESSERA_ARGON2_MEMORY_KIB", "1000")], &[path], None);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out).1);
+    assert!(text(&out).1.contains("TESSERA_ARGON2_MEMORY_KIB"));
+    let big = [("TESSERA_ARGON2_MEMORY_KIB", "102400")];
+    let out = import(&data, &big, &[path], None);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out).1);
+
+    let server = start(&data, &big);
+    let http = reqwest::Client::new();
+    let login_url = server.url("/api/auth/login");
+    for (email, password) in [
+        ("node@example.com", "node argon2 password"),
+        ("php@example.com", "php argon2 password"),
+        ("django@example.com", "django argon2 password"),
+    ] {
+        assert_eq!(
+            login(&http, &login_url, email, "not the old password").await.status(),
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(login(&http, &login_url, email, password).await.status(), StatusCode::OK);
+        let hash = stored_hash(&store, TenantId::DEFAULT, email).await;
+        assert!(
+            hash.starts_with("$argon2id$v=19$m=102400,t=2,p=1$"),
+            "{email} is rehashed to the server's parameters: {hash}"
+        );
+    }
+    let (status, _) = tokio::task::spawn_blocking(move || server.terminate()).await.unwrap();
+    assert!(status.success());
+}
+
+/// The server's peak resident memory, from /proc.
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM in /proc/PID/status")
+}
+
+/// A hash that got into the database some other way (an older import, a
+/// hand-written row) is never run when it asks for too much: a wrong
+/// password after the work of an unknown email, in the pool's own memory.
+#[tokio::test]
+async fn stored_hashes_over_the_limits_cost_a_login_nothing_and_block_no_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    // One hashing slot: a hash that held it would make everyone else wait.
+    let server = start(&data, &[("TESSERA_HASH_CONCURRENCY", "1"), ("TESSERA_HASH_QUEUE", "8")]);
+    let http = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let login_url = server.url("/api/auth/login");
+    let res = http
+        .post(server.url("/api/auth/register"))
+        .json(&json!({"email": "bystander@example.com", "password": PASSWORD, "firstName": "By", "lastName": ""}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+
+    let store = sqlite(&data).await;
+    let hostile = [
+        ("days@example.com", argon2_with("argon2id", "m=19456,t=4294967295,p=1")),
+        ("passes@example.com", argon2_with("argon2id", "m=19456,t=100000,p=1")),
+        ("gib@example.com", argon2_with("argon2id", "m=1048576,t=2,p=1")),
+        ("bcrypt31@example.com", format!("$2b$31{}", &bcrypt("x", "$2b$")[6..])),
+    ];
+    let rows: Vec<_> = hostile
+        .iter()
+        .map(|(email, hash)| tessera_store::ImportedUser {
+            user: tessera_store::NewUser {
+                id: tessera_core::UserId::random(),
+                tenant: TenantId::DEFAULT,
+                email: Email::parse(email).unwrap(),
+                password_hash: hash.clone(),
+                first_name: tessera_core::PersonName::parse("Hostile").unwrap(),
+                last_name: tessera_core::PersonName::parse_optional("").unwrap(),
+                role: tessera_core::Role::user(),
+                created_at: now(),
+            },
+            email_verified: true,
+        })
+        .collect();
+    assert!(store
+        .import_users(&rows, tessera_store::ImportMode::Commit)
+        .await
+        .unwrap()
+        .is_empty());
+
+    let started = Instant::now();
+    let mut attempts = Vec::new();
+    for (email, _) in &hostile {
+        for _ in 0..2 {
+            let (http, url, email) = (http.clone(), login_url.clone(), email.to_string());
+            attempts.push(tokio::spawn(async move {
+                login(&http, &url, &email, "any password at all").await.status()
+            }));
+        }
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let bystander = login(&http, &login_url, "bystander@example.com", PASSWORD).await;
+    assert_eq!(
+        bystander.status(),
+        StatusCode::OK,
+        "the hashing slot is free for others"
+    );
+    for attempt in attempts {
+        assert_eq!(attempt.await.unwrap(), StatusCode::UNAUTHORIZED);
+    }
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "eight refused hashes and a login took {:?}",
+        started.elapsed()
+    );
+    // The pool's buffer (19 MiB) served them: nothing near the 1 GiB asked.
+    let peak = peak_rss_kib(server.pid());
+    assert!(peak < 512 * 1024, "peak RSS {peak} KiB");
+    let (status, log) = tokio::task::spawn_blocking(move || server.terminate()).await.unwrap();
+    assert!(status.success());
+    assert!(!log.contains("c29tZXNhbHRz"), "hashes are never logged");
+}
+
+/// The import's input rules, through the binary: JSON booleans are JSON
+/// booleans, a key given twice, a CSV quote that never closes and names
+/// with line separators make their rows bad, and nothing is imported.
+#[tokio::test]
+async fn strings_for_booleans_duplicate_keys_open_quotes_and_line_separators_are_bad_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let hash = bcrypt("strict old password", "$2b$");
+    let good = json!({"email": "good@example.com", "passwordHash": hash, "firstName": "Good"});
+    let lines = [
+        good.to_string(),
+        json!({"email": "string@example.com", "passwordHash": hash, "firstName": "S", "emailVerified": "true"})
+            .to_string(),
+        // serde_json's json! cannot write a key twice; a file can.
+        format!(r#"{{"email":"a@example.com","passwordHash":"{hash}","firstName":"Twice","email":"b@example.com"}}"#),
+        json!({"email": "sep@example.com", "passwordHash": hash, "firstName": "Eve\u{2028}Bcc: x@evil.example"})
+            .to_string(),
+        json!({"email": "para@example.com", "passwordHash": hash, "firstName": "Eve", "lastName": "L\u{2029}Bcc: x@evil.example"})
+            .to_string(),
+    ];
+    let file = dir.path().join("users.jsonl");
+    std::fs::write(&file, lines.join("\n") + "\n").unwrap();
+    let out = import(&data, &[], &[file.to_str().unwrap()], None);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(3), "{stdout}{stderr}");
+    for expected in [
+        "line 2: emailVerified: must be a JSON boolean (true or false), not a string",
+        "line 3: names email twice",
+        "line 4: firstName: must not contain control",
+        "line 5: lastName: must not contain control",
+        "4 of 5 rows are not valid; nothing was imported",
+    ] {
+        assert!(stderr.contains(expected), "{expected:?} in {stderr}");
+    }
+
+    // The last row opens a quote that never closes: the csv crate would
+    // read "Lovelace" and say nothing.
+    let file = dir.path().join("users.csv");
+    std::fs::write(
+        &file,
+        format!(
+            "email,passwordHash,firstName,lastName\n\
+             good@example.com,{hash},Good,Row\n\
+             ada@example.com,{hash},Ada,\"Lovelace\n"
+        ),
+    )
+    .unwrap();
+    let out = import(&data, &[], &[file.to_str().unwrap()], None);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(3), "{stdout}{stderr}");
+    assert!(
+        stderr.contains("line 3: a quoted field opens here and never closes"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("1 of 2 rows are not valid; nothing was imported"),
+        "{stderr}"
+    );
+    let store = sqlite(&data).await;
+    assert_eq!(store.count_users(TenantId::DEFAULT).await.unwrap(), 0);
+}

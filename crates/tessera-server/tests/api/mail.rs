@@ -4,7 +4,7 @@
 //! names that try to smuggle headers in.
 
 use crate::helpers::*;
-use crate::smtp_sink::{link_in, link_params, readable, SmtpSink};
+use crate::smtp_sink::{link_in, link_params, readable, SmtpSink, Stall};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use std::os::unix::fs::PermissionsExt as _;
@@ -20,6 +20,48 @@ fn smtp(url: &str) -> impl FnOnce(&mut Config) + '_ {
         c.mail.retry_base = Duration::from_millis(50);
         c.mail.retry_max = Duration::from_millis(200);
         c.mail.smtp_timeout = Duration::from_secs(10);
+    }
+}
+
+/// Like [`smtp`], with a deadline of one second per delivery attempt.
+fn smtp_with_deadline(url: &str) -> impl FnOnce(&mut Config) + '_ {
+    move |c: &mut Config| {
+        smtp(url)(c);
+        c.mail.smtp_timeout = Duration::from_secs(1);
+    }
+}
+
+/// What the server logs (at info and above) on this test's thread, which
+/// is where `#[tokio::test]` runs the server and its mail task, until the
+/// guard is dropped.
+struct Logs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl Logs {
+    fn capture() -> (Self, tracing::subscriber::DefaultGuard) {
+        let buffer = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let writer = buffer.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_max_level(tracing::Level::INFO)
+            .with_writer(move || LogWriter(writer.clone()))
+            .finish();
+        (Self(buffer), tracing::subscriber::set_default(subscriber))
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+struct LogWriter(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
@@ -392,13 +434,27 @@ async fn names_and_tenant_names_cannot_inject_headers_or_recipients() {
     let url = sink.url();
     let app = spawn_app_with(smtp(&url)).await;
 
-    // Line breaks never get in: names refuse control characters.
+    // Line breaks never get in: names refuse control characters, Unicode
+    // line and paragraph separators, and invisible formatting.
     for first in [
         "Eve\r\nBcc: attacker@evil.example",
         "Eve\nX-Injected: 1",
         "Eve\u{85}Bcc: x@evil.example",
+        "Eve\u{2028}Bcc: attacker@evil.example",
+        "Eve\u{2029}Bcc: attacker@evil.example",
+        "Eve\u{ad}\u{e0042}\u{e0063}\u{e0063}",
     ] {
         let res = register_named(&app, "/api/auth", &unique_email(), first).await;
+        assert_error(res, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+    }
+    for tenant_name in ["Evil\u{2028}Bcc: y@evil.example", "Evil\u{2029}Inc"] {
+        let res = app
+            .post_json(
+                "/api/auth/signup",
+                &json!({"email": unique_email(), "password": PASSWORD, "firstName": "O", "lastName": "",
+                        "tenantName": tenant_name}),
+            )
+            .await;
         assert_error(res, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
     }
 
@@ -409,8 +465,6 @@ async fn names_and_tenant_names_cannot_inject_headers_or_recipients() {
         "=?utf-8?q?Bcc=3A_attacker=40evil.example?=",
         "Zoë; Bcc: attacker@evil.example",
         "Ev\u{e9}: Cc: attacker@evil.example",
-        // A Unicode line separator is no control character; it is encoded.
-        "Eve\u{2028}Bcc: attacker@evil.example",
     ];
     let res = app
         .post_json(
@@ -542,4 +596,94 @@ fn the_binary_refuses_bad_mail_settings_with_exit_2_naming_the_variable() {
             "the SMTP password is never printed: {stderr}"
         );
     }
+}
+
+/// One delivery attempt meets a server that goes silent at `stall`: the
+/// attempt's deadline (1 s here, 30 s by default) closes the connection, the
+/// failure is logged without recipient, link or token, and the retry
+/// delivers the message once.
+async fn a_silent_server_is_timed_out_logged_and_retried(stall: Stall) {
+    let sink = SmtpSink::start().await;
+    sink.stall_next(1, stall);
+    let url = sink.url();
+    let (logs, _guard) = Logs::capture();
+    let app = spawn_app_with(smtp_with_deadline(&url)).await;
+    let started = Instant::now();
+    let user = app.new_user().await;
+    let received = sink.wait_for_message_to(&user.email, 0).await;
+    let took = started.elapsed();
+    assert!(took >= Duration::from_secs(1), "{stall:?}: delivered after {took:?}");
+    assert!(took < Duration::from_secs(10), "{stall:?}: delivered after {took:?}");
+    assert_eq!(
+        sink.stalls_closed(),
+        1,
+        "{stall:?}: tessera closed the silent connection"
+    );
+    assert_eq!(sink.messages_to(&user.email).len(), 1, "{stall:?}");
+    if stall == Stall::AfterData {
+        assert_eq!(sink.unanswered(), 1, "the first attempt's data went unanswered");
+    }
+    let link = link_in(&received.parsed().body_text(0).unwrap(), "http");
+    let (token, _) = link_params(&link);
+    let log = logs.text();
+    assert!(
+        log.contains("mail delivery failed; retrying")
+            && log.contains("no answer within 1000 ms")
+            && log.contains("kind=\"verify-email\""),
+        "{stall:?}: {log}"
+    );
+    assert!(log.contains("mail delivered"), "{stall:?}: {log}");
+    for secret in [user.email.as_str(), link.as_str(), token.as_str()] {
+        assert!(!log.contains(secret), "{stall:?}: the log holds {secret}: {log}");
+    }
+}
+
+#[tokio::test]
+async fn a_server_that_never_sends_its_banner_is_timed_out_and_retried() {
+    a_silent_server_is_timed_out_logged_and_retried(Stall::BeforeBanner).await;
+}
+
+#[tokio::test]
+async fn a_server_that_goes_silent_after_its_banner_is_timed_out_and_retried() {
+    a_silent_server_is_timed_out_logged_and_retried(Stall::AfterBanner).await;
+}
+
+#[tokio::test]
+async fn a_server_that_never_answers_the_data_is_timed_out_and_retried() {
+    a_silent_server_is_timed_out_logged_and_retried(Stall::AfterData).await;
+}
+
+/// As many silent connections as delivery slots (4) stopped all mail: the
+/// messages behind them waited for good. Now each attempt ends at its
+/// deadline, and a message waiting to retry holds no slot: the ones behind
+/// go out first.
+#[tokio::test]
+async fn silent_connections_do_not_hold_up_the_mail_behind_them() {
+    let sink = SmtpSink::start().await;
+    sink.stall_next(4, Stall::AfterBanner);
+    let url = sink.url();
+    let app = spawn_app_with(|c| {
+        smtp_with_deadline(&url)(c);
+        // Retries 6 to 8 s after the deadline: long after the others.
+        c.mail.retry_base = Duration::from_secs(8);
+        c.mail.retry_max = Duration::from_secs(8);
+    })
+    .await;
+    let mut users = Vec::new();
+    for _ in 0..6 {
+        users.push(app.new_user().await);
+    }
+    for user in &users[4..] {
+        sink.wait_for_message_to(&user.email, 0).await;
+    }
+    assert_eq!(
+        sink.messages().len(),
+        2,
+        "the two messages behind the silent ones went out before their retries"
+    );
+    for user in &users[..4] {
+        sink.wait_for_message_to(&user.email, 0).await;
+    }
+    assert_eq!(sink.stalls_closed(), 4);
+    assert_eq!(sink.messages().len(), 6, "each message once");
 }

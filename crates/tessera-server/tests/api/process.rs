@@ -75,6 +75,11 @@ impl Server {
         format!("{}{}", self.base, path)
     }
 
+    /// The server's process id (for /proc).
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub(crate) fn terminate(mut self) -> (ExitStatus, String) {
         let status = Command::new("kill")
             .arg("-TERM")

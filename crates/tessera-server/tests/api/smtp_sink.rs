@@ -1,7 +1,10 @@
 //! A small SMTP server on loopback for the mail tests: it speaks enough of
 //! RFC 5321 for lettre (EHLO, AUTH PLAIN, MAIL, RCPT, DATA with dot
 //! unstuffing, RSET, NOOP, QUIT), records every message with its envelope,
-//! and can be told to answer 451 to the next N transactions or 550 to all.
+//! and can be told to answer 451 to the next N transactions or 550 to all,
+//! or to go silent in the next N sessions ([`Stall`]): before its banner,
+//! after it, or after a message's data, holding the connection open until
+//! the client closes it.
 //! No STARTTLS: the mailer's opportunistic default sends in plain text to it.
 //!
 //! Written here rather than taken from PyPI (aiosmtpd) so the tests need
@@ -11,6 +14,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 
 /// One message as the sink received it.
@@ -29,6 +33,18 @@ impl Received {
     }
 }
 
+/// Where a stalling session stops answering.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stall {
+    /// Accepts the connection and never sends its `220` banner.
+    BeforeBanner,
+    /// Sends the banner, then answers nothing (not even `EHLO`).
+    AfterBanner,
+    /// Answers up to `354`, reads the whole message, and never answers its
+    /// end: the client cannot know whether it was accepted.
+    AfterData,
+}
+
 #[derive(Default)]
 struct State {
     messages: Mutex<Vec<Received>>,
@@ -38,6 +54,21 @@ struct State {
     permanent: AtomicBool,
     /// `MAIL FROM` commands seen: one per delivery attempt.
     attempts: AtomicUsize,
+    /// The next sessions to stall, and where.
+    stalls: Mutex<Option<(Stall, usize)>>,
+    /// Sessions that stalled and that the client then closed.
+    stalls_closed: AtomicUsize,
+    /// Messages read to their end and never answered (not in `messages`).
+    unanswered: AtomicUsize,
+}
+
+impl State {
+    fn take_stall(&self) -> Option<Stall> {
+        let mut stalls = self.stalls.lock().unwrap();
+        let (stall, left) = (*stalls)?;
+        *stalls = (left > 1).then_some((stall, left - 1));
+        Some(stall)
+    }
 }
 
 pub struct SmtpSink {
@@ -91,6 +122,21 @@ impl SmtpSink {
         self.state.attempts.load(Ordering::SeqCst)
     }
 
+    /// The next `n` sessions go silent at `stall`.
+    pub fn stall_next(&self, n: usize, stall: Stall) {
+        *self.state.stalls.lock().unwrap() = (n > 0).then_some((stall, n));
+    }
+
+    /// Stalled sessions whose connection the client closed.
+    pub fn stalls_closed(&self) -> usize {
+        self.state.stalls_closed.load(Ordering::SeqCst)
+    }
+
+    /// Messages read whole and never answered.
+    pub fn unanswered(&self) -> usize {
+        self.state.unanswered.load(Ordering::SeqCst)
+    }
+
     pub fn messages(&self) -> Vec<Received> {
         self.state.messages.lock().unwrap().clone()
     }
@@ -125,16 +171,38 @@ fn angle_address(arg: &str) -> String {
     arg[start..end].to_owned()
 }
 
+/// A stalled session: answers nothing, reads (and drops) whatever comes,
+/// and keeps its side open until the client closes the connection.
+async fn hold(mut lines: BufReader<OwnedReadHalf>, write: OwnedWriteHalf, state: &State) {
+    let mut sink = Vec::new();
+    loop {
+        sink.clear();
+        match lines.read_until(b'\n', &mut sink).await {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+    }
+    drop(write);
+    state.stalls_closed.fetch_add(1, Ordering::SeqCst);
+}
+
 async fn session(stream: TcpStream, state: Arc<State>) {
     let (read, mut write) = stream.into_split();
     let mut lines = BufReader::new(read);
+    let stall = state.take_stall();
     let reply = |text: String| {
         let mut out = text.into_bytes();
         out.extend_from_slice(b"\r\n");
         out
     };
+    if stall == Some(Stall::BeforeBanner) {
+        return hold(lines, write, &state).await;
+    }
     if write.write_all(&reply("220 sink.test ESMTP".into())).await.is_err() {
         return;
+    }
+    if stall == Some(Stall::AfterBanner) {
+        return hold(lines, write, &state).await;
     }
     let (mut from, mut rcpt): (Option<String>, Vec<String>) = (None, Vec::new());
     let mut line = String::new();
@@ -204,6 +272,10 @@ async fn session(stream: TcpStream, state: Arc<State>) {
                     &raw[..]
                 };
                 data.extend_from_slice(unstuffed);
+            }
+            if stall == Some(Stall::AfterData) {
+                state.unanswered.fetch_add(1, Ordering::SeqCst);
+                return hold(lines, write, &state).await;
             }
             state.messages.lock().unwrap().push(Received {
                 mail_from: from.take().unwrap_or_default(),
