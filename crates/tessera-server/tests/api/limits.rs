@@ -31,6 +31,17 @@ async fn post_as(app: &TestApp, client: &str, path: &str, body: &Value) -> Respo
         .unwrap()
 }
 
+/// A login of `email` from `client` (through the trusted proxy).
+async fn login_from(app: &TestApp, client: &str, email: &str, password: &str) -> Response {
+    post_as(
+        app,
+        client,
+        "/api/auth/login",
+        &json!({"email": email, "password": password}),
+    )
+    .await
+}
+
 /// The cheapest limited request: an email verification with a made-up token.
 async fn verify_as(app: &TestApp, client: &str) -> Response {
     post_as(app, client, "/api/auth/email/verify", &json!({"token": "tev_made-up"})).await
@@ -193,13 +204,7 @@ async fn a_password_reset_or_change_forgets_the_known_clients() {
     })
     .await;
     let user = app.new_user().await;
-    let res = post_as(
-        &app,
-        "198.51.100.9",
-        "/api/auth/login",
-        &json!({"email": user.email, "password": user.password}),
-    )
-    .await;
+    let res = login_from(&app, "198.51.100.9", &user.email, &user.password).await;
     assert_eq!(res.status(), StatusCode::OK);
     let res = app
         .client
@@ -211,22 +216,10 @@ async fn a_password_reset_or_change_forgets_the_known_clients() {
         .unwrap();
     assert_eq!(res.status(), StatusCode::NO_CONTENT);
     for _ in 0..3 {
-        let res = post_as(
-            &app,
-            "203.0.113.50",
-            "/api/auth/login",
-            &json!({"email": user.email, "password": "guess"}),
-        )
-        .await;
+        let res = login_from(&app, "203.0.113.50", &user.email, "guess").await;
         assert_error(res, StatusCode::UNAUTHORIZED, "invalid_credentials").await;
     }
-    let phone = post_as(
-        &app,
-        "198.51.100.9",
-        "/api/auth/login",
-        &json!({"email": user.email, "password": "a brand new passphrase"}),
-    )
-    .await;
+    let phone = login_from(&app, "198.51.100.9", &user.email, "a brand new passphrase").await;
     assert_limited(phone).await;
 }
 
@@ -242,13 +235,7 @@ async fn a_wrong_current_password_from_a_known_client_counts_as_that_clients_fai
     })
     .await;
     let user = app.new_user().await;
-    let res = post_as(
-        &app,
-        "198.51.100.7",
-        "/api/auth/login",
-        &json!({"email": user.email, "password": user.password}),
-    )
-    .await;
+    let res = login_from(&app, "198.51.100.7", &user.email, &user.password).await;
     assert_eq!(res.status(), StatusCode::OK);
     let access = res.json::<Value>().await.unwrap()["accessToken"]
         .as_str()
@@ -267,21 +254,9 @@ async fn a_wrong_current_password_from_a_known_client_counts_as_that_clients_fai
         assert_error(res, StatusCode::UNAUTHORIZED, "invalid_credentials").await;
     }
     // That client is locked; strangers are not.
-    let res = post_as(
-        &app,
-        "198.51.100.7",
-        "/api/auth/login",
-        &json!({"email": user.email, "password": user.password}),
-    )
-    .await;
+    let res = login_from(&app, "198.51.100.7", &user.email, &user.password).await;
     assert_limited(res).await;
-    let res = post_as(
-        &app,
-        "192.0.2.1",
-        "/api/auth/login",
-        &json!({"email": user.email, "password": user.password}),
-    )
-    .await;
+    let res = login_from(&app, "192.0.2.1", &user.email, &user.password).await;
     assert_eq!(res.status(), StatusCode::OK);
 }
 
@@ -610,13 +585,7 @@ async fn a_flood_from_one_client_is_cut_while_other_clients_get_through() {
 async fn the_client_address_behind_a_trusted_proxy_is_the_sessions_and_the_audits() {
     let app = spawn_app_with(behind_a_proxy).await;
     let user = app.new_user().await;
-    let res = post_as(
-        &app,
-        "192.0.2.1, 198.51.100.23",
-        "/api/auth/login",
-        &json!({"email": user.email, "password": user.password}),
-    )
-    .await;
+    let res = login_from(&app, "192.0.2.1, 198.51.100.23", &user.email, &user.password).await;
     assert_eq!(res.status(), StatusCode::OK);
     let access = res.json::<Value>().await.unwrap()["accessToken"]
         .as_str()
@@ -773,38 +742,14 @@ async fn two_instances_sharing_redis_count_guesses_and_floods_together() {
     // A client that logged in before the lock, on the other instance, is
     // known on both.
     let other = b.new_user().await;
-    let res = post_as(
-        &a,
-        "198.51.100.20",
-        "/api/auth/login",
-        &json!({"email": other.email, "password": other.password}),
-    )
-    .await;
+    let res = login_from(&a, "198.51.100.20", &other.email, &other.password).await;
     assert_eq!(res.status(), StatusCode::OK);
     for _ in 0..4 {
-        post_as(
-            &b,
-            "203.0.113.70",
-            "/api/auth/login",
-            &json!({"email": other.email, "password": "wrong guess"}),
-        )
-        .await;
+        login_from(&b, "203.0.113.70", &other.email, "wrong guess").await;
     }
-    let strangers = post_as(
-        &a,
-        "203.0.113.71",
-        "/api/auth/login",
-        &json!({"email": other.email, "password": other.password}),
-    )
-    .await;
+    let strangers = login_from(&a, "203.0.113.71", &other.email, &other.password).await;
     assert_limited(strangers).await;
-    let owner = post_as(
-        &b,
-        "198.51.100.20",
-        "/api/auth/login",
-        &json!({"email": other.email, "password": other.password}),
-    )
-    .await;
+    let owner = login_from(&b, "198.51.100.20", &other.email, &other.password).await;
     assert_eq!(owner.status(), StatusCode::OK);
 
     // So does one client's flood.
