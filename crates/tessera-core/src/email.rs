@@ -67,6 +67,11 @@ impl Email {
         if one_script && (!single_script(local) || !domain.split('.').all(single_script)) {
             return Err(EmailError::Invalid);
         }
+        // Letters that display as nothing (the Hangul fillers) are letters
+        // to the grammar above, and would make a second, invisible address.
+        if one_script && normalized.chars().any(crate::names::is_hidden_formatting) {
+            return Err(EmailError::Invalid);
+        }
         Ok(Self(normalized))
     }
 
@@ -237,6 +242,20 @@ mod tests {
             "\u{438}\u{432}\u{430}\u{43d}@example.com",
         ] {
             assert!(Email::parse(good).is_ok(), "{good:?}");
+        }
+    }
+
+    #[test]
+    fn letters_that_show_as_nothing_are_rejected() {
+        for bad in [
+            "\u{3164}admin@example.com",
+            "admin\u{3164}@example.com",
+            "\u{115f}admin@example.com",
+            "admin@example\u{3164}.com",
+            "\u{3164}@example.com",
+            "a\u{ffa0}@example.com",
+        ] {
+            assert_eq!(Email::parse(bad), Err(EmailError::Invalid), "{bad:?}");
         }
     }
 

@@ -22,6 +22,8 @@ pub enum NameError {
     TooLong,
     #[error("must not contain control characters, line or paragraph separators, or invisible formatting characters")]
     ControlCharacter,
+    #[error("must contain a letter or a digit")]
+    NoLetters,
 }
 
 impl PersonName {
@@ -46,6 +48,10 @@ impl PersonName {
         if trimmed.chars().any(|c| c.is_control() || is_hidden_formatting(c)) {
             return Err(NameError::ControlCharacter);
         }
+        // A name of only marks, joiners or blank symbols shows as nothing.
+        if !trimmed.is_empty() && !trimmed.chars().any(char::is_alphanumeric) {
+            return Err(NameError::NoLetters);
+        }
         Ok(Self(trimmed.to_owned()))
     }
 
@@ -66,7 +72,7 @@ impl fmt::Debug for PersonName {
 
 /// Line breaks that are not control characters, format characters but the
 /// joiners, and letters that display as nothing.
-fn is_hidden_formatting(c: char) -> bool {
+pub(crate) fn is_hidden_formatting(c: char) -> bool {
     match c {
         // ZERO WIDTH NON-JOINER, ZERO WIDTH JOINER.
         '\u{200c}' | '\u{200d}' => false,
@@ -164,6 +170,25 @@ mod tests {
             PersonName::parse("\u{645}\u{62d}\u{645}\u{62f}").is_ok(),
             "right-to-left scripts are fine"
         );
+    }
+
+    #[test]
+    fn a_name_that_shows_as_nothing_is_refused() {
+        for blank in [
+            "\u{34f}",
+            "\u{2800}",
+            "\u{301}\u{301}",
+            "\u{fe0f}",
+            "\u{17b4}",
+            "\u{2800}\u{2800}",
+        ] {
+            assert!(PersonName::parse(blank).is_err(), "{blank:?}");
+            assert!(PersonName::parse_optional(blank).is_err(), "{blank:?}");
+        }
+        assert_eq!(PersonName::parse("\u{2800}"), Err(NameError::NoLetters));
+        assert!(PersonName::parse("O'Neil").is_ok());
+        assert!(PersonName::parse("7").is_ok());
+        assert!(PersonName::parse_optional("").is_ok());
     }
 
     #[test]

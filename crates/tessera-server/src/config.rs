@@ -45,6 +45,9 @@ pub struct Config {
     pub hash_concurrency: usize,
     /// Password checks allowed to wait for a hashing slot before new ones get 503.
     pub hash_queue: usize,
+    /// How long a password check waits for a hashing slot before its 503
+    /// (10 s; tests shorten it).
+    pub hash_max_wait: Duration,
     /// Apply database migrations when serving starts.
     pub migrate: bool,
     /// The longest a request may take from its first byte to its answer.
@@ -98,6 +101,7 @@ impl Config {
             hash_params: HashParams::OWASP_MINIMUM,
             hash_concurrency: default_hash_concurrency(),
             hash_queue: 64,
+            hash_max_wait: Duration::from_secs(10),
             migrate: true,
             request_timeout: Duration::from_secs(30),
             header_timeout: Duration::from_secs(10),

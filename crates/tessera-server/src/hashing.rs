@@ -44,6 +44,11 @@ struct Inner {
 
 impl HashPool {
     pub fn new(hasher: PasswordHasher, concurrency: usize, queue: usize) -> Self {
+        Self::with_max_wait(hasher, concurrency, queue, Duration::from_secs(10))
+    }
+
+    /// Like [`HashPool::new`], with a job waiting at most `max_wait` for a slot.
+    pub fn with_max_wait(hasher: PasswordHasher, concurrency: usize, queue: usize, max_wait: Duration) -> Self {
         Self {
             inner: Arc::new(Inner {
                 hasher,
@@ -51,16 +56,13 @@ impl HashPool {
                 permits: Arc::new(Semaphore::new(concurrency.max(1))),
                 waiting: AtomicUsize::new(0),
                 max_waiting: queue,
-                max_wait: Duration::from_secs(10),
+                max_wait,
             }),
         }
     }
 
     /// A place for one password check: a free slot, or a place in the
-    /// queue; `Busy` at once when there is neither. Taken before a login is
-    /// counted against its account's failed-login budget, so a check refused
-    /// for load costs the user nothing (one that then waits longer than the
-    /// queue's limit still counts).
+    /// queue; `Busy` at once when there is neither. See [`Ticket::ready`].
     pub fn ticket(&self) -> Result<Ticket, HashPoolError> {
         let inner = &self.inner;
         if let Ok(permit) = Arc::clone(&inner.permits).try_acquire_owned() {
@@ -122,6 +124,29 @@ impl Drop for QueuePlace {
 }
 
 impl Ticket {
+    /// Waits (up to the queue's limit) until this ticket holds a hashing
+    /// slot; `Busy` if it does not get one in time. A login waits here
+    /// before it is counted against its account, so a check that never
+    /// runs costs the account nothing.
+    pub async fn ready(self) -> Result<Ticket, HashPoolError> {
+        let permit = match self.place {
+            Place::Slot(permit) => permit,
+            Place::Queue(place) => {
+                let inner = &self.pool.inner;
+                let waited = tokio::time::timeout(inner.max_wait, Arc::clone(&inner.permits).acquire_owned()).await;
+                drop(place);
+                match waited {
+                    Ok(Ok(permit)) => permit,
+                    _ => return Err(HashPoolError::Busy),
+                }
+            }
+        };
+        Ok(Ticket {
+            pool: self.pool,
+            place: Place::Slot(permit),
+        })
+    }
+
     /// Checks `password` against `stored` (`None` for an unknown user: the
     /// same work is done) in this ticket's place.
     pub async fn verify(self, password: Password, stored: Option<String>) -> Result<PasswordVerdict, HashPoolError> {
@@ -134,19 +159,11 @@ impl Ticket {
         F: FnOnce(&PasswordHasher, &mut HashMemory) -> T + Send + 'static,
         T: Send + 'static,
     {
-        let inner = &self.pool.inner;
-        let permit = match self.place {
-            Place::Slot(permit) => permit,
-            Place::Queue(place) => {
-                let waited = tokio::time::timeout(inner.max_wait, Arc::clone(&inner.permits).acquire_owned()).await;
-                drop(place);
-                match waited {
-                    Ok(Ok(permit)) => permit,
-                    _ => return Err(HashPoolError::Busy),
-                }
-            }
+        let ready = self.ready().await?;
+        let Place::Slot(permit) = ready.place else {
+            return Err(HashPoolError::Busy);
         };
-        let this = Arc::clone(inner);
+        let this = Arc::clone(&ready.pool.inner);
         let result = tokio::task::spawn_blocking(move || {
             let spare = this.memory.lock().ok().and_then(|mut spares| spares.pop());
             let mut memory = spare.unwrap_or_else(|| this.hasher.memory());

@@ -149,6 +149,13 @@ fn optional_duration(var: &str, raw: &str) -> Result<OptionalDuration, String> {
     }
 }
 
+/// A role as `tessera user set-role` takes it: a bad one is a usage error.
+fn role_arg(raw: &str) -> Result<String, String> {
+    tessera_core::Role::parse(raw)
+        .map(|role| role.as_str().to_owned())
+        .map_err(|_| format!("{raw:?} is not a role: use 1 to 32 of a-z, 0-9, _ and -"))
+}
+
 fn signing_alg(var: &str, raw: &str) -> Result<Algorithm, String> {
     Algorithm::from_name(raw.trim())
         .ok_or_else(|| format!("{raw:?} is not HS256, EdDSA, ES256 or RS256 (from --flag or {var})"))
@@ -207,6 +214,7 @@ enum UserCommand {
     /// A change that is not a promotion ends the account's sessions.
     SetRole {
         email: String,
+        #[arg(value_parser = role_arg)]
         role: String,
         /// The tenant's slug.
         #[arg(long, default_value = "default")]

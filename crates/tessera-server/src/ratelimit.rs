@@ -10,6 +10,7 @@
 //! | forgot-password | the email, as a digest, across tenants | 3 an hour | `/password/forgot` |
 //! | verification resend | the email, as a digest, across tenants | 3 an hour | `/email/resend` |
 //! | registration mail | the email, as a digest, across tenants | as resends | the verification mail of a registration or signup (left out past it) |
+//! | password-changed notice | the email, as a digest, across tenants | as resends | the notice of a reset or change, sent to verified addresses only (left out past it) |
 //!
 //! A request's limits are one atomic check, applied in order (the client's
 //! first), before any password hashing or store lookup of the account, and
@@ -175,6 +176,8 @@ pub enum MailLimit {
     Resend,
     /// The verification mail of a registration or signup.
     Registration,
+    /// The notice that a password changed.
+    Notice,
 }
 
 /// A password check that the limits let through: call
@@ -371,7 +374,7 @@ impl RateLimits {
         match self.check(&limits, Outage::Refuse).await {
             Ok(_) => true,
             Err(ApiError::RateLimited { .. }) => {
-                tracing::info!("verification mail left out: this address had its share of mail");
+                tracing::info!(kind = ?which, "mail left out: this address had its share of mail");
                 false
             }
             Err(_) => false,
@@ -383,6 +386,7 @@ impl RateLimits {
             MailLimit::Forgot => ("forgot", self.settings.forgot_per_email),
             MailLimit::Resend => ("resend", self.settings.resend_per_email),
             MailLimit::Registration => ("registered", self.settings.resend_per_email),
+            MailLimit::Notice => ("notice", self.settings.resend_per_email),
         };
         quota.map(|quota| Limit {
             key: address_key(kind, email.as_str()),

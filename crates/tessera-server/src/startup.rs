@@ -155,10 +155,11 @@ impl Application {
         };
         let tokens = TokenIssuer::new(keys, validation, secs(config.access_ttl), secs(config.refresh_ttl))
             .with_revocations(revocations.clone());
-        let hasher = HashPool::new(
+        let hasher = HashPool::with_max_wait(
             PasswordHasher::new(config.hash_params)?,
             config.hash_concurrency,
             config.hash_queue,
+            config.hash_max_wait,
         );
         let state = Arc::new(App {
             tokens,

@@ -267,10 +267,10 @@ async fn login(
     f.finish()?;
     let (email, password) = (checked(email)?, checked(password)?);
 
-    // A place for the password check is taken before the attempt is
-    // counted: refused for load (503), it costs the account nothing, so a
+    // A hashing slot is held before the attempt is counted: refused for load
+    // (503, at once or after waiting), it costs the account nothing, so a
     // user retrying through an overload does not lock themselves out.
-    let ticket = state.hasher.ticket()?;
+    let ticket = state.hasher.ticket()?.ready().await?;
     // Counted before any lookup or hashing, alike for every email: a locked
     // account costs no Argon2 work and tells nothing about existing.
     let attempt = state.limits.password_attempt(tenant.id(), &email, client.addr).await?;

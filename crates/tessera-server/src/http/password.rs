@@ -86,13 +86,26 @@ async fn issue_and_mail(
 
 /// The notice that a password changed, so a user whose account was taken
 /// over hears of it.
+///
+/// Only to an address its owner has shown they read (verified): an account
+/// made with someone else's address must not turn its password changes into
+/// mail to them. And only so many an hour per address, across tenants.
 fn mail_password_changed(state: &AppState, user: &User, tenant: &TenantInfo) {
-    state.mailer.send(Mail {
+    if !user.email_verified {
+        return;
+    }
+    let mail = Mail {
         to: user.email.clone(),
         kind: MailKind::PasswordChanged,
         first_name: user.first_name.clone(),
         tenant_name: (!tenant.slug.is_default()).then(|| tenant.name.clone()),
         link: None,
+    };
+    let state = state.clone();
+    tokio::spawn(async move {
+        if state.limits.allow_mail(MailLimit::Notice, &mail.to).await {
+            state.mailer.send(mail);
+        }
     });
 }
 
@@ -271,7 +284,7 @@ async fn change_password(
         .ok_or(ApiError::InvalidToken("the account no longer exists"))?;
     // A wrong current password is a failed login of the account: a stolen
     // access token must not become a way to guess the password.
-    let ticket = state.hasher.ticket()?;
+    let ticket = state.hasher.ticket()?.ready().await?;
     let attempt = state
         .limits
         .current_password_attempt(user.tenant, user.email.as_str(), client.addr)

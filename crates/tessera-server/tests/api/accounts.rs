@@ -271,6 +271,51 @@ async fn logins_racing_a_reset_or_change_with_the_old_password_keep_no_session()
     assert_eq!(survivors, 0, "sessions opened with a replaced password survived");
 }
 
+/// The notice that a password changed goes only to an address its owner
+/// has shown they read, and only so many an hour: an account made with a
+/// stranger's address cannot turn password changes into mail to them.
+#[tokio::test]
+async fn password_changed_notices_go_to_verified_addresses_a_few_an_hour() {
+    let app = spawn_app().await;
+    let user = app.new_user().await;
+    let notices = |app: &TestApp| {
+        mails_to(app, &user.email)
+            .iter()
+            .filter(|m| m.contains("Your password was changed"))
+            .count()
+    };
+    // Unverified: the changes go through, no notice is mailed.
+    let mut password = user.password.clone();
+    for i in 0..2 {
+        let next = format!("a passphrase of round {i}");
+        assert_eq!(
+            change(&app, &user.access, &password, &next).await.status(),
+            StatusCode::NO_CONTENT
+        );
+        password = next;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(notices(&app), 0);
+    // Verified: a notice per change, three an hour, then none.
+    let token = wait_for_token(&app, &user.email, "tev_", 0).await;
+    let res = app.post_json("/api/auth/email/verify", &json!({"token": token})).await;
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    for i in 0..5 {
+        let next = format!("a passphrase of the verified round {i}");
+        assert_eq!(
+            change(&app, &user.access, &password, &next).await.status(),
+            StatusCode::NO_CONTENT
+        );
+        password = next;
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while notices(&app) < 3 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(notices(&app), 3);
+}
+
 #[tokio::test]
 async fn forgot_answers_alike_for_unknown_and_malformed_addresses_are_422() {
     let app = spawn_app().await;

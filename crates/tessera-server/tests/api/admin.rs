@@ -197,7 +197,7 @@ async fn the_first_admin_comes_from_the_cli_and_administers_the_default_tenant()
         &[],
         &["user", "set-role", &ada.email, "Not A Role"],
     );
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2), "a bad role is a usage error");
     assert!(String::from_utf8_lossy(&out.stderr).contains("is not a role"));
 }
 

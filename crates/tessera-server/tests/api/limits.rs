@@ -403,6 +403,60 @@ async fn a_password_reset_lifts_the_lock_of_the_account() {
     );
 }
 
+/// The same for a login that waited in the queue past its limit: it never
+/// held a slot, so it checked nothing and counts for nothing.
+#[tokio::test]
+async fn logins_that_wait_too_long_for_a_hashing_slot_do_not_count() {
+    let app = spawn_app_with(|c| {
+        c.hash_concurrency = 1;
+        c.hash_max_wait = Duration::from_millis(100);
+        c.rate_limits.per_client = None;
+        c.rate_limits.login_failures = Some(Quota::new(3, 900));
+    })
+    .await;
+    let user = app.new_user().await;
+    // Many clients logging in back to back: the queue is never full, but a
+    // place in it waits longer than 100 ms for the one slot.
+    let flood: Vec<_> = (0..12)
+        .map(|_| {
+            let (client, url) = (app.client.clone(), app.url("/api/auth/login"));
+            tokio::spawn(async move {
+                let started = Instant::now();
+                while started.elapsed() < Duration::from_millis(1500) {
+                    let _ = client
+                        .post(&url)
+                        .json(&json!({"email": unique_email(), "password": "not it"}))
+                        .send()
+                        .await;
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut refused = 0;
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_millis(1200) {
+        match app.login(&user.email, &user.password).await.status() {
+            StatusCode::SERVICE_UNAVAILABLE => refused += 1,
+            StatusCode::OK => {}
+            other => panic!("a right password during an overload got {other}"),
+        }
+    }
+    for client in flood {
+        client.await.unwrap();
+    }
+    assert!(
+        refused > 3,
+        "only {refused} logins waited too long; the test proves nothing"
+    );
+    let res = app.login(&user.email, &user.password).await;
+    assert_eq!(
+        res.status(),
+        StatusCode::OK,
+        "the user locked themselves out by retrying"
+    );
+}
+
 #[tokio::test]
 async fn concurrent_guesses_get_no_more_than_the_budget() {
     let app = spawn_app_with(|c| {
