@@ -1039,7 +1039,7 @@ mod tests {
         let parsed = csv(&format!(
             "{BOM}\"email\",passwordHash,firstName,lastName\n\
              ada@example.com,{HASH},\"Ada, \"\"the first\"\"\",\"\"\n\
-             bob@example.com,{HASH},Bo\"b,\"\"\"\"\n\
+             bob@example.com,{HASH},Bo\"b,\"\"\"Bee\"\"\"\n\
              cy@example.com,{HASH},\"Cy\",C\r\n",
             BOM = '\u{feff}'
         ));
@@ -1047,7 +1047,7 @@ mod tests {
         assert_eq!(parsed.users.len(), 3);
         assert_eq!(parsed.users[0].1.user.first_name.as_str(), "Ada, \"the first\"");
         assert_eq!(parsed.users[1].1.user.first_name.as_str(), "Bo\"b");
-        assert_eq!(parsed.users[1].1.user.last_name.as_str(), "\"");
+        assert_eq!(parsed.users[1].1.user.last_name.as_str(), "\"Bee\"");
         assert_eq!(unterminated_quote(b"a,\"b\nc\n\"\"\nd"), Some(1));
         assert_eq!(unterminated_quote(b"a,\"b\nc\"\n\"d\""), None);
         assert_eq!(unterminated_quote(b"a\n\n\"x\"\"\n"), Some(3));
