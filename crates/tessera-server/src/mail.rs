@@ -676,12 +676,32 @@ impl Slot {
 }
 
 /// Why one SMTP delivery attempt failed.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug)]
 enum SmtpFailure {
-    #[error(transparent)]
-    Smtp(#[from] lettre::transport::smtp::Error),
-    #[error("no answer within {} ms (connection, TLS, a command or the message's data); the connection was closed", .0.as_millis())]
+    Smtp(lettre::transport::smtp::Error),
     TimedOut(Duration),
+}
+
+impl std::fmt::Display for SmtpFailure {
+    /// A server's reply often names the recipient ("550 <bob@…>: User
+    /// unknown"), so of a reply only its code is shown.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Smtp(err) => match err.status() {
+                Some(code) => write!(
+                    f,
+                    "the SMTP server answered {code} (its text is not logged: it can name the recipient)"
+                ),
+                None if err.is_response() => f.write_str("the SMTP server sent a reply that could not be read"),
+                None => write!(f, "{err}"),
+            },
+            Self::TimedOut(deadline) => write!(
+                f,
+                "no answer within {} ms (connection, TLS, a command or the message's data); the connection was closed",
+                deadline.as_millis()
+            ),
+        }
+    }
 }
 
 impl SmtpFailure {

@@ -227,8 +227,9 @@ async fn permanent_refusals_are_not_retried() {
     let sink = SmtpSink::start().await;
     sink.refuse_permanently();
     let url = sink.url();
+    let (logs, _guard) = Logs::capture();
     let app = spawn_app_with(smtp(&url)).await;
-    app.new_user().await;
+    let user = app.new_user().await;
     let deadline = Instant::now() + Duration::from_secs(30);
     while sink.attempts() == 0 {
         assert!(Instant::now() < deadline, "the mailer never tried");
@@ -238,6 +239,13 @@ async fn permanent_refusals_are_not_retried() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(sink.attempts(), 1, "a 550 is final");
     assert!(sink.messages().is_empty());
+    // The server's reply names the recipient; the log keeps only its code.
+    let log = logs.text();
+    assert!(
+        log.contains("refused a message for good") && log.contains("550"),
+        "{log}"
+    );
+    assert!(!log.contains(&user.email), "the log holds the address: {log}");
 }
 
 #[tokio::test]

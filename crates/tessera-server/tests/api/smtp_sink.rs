@@ -113,7 +113,7 @@ impl SmtpSink {
         self.state.transient.store(n, Ordering::SeqCst);
     }
 
-    /// Answer `550` to every transaction.
+    /// Answer `550` to every recipient, naming it in the reply.
     pub fn refuse_permanently(&self) {
         self.state.permanent.store(true, Ordering::SeqCst);
     }
@@ -237,16 +237,20 @@ async fn session(stream: TcpStream, state: Arc<State>) {
                 .is_ok();
             if transient {
                 "451 4.3.0 try again later".to_owned()
-            } else if state.permanent.load(Ordering::SeqCst) {
-                "550 5.7.1 not accepted here".to_owned()
             } else {
                 from = Some(angle_address(&command[10..]));
                 rcpt.clear();
                 "250 2.1.0 ok".to_owned()
             }
         } else if upper.starts_with("RCPT TO:") {
-            rcpt.push(angle_address(&command[8..]));
-            "250 2.1.5 ok".to_owned()
+            let to = angle_address(&command[8..]);
+            if state.permanent.load(Ordering::SeqCst) {
+                // As Postfix does: the reply names the recipient.
+                format!("550 5.1.1 <{to}>: Recipient address rejected: User unknown")
+            } else {
+                rcpt.push(to);
+                "250 2.1.5 ok".to_owned()
+            }
         } else if upper == "DATA" {
             if write
                 .write_all(&reply("354 end with <CRLF>.<CRLF>".into()))
