@@ -33,7 +33,7 @@
 use std::fmt;
 use std::io;
 use std::str::FromStr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sqlx::migrate::Migrator;
 use sqlx::pool::PoolConnection;
@@ -503,6 +503,15 @@ const SELECT_LIVE_SESSIONS_OF_USER: &str = concat!(
      ORDER BY sessions.last_used_at DESC, sessions.created_at DESC, sessions.id"
 );
 
+/// The database clock now, unix milliseconds. `clock_timestamp()`, not
+/// `now()`: the time of the statement, not of the start of its transaction,
+/// which may have waited on a lock.
+macro_rules! now_ms {
+    () => {
+        "(extract(epoch FROM clock_timestamp()) * 1000)::bigint"
+    };
+}
+
 /// The only statement that rotates, checking and writing in one step. Of
 /// concurrent refreshes presenting the same token, the first takes the row
 /// lock and rotates; the others wait for it and then (READ COMMITTED
@@ -514,12 +523,21 @@ const ROTATE: &str = concat!(
      current_jti = $5, current_access_jti = $6, current_issued_at = $7, expires_at = $8, \
      last_used_at = $4 \
      WHERE id = $1 AND user_id = $2 AND current_jti = $3 AND expires_at > $4 \
+     AND ",
+    now_ms!(),
+    " <= $9 \
      RETURNING ",
     session_columns!(),
     ", (SELECT email FROM users WHERE users.id = sessions.user_id) AS email, \
      (SELECT role FROM users WHERE users.id = sessions.user_id) AS role, \
      (SELECT tenant_id FROM users WHERE users.id = sessions.user_id) AS tenant_id"
 );
+
+/// The server's clock, in milliseconds since the epoch.
+const SERVER_CLOCK_MS: &str = concat!("SELECT ", now_ms!());
+
+/// Whether the server's clock is still at or before `$1` (milliseconds).
+const SERVER_CLOCK_AT_MOST: &str = concat!("SELECT ", now_ms!(), " <= $1");
 
 /// One batch of [`SessionStore::purge_expired`]. `SKIP LOCKED`: instances
 /// purging at the same time split the rows instead of queueing on each
@@ -900,7 +918,24 @@ impl SessionStore for PostgresStore {
         // Up to three statements, all on this one connection and each in
         // its own implicit transaction: no transaction spans them, so none
         // holds a lock while the call waits for anything else.
+        //
+        // A statement held up on its way to the server (a stalled host or
+        // network) can still run after this call gave up and answered 503;
+        // the client then retries with the same token, and a rotation that
+        // ran late would make that retry look like a stolen token. So the
+        // rotation runs only while this call is still waiting, judged on the
+        // server's own clock (read first, so no clock skew enters), less a
+        // margin for the answer's way back.
         bounded!(self, |conn| {
+            let started = Instant::now();
+            let server_now_ms: i64 = sqlx::query_scalar(SERVER_CLOCK_MS)
+                .fetch_one(&mut *conn)
+                .await
+                .map_err(map_err)?;
+            let left = self.deadline().saturating_sub(started.elapsed());
+            let margin = (left / 4).min(Duration::from_millis(250));
+            let run_by_ms = server_now_ms
+                .saturating_add(i64::try_from(left.saturating_sub(margin).as_millis()).unwrap_or(i64::MAX));
             let next = rotation.next;
             let rotated: Option<SessionRow> = sqlx::query_as(ROTATE)
                 .bind(rotation.session.as_uuid())
@@ -911,11 +946,25 @@ impl SessionStore for PostgresStore {
                 .bind(next.access_jti)
                 .bind(next.issued_at)
                 .bind(next.expires_at)
+                .bind(run_by_ms)
                 .fetch_optional(&mut *conn)
                 .await
                 .map_err(map_err)?;
             if let Some(row) = rotated {
                 return Ok(RotationOutcome::Rotated(StoredSession::try_from(row)?.session));
+            }
+            // Clocks only move on: had the rotation been too late, so is this.
+            let in_time: bool = sqlx::query_scalar(SERVER_CLOCK_AT_MOST)
+                .bind(run_by_ms)
+                .fetch_one(&mut *conn)
+                .await
+                .map_err(map_err)?;
+            if !in_time {
+                return Err(StoreError::unavailable(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "PostgreSQL got to the rotation too late for this instance to still be waiting for its \
+                     answer (a stall); nothing changed",
+                )));
             }
 
             // Not the current token. What it is decides between grace and
@@ -1244,15 +1293,6 @@ impl SecretStore for PostgresStore {
     }
 }
 
-/// The database clock now, unix milliseconds, for `tenant_keys.changed_at`.
-/// `clock_timestamp()`, not `now()`: the time of the write, not of the start
-/// of its transaction, which may have waited on a lock.
-macro_rules! now_ms {
-    () => {
-        "(extract(epoch FROM clock_timestamp()) * 1000)::bigint"
-    };
-}
-
 /// The channel key changes are announced on; the payload is the tenant id.
 const KEY_CHANNEL: &str = "tessera_keys";
 
@@ -1554,7 +1594,7 @@ impl TenantStore for PostgresStore {
         let (db_now_ms, rows): (i64, Vec<KeyRow>) = bounded!(self, |conn| {
             // The clock first: a key changed after this read is either
             // returned below or stamped after `db_now_ms`.
-            let (db_now_ms,): (i64,) = sqlx::query_as(concat!("SELECT ", now_ms!()))
+            let (db_now_ms,): (i64,) = sqlx::query_as(SERVER_CLOCK_MS)
                 .fetch_one(&mut *conn)
                 .await
                 .map_err(map_err)?;
@@ -1911,7 +1951,7 @@ impl RevocationStore for PostgresStore {
             // The clock first: a revocation committed after this read is
             // either returned below or stamped after `db_now_ms` (less the
             // look-back, which covers a transaction that stamped earlier).
-            let (db_now_ms,): (i64,) = sqlx::query_as(concat!("SELECT ", now_ms!()))
+            let (db_now_ms,): (i64,) = sqlx::query_as(SERVER_CLOCK_MS)
                 .fetch_one(&mut *conn)
                 .await
                 .map_err(map_err)?;

@@ -110,6 +110,12 @@ use crate::{
 
 static CREATE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("redis/create.lua")));
 static ROTATE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("redis/rotate.lua")));
+/// Redis's clock in milliseconds, read on the node that holds `KEYS[1]`
+/// (which it does not touch), so that in a Cluster it is the clock of the
+/// node a script on that key will run on.
+static CLOCK: LazyLock<Script> = LazyLock::new(|| {
+    Script::new("local t = redis.call('TIME') return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)")
+});
 static REVOKE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("redis/revoke.lua")));
 static PURGE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("redis/purge.lua")));
 static QUEUE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("redis/queue.lua")));
@@ -326,14 +332,23 @@ impl RedisSessionStore {
         Ok(store)
     }
 
-    /// How old a rotation may be when Redis gets to run it. Past this the
-    /// instance has answered 503 long ago and the client will retry with the
-    /// same token: applying the rotation then would make that retry look
-    /// like a stolen token. The margin covers ordinary clock differences.
+    /// How long after Redis read its clock for a rotation the rotation may
+    /// still run. The instance stops waiting for the rotation one command
+    /// timeout after it sent it, which is after that reading; a rotation
+    /// that ran later than that would have answered no one, and the
+    /// client's retry with the same token would look like a stolen token.
+    /// Shorter than the timeout by a margin for the answer's way back, and
+    /// measured on one clock (Redis's), so no clock skew enters.
     fn stale_after_ms(&self) -> u64 {
-        u64::try_from(self.command_timeout.as_millis())
-            .unwrap_or(u64::MAX)
-            .saturating_add(3_000)
+        let margin = (self.command_timeout / 4).min(Duration::from_millis(250));
+        u64::try_from(self.command_timeout.saturating_sub(margin).as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Redis's clock, in milliseconds, on the node holding `key`.
+    async fn clock_ms(&self, key: String) -> Result<i64, StoreError> {
+        let mut conn = self.conn.clone();
+        self.run(async move { CLOCK.key(key).invoke_async(&mut conn).await })
+            .await
     }
 
     /// Rate-limit counters in the same Redis, over the same connection,
@@ -482,14 +497,6 @@ impl RedisSessionStore {
         })
         .await
     }
-}
-
-/// Milliseconds since the Unix epoch on this machine's clock.
-fn wall_clock_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
 }
 
 /// Runs `call` within `limit`; running out of time is `Unavailable`.
@@ -685,7 +692,9 @@ impl SessionStore for RedisSessionStore {
             return Ok(RotationOutcome::Unknown);
         };
         let next = rotation.next;
-        let mut invocation = ROTATE.key(self.session_key(rotation.user, rotation.session));
+        let session_key = self.session_key(rotation.user, rotation.session);
+        let asked_at = self.clock_ms(session_key.clone()).await?;
+        let mut invocation = ROTATE.key(session_key);
         invocation
             .key(self.index_key(rotation.user))
             .arg(rotation.presented_jti.to_string())
@@ -697,7 +706,7 @@ impl SessionStore for RedisSessionStore {
             .arg(next.expires_at)
             .arg(ttl(next.expires_at, rotation.now))
             .arg(rotation.session.to_string())
-            .arg(wall_clock_ms())
+            .arg(asked_at)
             .arg(self.stale_after_ms());
         let mut conn = self.conn.clone();
         let reply: Vec<String> = self
@@ -711,8 +720,8 @@ impl SessionStore for RedisSessionStore {
             Some((outcome, _)) if outcome == "unknown" => Ok(RotationOutcome::Unknown),
             Some((outcome, _)) if outcome == "stale" => Err(StoreError::unavailable(io::Error::new(
                 io::ErrorKind::TimedOut,
-                "Redis ran the rotation after this instance had given up waiting for it (a stall, or clocks \
-                 more than a few seconds apart); nothing changed",
+                "Redis got to the rotation too late for this instance to still be waiting for its answer (a \
+                 stall); nothing changed",
             ))),
             _ => Err(StoreError::Corrupt(
                 "redis: the rotation script answered no known outcome".to_owned(),

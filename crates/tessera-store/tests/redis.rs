@@ -13,6 +13,9 @@
 #[path = "support/redis.rs"]
 mod redis_support;
 
+#[path = "support/proxy.rs"]
+mod proxy;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -915,6 +918,64 @@ async fn a_rotation_redis_runs_after_the_caller_gave_up_changes_nothing() {
     // token is an ordinary rotation, not a replay.
     let session = store.session(users.user, id, T0 + 2).await.unwrap().unwrap();
     assert_eq!(session.current, first);
+    let outcome = store
+        .rotate(rotation(users.user, id, &first, T0 + 2, HOUR))
+        .await
+        .unwrap();
+    assert!(matches!(outcome, RotationOutcome::Rotated(_)), "{outcome:?}");
+}
+
+/// A rotation held up on its way to Redis just past the caller's deadline
+/// (the caller has read Redis's clock, sent the rotation, waited its command
+/// timeout and answered 503) reaches Redis soon after: it must change
+/// nothing, however short the delay past the deadline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotation_that_reaches_redis_just_after_the_caller_gave_up_changes_nothing() {
+    let redis = PrivateRedis::start();
+    let users = Users::new().await;
+    let upstream = redis.url().trim_start_matches("redis://").parse().unwrap();
+    let proxy = proxy::FreezableProxy::start(upstream).await;
+    let options = redis_support::options("tessera:");
+    let timeout = options.command_timeout;
+    let store = RedisSessionStore::connect_with(&format!("redis://{}", proxy.addr), users.store(), options)
+        .await
+        .unwrap();
+    // A first rotation loads the scripts, so the held one is a plain EVALSHA
+    // (not one that would fail for want of its script).
+    let warm_up = new_session(users.user, T0, HOUR);
+    let (warm_id, warm_refresh) = (warm_up.id, warm_up.refresh);
+    store.create_session(warm_up).await.unwrap();
+    let outcome = store
+        .rotate(rotation(users.user, warm_id, &warm_refresh, T0 + 1, HOUR))
+        .await
+        .unwrap();
+    assert!(matches!(outcome, RotationOutcome::Rotated(_)), "{outcome:?}");
+    let new = new_session(users.user, T0, HOUR);
+    let (id, first) = (new.id, new.refresh);
+    store.create_session(new).await.unwrap();
+
+    // The network holds the rotation (it carries the presented jti) and
+    // everything after it, and lets it through 100 ms after the caller
+    // stopped waiting.
+    proxy.freeze_on(first.jti.to_string().as_bytes());
+    let started = Instant::now();
+    let stalled = timed(
+        timeout + Duration::from_secs(2),
+        store.rotate(rotation(users.user, id, &first, T0 + 1, HOUR)),
+    )
+    .await;
+    assert_unavailable(stalled, "rotate held up in the network");
+    assert!(started.elapsed() >= timeout, "{:?}", started.elapsed());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    proxy.freeze(false);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while store.ping().await.is_err() {
+        assert!(Instant::now() < deadline, "Redis did not come back");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let session = store.session(users.user, id, T0 + 2).await.unwrap().unwrap();
+    assert_eq!(session.current, first, "the late rotation changed the session");
     let outcome = store
         .rotate(rotation(users.user, id, &first, T0 + 2, HOUR))
         .await

@@ -3797,6 +3797,10 @@ mod redis_backend {
 }
 
 #[cfg(test)]
+#[path = "support/proxy.rs"]
+mod proxy;
+
+#[cfg(test)]
 mod postgres_backend;
 
 /// The rate limiters' suite, in memory, Redis and Redis Cluster.

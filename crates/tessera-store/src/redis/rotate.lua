@@ -12,8 +12,8 @@
 -- ARGV[7]  next expires_at
 -- ARGV[8]  the key's new time to live in seconds (next expires_at - now, at least 1)
 -- ARGV[9]  the session id (the index member)
--- ARGV[10] when the instance sent this, milliseconds since the epoch (its clock)
--- ARGV[11] how old the request may be when it runs, in milliseconds
+-- ARGV[10] Redis's clock (TIME on this node, in ms) read just before this was sent
+-- ARGV[11] how long after that reading this may still run, in milliseconds
 --
 -- Returns {outcome, field, value, field, value, ...}: outcome is 'rotated'
 -- (with the hash after the rotation), 'grace' (with the unchanged hash),

@@ -11,18 +11,15 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::{Connection, Executor};
 use tessera_store::PostgresStore;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::{TcpListener, TcpStream};
 use uuid::Uuid;
 
+use crate::proxy::FreezableProxy;
 use crate::Stores;
 
 const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
@@ -169,87 +166,9 @@ fn open(url: String) -> Pin<Box<dyn Future<Output = Stores> + Send>> {
 
 store_suite!(postgres, super::postgres_stores, +tenants);
 
-/// A TCP proxy to the server that can stop forwarding, holding every byte
-/// (and every connection) as a network partition or a frozen host would.
-pub struct FreezableProxy {
-    pub addr: SocketAddr,
-    state: Arc<ProxyState>,
-}
-
-#[derive(Default)]
-struct ProxyState {
-    frozen: AtomicBool,
-    /// Freeze as soon as the client sends bytes containing this.
-    freeze_on: Mutex<Option<Vec<u8>>>,
-}
-
-impl ProxyState {
-    /// Whether to hold `sent` (bytes from the client), freezing if they are
-    /// what [`FreezableProxy::freeze_on`] waits for.
-    fn holds(&self, sent: &[u8]) -> bool {
-        let mut freeze_on = self.freeze_on.lock().unwrap();
-        let matched = freeze_on
-            .as_deref()
-            .is_some_and(|marker| sent.windows(marker.len()).any(|w| w == marker));
-        if matched {
-            *freeze_on = None;
-            self.frozen.store(true, Ordering::SeqCst);
-        }
-        self.frozen.load(Ordering::SeqCst)
-    }
-}
-
-impl FreezableProxy {
-    pub async fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let state = Arc::new(ProxyState::default());
-        let upstream = server_addr();
-        let pumps = Arc::clone(&state);
-        tokio::spawn(async move {
-            while let Ok((client, _)) = listener.accept().await {
-                let Ok(server) = TcpStream::connect(upstream).await else {
-                    continue;
-                };
-                let (client_read, client_write) = client.into_split();
-                let (server_read, server_write) = server.into_split();
-                tokio::spawn(pump(client_read, server_write, Arc::clone(&pumps), true));
-                tokio::spawn(pump(server_read, client_write, Arc::clone(&pumps), false));
-            }
-        });
-        Self { addr, state }
-    }
-
-    /// Stops (or resumes) forwarding, in both directions, on every connection.
-    pub fn freeze(&self, frozen: bool) {
-        self.state.frozen.store(frozen, Ordering::SeqCst);
-    }
-
-    /// Freezes the moment a client sends `marker`, which is then held too:
-    /// the network dies right after the client sent its query.
-    pub fn freeze_on(&self, marker: &[u8]) {
-        *self.state.freeze_on.lock().unwrap() = Some(marker.to_vec());
-    }
-}
-
-async fn pump(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, state: Arc<ProxyState>, from_client: bool) {
-    let mut buf = vec![0; 16 * 1024];
-    loop {
-        let n = match from.read(&mut buf).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => n,
-        };
-        while if from_client {
-            state.holds(&buf[..n])
-        } else {
-            state.frozen.load(Ordering::SeqCst)
-        } {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        if to.write_all(&buf[..n]).await.is_err() {
-            return;
-        }
-    }
+/// A [`FreezableProxy`] in front of the tests' PostgreSQL.
+async fn freezable_proxy() -> FreezableProxy {
+    FreezableProxy::start(server_addr()).await
 }
 
 mod postgres_only {
@@ -272,7 +191,7 @@ mod postgres_only {
     use tokio::sync::Barrier;
     use uuid::Uuid;
 
-    use super::{FreezableProxy, TempDatabase};
+    use super::TempDatabase;
 
     const T0: i64 = 1_700_000_000;
 
@@ -821,7 +740,7 @@ mod postgres_only {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_connection_that_stops_answering_is_given_up_at_the_deadline() {
         let db = TempDatabase::create().await;
-        let proxy = FreezableProxy::start().await;
+        let proxy = super::freezable_proxy().await;
         let options = quick();
         let store = PostgresStore::connect_with(&db.url_via(&proxy.addr.to_string()), options.clone())
             .await
@@ -850,6 +769,70 @@ mod postgres_only {
         // Once the network is back, so is the store.
         proxy.freeze(false);
         assert_eq!(store.find_user(user.id).await.unwrap(), Some(user));
+    }
+
+    /// A rotation held up on its way to the server just past the caller's
+    /// deadline (the caller answered 503) reaches PostgreSQL soon after: it
+    /// must change nothing, so the client's retry with the same token is an
+    /// ordinary rotation and not a replay that ends the session.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_rotation_that_reaches_the_server_after_the_caller_gave_up_changes_nothing() {
+        let db = TempDatabase::create().await;
+        let direct = open(&db, quick()).await;
+        let proxy = super::freezable_proxy().await;
+        // One connection, whose first rotation prepares the statement: the
+        // held one is then a single write of Bind and Execute, as it is
+        // almost always in production.
+        let options = PostgresOptions {
+            max_connections: 1,
+            ..quick()
+        };
+        let through_proxy = PostgresStore::connect_with(&db.url_via(&proxy.addr.to_string()), options.clone())
+            .await
+            .unwrap();
+        let user = direct.create_user(new_user("ada@example.com")).await.unwrap();
+        let warm_up = new_session(user.id);
+        let (warm_id, warm_refresh) = (warm_up.id, warm_up.refresh);
+        direct.create_session(warm_up).await.unwrap();
+        let warmed = through_proxy
+            .rotate(Rotation {
+                user: user.id,
+                session: warm_id,
+                presented_jti: warm_refresh.jti,
+                next: refresh(T0 + 1),
+                now: T0 + 1,
+                grace_secs: 10,
+            })
+            .await
+            .unwrap();
+        assert!(matches!(warmed, RotationOutcome::Rotated(_)), "{warmed:?}");
+        let new = new_session(user.id);
+        let (id, first) = (new.id, new.refresh);
+        direct.create_session(new).await.unwrap();
+        let rotation = |now: i64| Rotation {
+            user: user.id,
+            session: id,
+            presented_jti: first.jti,
+            next: refresh(now),
+            now,
+            grace_secs: 10,
+        };
+
+        // The Bind carries the presented jti, as 16 bytes.
+        proxy.freeze_on(first.jti.as_bytes());
+        let started = Instant::now();
+        assert_unavailable(through_proxy.rotate(rotation(T0 + 1)).await);
+        let deadline = options.statement_timeout + PostgresStore::DEADLINE_MARGIN;
+        assert!(started.elapsed() >= deadline, "{:?}", started.elapsed());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        proxy.freeze(false);
+        // Time for the held statement to reach the server and run.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+
+        let session = direct.session(user.id, id, T0 + 2).await.unwrap().unwrap();
+        assert_eq!(session.current, first, "the late rotation changed the session");
+        let outcome = direct.rotate(rotation(T0 + 2)).await.unwrap();
+        assert!(matches!(outcome, RotationOutcome::Rotated(_)), "{outcome:?}");
     }
 
     /// A connection of its own holding the row lock of `user` in an open
@@ -1183,7 +1166,7 @@ mod postgres_only {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_listener_whose_network_goes_silent_notices_and_recovers() {
         let db = TempDatabase::create().await;
-        let proxy = FreezableProxy::start().await;
+        let proxy = super::freezable_proxy().await;
         let options = quick();
         let writer = open(&db, options.clone()).await;
         let through_proxy = PostgresStore::connect_with(&db.url_via(&proxy.addr.to_string()), options.clone())
@@ -1292,7 +1275,7 @@ mod postgres_only {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_revocation_listener_whose_network_goes_silent_notices_and_recovers() {
         let db = TempDatabase::create().await;
-        let proxy = FreezableProxy::start().await;
+        let proxy = super::freezable_proxy().await;
         let options = quick();
         let writer = open(&db, options.clone()).await;
         let through_proxy = PostgresStore::connect_with(&db.url_via(&proxy.addr.to_string()), options.clone())
