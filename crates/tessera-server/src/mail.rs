@@ -100,7 +100,8 @@ pub struct MailSettings {
     pub queue: usize,
     /// Deliveries in flight at once.
     pub concurrency: usize,
-    /// Delivery attempts per message over SMTP (1 = no retry).
+    /// Delivery attempts per message, over SMTP or into the outbox (1 = no
+    /// retry).
     pub attempts: u32,
     /// Wait before the first retry; doubled for each next one, with jitter.
     pub retry_base: Duration,
@@ -723,15 +724,35 @@ impl Worker {
         };
         drop(mail);
         match &self.delivery {
-            Delivery::Outbox(dir) => {
-                let (dir, bytes) = (dir.clone(), message.formatted());
-                match tokio::task::spawn_blocking(move || write_outbox(&dir, &bytes)).await {
-                    Ok(Ok(())) => tracing::debug!(kind, "mail written to the outbox"),
-                    Ok(Err(err)) => tracing::warn!(kind, error = %err, "could not write a message to the outbox"),
-                    Err(err) => tracing::warn!(kind, error = %err, "could not write a message to the outbox"),
-                }
-            }
+            Delivery::Outbox(dir) => self.deliver_outbox(dir, kind, message.formatted(), slot).await,
             Delivery::Smtp(transport) => self.deliver_smtp(transport, kind, message, slot).await,
+        }
+    }
+
+    /// Writes the message into the outbox, retried as SMTP deliveries are:
+    /// a full disk or a directory an operator is fixing may come right.
+    async fn deliver_outbox(&self, dir: &Path, kind: &str, bytes: Vec<u8>, mut slot: Slot) {
+        let bytes: Arc<[u8]> = bytes.into();
+        let attempts = self.settings.attempts.max(1);
+        for attempt in 1..=attempts {
+            let (dir, bytes) = (dir.to_path_buf(), bytes.clone());
+            let failure = match tokio::task::spawn_blocking(move || write_outbox(&dir, &bytes)).await {
+                Ok(Ok(())) => {
+                    tracing::debug!(kind, attempt, "mail written to the outbox");
+                    return;
+                }
+                Ok(Err(err)) => err,
+                Err(err) => std::io::Error::other(err),
+            };
+            if attempt == attempts {
+                tracing::warn!(kind, attempts, error = %failure, "could not write a message to the outbox; giving up");
+                return;
+            }
+            let wait = backoff(&self.settings, attempt);
+            tracing::warn!(kind, attempt, retry_in_ms = wait.as_millis() as u64, error = %failure, "could not write a message to the outbox; retrying");
+            if !slot.wait_without(wait).await {
+                return;
+            }
         }
     }
 

@@ -424,6 +424,7 @@ impl FromRequestParts<crate::state::AppState> for TenantScope {
 }
 
 /// Who is calling, as recorded on a session.
+#[derive(Clone)]
 pub struct ClientMeta {
     /// The client's address as text (what sessions and the audit log record).
     pub ip: Option<String>,

@@ -44,9 +44,7 @@ pub(crate) fn mail_token(state: &AppState, user: User, tenant: Arc<TenantInfo>, 
         if !state.limits.allow_mail(MailLimit::Registration, &user.email).await {
             return;
         }
-        if let Err(err) = issue_and_mail(&state, &user, &tenant, purpose).await {
-            tracing::warn!(user = %user.id, purpose = purpose.as_str(), error = %err, "could not mail a token");
-        }
+        retrying_while_unavailable(purpose.as_str(), || issue_and_mail(&state, &user, &tenant, purpose)).await;
     });
 }
 
@@ -109,23 +107,55 @@ fn mail_password_changed(state: &AppState, user: &User, tenant: &TenantInfo) {
     });
 }
 
+/// How long the work behind a mailed link (a registration's, a forgot or
+/// resend request's) keeps being retried while the store is unavailable: the
+/// answer promised a mail, and an outage of the database or Redis usually
+/// ends within this.
+const MAIL_JOB_RETRY_FOR: std::time::Duration = std::time::Duration::from_secs(300);
+/// The longest wait between two tries.
+const MAIL_JOB_RETRY_MAX_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Runs `job` for a forgot or resend request in the background, within
 /// [`crate::state::App::mail_jobs`]; past that bound the request is dropped
 /// with a warning (its answer is the same 202 either way).
-fn in_background<F>(state: &AppState, what: &'static str, job: F)
+fn in_background<F, Fut>(state: &AppState, what: &'static str, job: F)
 where
-    F: std::future::Future<Output = Result<(), tessera_store::StoreError>> + Send + 'static,
+    F: Fn() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<(), tessera_store::StoreError>> + Send + 'static,
 {
     let Ok(permit) = state.mail_jobs.clone().try_acquire_owned() else {
         tracing::warn!(request = what, "too many mail requests in flight; dropped one");
         return;
     };
     tokio::spawn(async move {
-        if let Err(err) = job.await {
-            tracing::warn!(request = what, error = %err, "could not handle a mail request");
-        }
+        retrying_while_unavailable(what, job).await;
         drop(permit);
     });
+}
+
+/// Runs `job`, and while the store is unavailable runs it again, waiting
+/// 1 s, then twice as long each time (at most 30 s), for up to five minutes.
+async fn retrying_while_unavailable<F, Fut>(what: &'static str, job: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<(), tessera_store::StoreError>>,
+{
+    let started = tokio::time::Instant::now();
+    let mut wait = std::time::Duration::from_secs(1);
+    loop {
+        match job().await {
+            Ok(()) => return,
+            Err(err @ tessera_store::StoreError::Unavailable(_)) if started.elapsed() + wait <= MAIL_JOB_RETRY_FOR => {
+                tracing::info!(request = what, error = %err, retry_in_ms = wait.as_millis() as u64, "could not handle a mail request yet; retrying");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(MAIL_JOB_RETRY_MAX_WAIT);
+            }
+            Err(err) => {
+                tracing::warn!(request = what, error = %err, "could not handle a mail request; giving up");
+                return;
+            }
+        }
+    }
 }
 
 fn invalid_reset() -> ApiError {
@@ -170,17 +200,21 @@ async fn forgot_password(
         .await?;
     let job_state = state.clone();
     let scope = tenant.tenant.clone();
-    in_background(&state, "password.forgot", async move {
-        let Some(record) = job_state.users.find_user_by_email(scope.id, &email).await? else {
-            return Ok(());
-        };
-        let user = record.user;
-        job_state.audit.record(
-            Event::new(event::PASSWORD_RESET_REQUESTED, scope.id, unix_now())
-                .user(user.id)
-                .client(&client),
-        );
-        issue_and_mail(&job_state, &user, &scope, AccountTokenPurpose::PasswordReset).await
+    in_background(&state, "password.forgot", move || {
+        let (state, scope, email, client) = (job_state.clone(), scope.clone(), email.clone(), client.clone());
+        async move {
+            let Some(record) = state.users.find_user_by_email(scope.id, &email).await? else {
+                return Ok(());
+            };
+            let user = record.user;
+            issue_and_mail(&state, &user, &scope, AccountTokenPurpose::PasswordReset).await?;
+            state.audit.record(
+                Event::new(event::PASSWORD_RESET_REQUESTED, scope.id, unix_now())
+                    .user(user.id)
+                    .client(&client),
+            );
+            Ok(())
+        }
     });
     Ok(StatusCode::ACCEPTED)
 }
@@ -410,12 +444,15 @@ async fn resend_verification(
         .await?;
     let job_state = state.clone();
     let scope = tenant.tenant.clone();
-    in_background(&state, "email.resend", async move {
-        match job_state.users.find_user_by_email(scope.id, &email).await? {
-            Some(record) if !record.user.email_verified => {
-                issue_and_mail(&job_state, &record.user, &scope, AccountTokenPurpose::EmailVerification).await
+    in_background(&state, "email.resend", move || {
+        let (state, scope, email) = (job_state.clone(), scope.clone(), email.clone());
+        async move {
+            match state.users.find_user_by_email(scope.id, &email).await? {
+                Some(record) if !record.user.email_verified => {
+                    issue_and_mail(&state, &record.user, &scope, AccountTokenPurpose::EmailVerification).await
+                }
+                _ => Ok(()),
             }
-            _ => Ok(()),
         }
     });
     Ok(StatusCode::ACCEPTED)

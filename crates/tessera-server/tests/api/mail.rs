@@ -695,3 +695,35 @@ async fn silent_connections_do_not_hold_up_the_mail_behind_them() {
     assert_eq!(sink.stalls_closed(), 4);
     assert_eq!(sink.messages().len(), 6, "each message once");
 }
+
+/// A message that cannot be written to the outbox (here a file stands
+/// where the directory should be) is written once the operator fixes it.
+#[tokio::test]
+async fn an_outbox_that_cannot_be_written_is_retried() {
+    let (logs, _guard) = Logs::capture();
+    let app = spawn_app_with(|c| {
+        c.mail.retry_base = Duration::from_millis(100);
+        c.mail.retry_max = Duration::from_millis(400);
+    })
+    .await;
+    let outbox = app.data_dir.path().join("data").join("outbox");
+    std::fs::create_dir_all(outbox.parent().unwrap()).unwrap();
+    std::fs::write(&outbox, b"not a directory").unwrap();
+    let user = app.new_user().await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    std::fs::remove_file(&outbox).unwrap();
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while outbox_files(&app).is_empty() {
+        assert!(Instant::now() < deadline, "the message never reached the outbox");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let raw = std::fs::read(&outbox_files(&app)[0]).unwrap();
+    assert!(readable(&raw).contains(&user.email));
+    let log = logs.text();
+    assert!(
+        log.contains("could not write a message to the outbox; retrying"),
+        "{log}"
+    );
+    assert!(!log.contains(&user.email), "the log holds the address: {log}");
+}

@@ -576,3 +576,40 @@ async fn connections_cut_while_idle_are_replaced_before_a_request_needs_them() {
     drop(app);
     db.drop_now().await;
 }
+
+/// A forgot-password request and a resend made while PostgreSQL is down are
+/// answered 202 as always, and their mail is not lost (nor the registration's,
+/// whose background work the outage may catch too): once the database is
+/// back, the links arrive and work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mail_asked_for_during_an_outage_arrives_once_the_store_returns() {
+    let (db, proxy, app) = app_behind_a_cuttable_postgres().await;
+    let user = app.new_user().await;
+    proxy.cut();
+    for (path, email) in [
+        ("/api/auth/password/forgot", user.email.as_str()),
+        ("/api/auth/email/resend", user.email.as_str()),
+    ] {
+        let res = app.post_json(path, &json!({ "email": email })).await;
+        assert_eq!(res.status(), StatusCode::ACCEPTED, "{path}");
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    proxy.restore();
+
+    // The registration's verification link and the resend's.
+    let token = crate::accounts::wait_for_token(&app, &user.email, "tpr_", 0).await;
+    crate::accounts::wait_for_token(&app, &user.email, "tev_", 1).await;
+    let res = app
+        .post_json(
+            "/api/auth/password/reset",
+            &json!({"token": token, "password": "a brand new passphrase"}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        app.login(&user.email, "a brand new passphrase").await.status(),
+        StatusCode::OK
+    );
+    drop(app);
+    db.drop_now().await;
+}
