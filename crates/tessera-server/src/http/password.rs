@@ -112,12 +112,19 @@ fn mail_password_changed(state: &AppState, user: &User, tenant: &TenantInfo) {
 /// answer promised a mail, and an outage of the database or Redis usually
 /// ends within this.
 const MAIL_JOB_RETRY_FOR: std::time::Duration = std::time::Duration::from_secs(300);
+/// The window within which a forgot or resend request's work starts.
+const MAIL_JOB_SPREAD: std::time::Duration = std::time::Duration::from_secs(1);
 /// The longest wait between two tries.
 const MAIL_JOB_RETRY_MAX_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Runs `job` for a forgot or resend request in the background, within
 /// [`crate::state::App::mail_jobs`]; past that bound the request is dropped
 /// with a warning (its answer is the same 202 either way).
+///
+/// The job starts at a random moment within [`MAIL_JOB_SPREAD`]: for a
+/// known email it stores a token and writes a mail, for an unknown one it
+/// does not, and that work, done at once, would slow the caller's next
+/// request just enough to tell the two apart over a few hundred tries.
 fn in_background<F, Fut>(state: &AppState, what: &'static str, job: F)
 where
     F: Fn() -> Fut + Send + 'static,
@@ -127,7 +134,9 @@ where
         tracing::warn!(request = what, "too many mail requests in flight; dropped one");
         return;
     };
+    let start_in = MAIL_JOB_SPREAD.mul_f64(rand::random::<f64>());
     tokio::spawn(async move {
+        tokio::time::sleep(start_in).await;
         retrying_while_unavailable(what, job).await;
         drop(permit);
     });
