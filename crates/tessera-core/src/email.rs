@@ -54,6 +54,16 @@ impl Email {
         if normalized.len() > Self::MAX_LEN {
             return Err(EmailError::TooLong);
         }
+        let normalized = match normalized.rsplit_once('@') {
+            Some((local, domain)) => match unicode_form(domain)? {
+                Some(decoded) => format!("{local}@{decoded}"),
+                None => normalized,
+            },
+            None => return Err(EmailError::Invalid),
+        };
+        if normalized.len() > Self::MAX_LEN {
+            return Err(EmailError::TooLong);
+        }
         let (local, domain) = normalized.rsplit_once('@').ok_or(EmailError::Invalid)?;
         if local.is_empty() || local.len() > 64 || !local.chars().all(is_local_char) {
             return Err(EmailError::Invalid);
@@ -77,6 +87,15 @@ impl Email {
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// The address with its domain as DNS, and SMTP without SMTPUTF8, take
+    /// it: each label that is not ASCII in its punycode form (`bücher` as
+    /// `xn--bcher-kva`). The local part stays as it is.
+    pub fn with_ascii_domain(&self) -> Option<String> {
+        let (local, domain) = self.0.rsplit_once('@')?;
+        let ascii = idna::domain_to_ascii(domain).ok()?;
+        Some(format!("{local}@{ascii}"))
     }
 
     pub fn into_string(self) -> String {
@@ -117,6 +136,19 @@ fn single_script(part: &str) -> bool {
         &[Script::Latin, Script::Han, Script::Hangul],
     ];
     MIXES.iter().any(|mix| seen.iter().all(|s| mix.contains(s)))
+}
+
+/// A domain with ASCII-compatible labels (`xn--bcher-kva`, punycode) in the
+/// form people read (`bücher`), as DNS treats the two alike: so one mailbox
+/// is one account, and the rules on scripts see the letters. `None` if no
+/// label is one; refused if a label only pretends to be one.
+fn unicode_form(domain: &str) -> Result<Option<String>, EmailError> {
+    if !domain.split('.').any(|label| label.starts_with("xn--")) {
+        return Ok(None);
+    }
+    let (decoded, outcome) = idna::domain_to_unicode(domain);
+    outcome.map_err(|_| EmailError::Invalid)?;
+    Ok(Some(decoded.nfkc().collect::<String>().to_lowercase()))
 }
 
 fn valid_domain(domain: &str) -> bool {
@@ -200,6 +232,35 @@ mod tests {
             Email::parse("Jos\u{c9}@Ex\u{c4}mple.com").unwrap().as_str(),
             "jos\u{e9}@ex\u{e4}mple.com"
         );
+    }
+
+    #[test]
+    fn a_punycode_domain_is_the_domain_it_spells() {
+        let unicode = Email::parse("pv@bücher.example").unwrap();
+        for spelling in [
+            "pv@xn--bcher-kva.example",
+            "PV@XN--BCHER-KVA.example",
+            "pv@xn--bcher-kva.EXAMPLE",
+        ] {
+            assert_eq!(Email::parse(spelling).unwrap(), unicode, "{spelling}");
+            assert_eq!(Email::parse_existing(spelling).unwrap(), unicode, "{spelling}");
+        }
+        assert_eq!(unicode.with_ascii_domain().as_deref(), Some("pv@xn--bcher-kva.example"));
+        let ascii = Email::parse("ada@example.com").unwrap();
+        assert_eq!(ascii.with_ascii_domain().as_deref(), Some("ada@example.com"));
+    }
+
+    #[test]
+    fn punycode_cannot_smuggle_what_the_rules_refuse() {
+        // Not valid punycode, or decoding to something no domain may hold.
+        for bad in ["a@xn--.example", "a@xn--zz-.example", "a@xn--ls8h.example"] {
+            assert_eq!(Email::parse(bad), Err(EmailError::Invalid), "{bad}");
+        }
+        // Mixed scripts written as punycode: `pаypal` with a Cyrillic `а`.
+        let mixed = format!("a@{}.example", idna::domain_to_ascii("pаypal").unwrap());
+        assert!(mixed.contains("xn--"), "{mixed}");
+        assert_eq!(Email::parse(&mixed), Err(EmailError::Invalid), "{mixed}");
+        assert!(Email::parse_existing(&mixed).is_ok(), "lookups keep the older rule");
     }
 
     #[test]

@@ -793,7 +793,10 @@ impl Worker {
 
     fn message(&self, mail: &Mail) -> Result<Message, MessageError> {
         let rendered = self.templates.render(mail)?;
-        let address = Address::from_str(mail.to.as_str()).map_err(|_| MessageError::Address)?;
+        // An internationalized domain goes out in its ASCII form, which every
+        // SMTP server takes (a non-ASCII one needs SMTPUTF8).
+        let to = mail.to.with_ascii_domain().ok_or(MessageError::Address)?;
+        let address = Address::from_str(&to).map_err(|_| MessageError::Address)?;
         // The display name is the user's; lettre quotes or encodes it.
         let display = Some(mail.first_name.clone()).filter(|n| !n.is_empty());
         let to = Mailbox::new(display, address);

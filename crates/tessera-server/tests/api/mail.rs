@@ -727,3 +727,34 @@ async fn an_outbox_that_cannot_be_written_is_retried() {
     );
     assert!(!log.contains(&user.email), "the log holds the address: {log}");
 }
+
+/// An internationalized domain is one account however it is spelled, and
+/// its mail goes out to the ASCII (punycode) form, which SMTP servers
+/// without SMTPUTF8 take.
+#[tokio::test]
+async fn an_internationalized_domain_is_one_account_mailed_in_ascii() {
+    let sink = SmtpSink::start().await;
+    let url = sink.url();
+    let app = spawn_app_with(smtp(&url)).await;
+    let local = format!("pv-{}", uuid::Uuid::new_v4().simple());
+    let res = app.register(&format!("{local}@bücher.example"), PASSWORD).await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["user"]["email"], format!("{local}@bücher.example"));
+
+    let ascii = format!("{local}@xn--bcher-kva.example");
+    let received = sink.wait_for_message_to(&ascii, 0).await;
+    assert_eq!(received.rcpt_to, [ascii.as_str()]);
+    let message = received.parsed();
+    let to = message.to().and_then(|a| a.first()).unwrap();
+    assert_eq!(to.address(), Some(ascii.as_str()));
+
+    // The punycode spelling names the same account.
+    assert_error(
+        app.register(&ascii, PASSWORD).await,
+        StatusCode::CONFLICT,
+        "email_taken",
+    )
+    .await;
+    assert_eq!(app.login(&ascii, PASSWORD).await.status(), StatusCode::OK);
+}
