@@ -34,6 +34,15 @@ impl TrustedProxies {
                     Err(_) => return Err(format!("{item:?} is not an IP address or a network like 10.0.0.0/8")),
                 },
             };
+            // Peers are compared in IPv4 form (see `canonical`), so an
+            // IPv4-mapped entry (`::ffff:10.0.0.0/104`) is its IPv4 network.
+            let net = match net {
+                IpNet::V6(v6) if v6.prefix_len() >= 96 => match v6.addr().to_ipv4_mapped() {
+                    Some(v4) => ipnet::Ipv4Net::new(v4, v6.prefix_len() - 96).map_or(net, IpNet::V4),
+                    None => net,
+                },
+                other => other,
+            };
             // Trusting a network this wide trusts clients to say who they
             // are: every limit per client would be theirs to dodge.
             let widest = match net {
@@ -144,6 +153,17 @@ mod tests {
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn ipv4_mapped_entries_are_their_ipv4_networks() {
+        let t = TrustedProxies::parse("::ffff:10.0.0.0/104, ::ffff:192.0.2.7").unwrap();
+        assert!(t.contains(ip("10.9.8.7")));
+        assert!(t.contains(ip("::ffff:10.9.8.7")));
+        assert!(t.contains(ip("192.0.2.7")));
+        assert!(!t.contains(ip("192.0.2.8")));
+        // Its width is judged as IPv4: a mapped /100 is a /4.
+        assert!(TrustedProxies::parse("::ffff:0.0.0.0/100").is_err());
     }
 
     #[test]

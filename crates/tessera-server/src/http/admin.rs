@@ -8,12 +8,12 @@
 
 use super::dto::{AuditPage, UserDto, UserPage};
 use super::error::{ApiError, ApiResult};
-use super::extract::{checked, page_limit, require_role, ClientMeta, Fields, JsonObject, TenantScope};
+use super::extract::{checked, page_limit, require_role, ClientMeta, Fields, JsonObject, QueryParams, TenantScope};
 use super::tenants::{audit_page, presented_api_key};
 use crate::audit::{event, Event};
 use crate::state::AppState;
 use crate::tokens::unix_now;
-use axum::extract::{FromRequest, Path, Query, Request, State};
+use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
@@ -149,14 +149,6 @@ pub fn decode_cursor(raw: &str) -> Option<UserCursor> {
     })
 }
 
-fn query_params(
-    query: Result<Query<HashMap<String, String>>, axum::extract::rejection::QueryRejection>,
-) -> ApiResult<HashMap<String, String>> {
-    query
-        .map(|Query(q)| q)
-        .map_err(|_| ApiError::InvalidRequest("the query string is malformed".to_owned()))
-}
-
 /// The tenant's users, newest first. `email` finds one account.
 #[utoipa::path(get, path = "/api/admin/users", tag = "admin",
     params(
@@ -175,11 +167,12 @@ fn query_params(
 async fn list_users(
     State(state): State<AppState>,
     tenant: TenantScope,
-    query: Result<Query<HashMap<String, String>>, axum::extract::rejection::QueryRejection>,
+    query: Result<QueryParams, ApiError>,
     headers: HeaderMap,
 ) -> ApiResult<Json<UserPage>> {
     administrator(&state, &tenant, &headers).await?;
-    let query = query_params(query)?;
+    // After the caller is known: a stranger learns nothing from a 400.
+    let QueryParams(query) = query?;
     if let Some(raw) = query.get("email") {
         let email = Email::parse_existing(raw)
             .map_err(|_| ApiError::InvalidRequest("email must be an email address".to_owned()))?;
@@ -373,10 +366,11 @@ async fn revoke_sessions(
 async fn audit(
     State(state): State<AppState>,
     tenant: TenantScope,
-    query: Result<Query<HashMap<String, String>>, axum::extract::rejection::QueryRejection>,
+    query: Result<QueryParams, ApiError>,
     headers: HeaderMap,
 ) -> ApiResult<Json<AuditPage>> {
     administrator(&state, &tenant, &headers).await?;
+    let QueryParams(query) = query?;
     audit_page(&state, &tenant, query).await
 }
 

@@ -22,7 +22,7 @@ pub enum ApiError {
     #[error("request fields are missing or invalid")]
     Validation(FieldErrors),
     /// 415 `unsupported_media_type`.
-    #[error("request body must be JSON (Content-Type: application/json)")]
+    #[error("request body must be uncompressed JSON (Content-Type: application/json, no Content-Encoding)")]
     UnsupportedMediaType,
     /// 413 `payload_too_large`.
     #[error("request body is larger than 64 KiB")]

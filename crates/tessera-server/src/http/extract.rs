@@ -21,7 +21,16 @@ pub struct JsonObject(pub Map<String, Value>);
 /// A body that may be absent (empty); when present it must be a JSON object.
 pub struct OptionalJsonObject(pub Option<Map<String, Value>>);
 
+/// Whether the body is JSON as it stands: a JSON media type, and no
+/// `Content-Encoding` (a gzipped body would otherwise read as bad JSON).
 fn is_json(headers: &HeaderMap) -> bool {
+    let encoded = headers
+        .get_all(header::CONTENT_ENCODING)
+        .iter()
+        .any(|v| !v.to_str().is_ok_and(|v| v.trim().eq_ignore_ascii_case("identity")));
+    if encoded {
+        return false;
+    }
     let Some(value) = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
         return false;
     };
@@ -325,6 +334,29 @@ pub async fn session_caller(
         // `session` only returns a session of this user.
         Some(_) => Ok(caller),
         None => Err(ApiError::InvalidToken(crate::tokens::SESSION_ENDED)),
+    }
+}
+
+/// The query string as names and their values. Malformed, or with a name
+/// given twice (`?limit=1&limit=500`: which one would count is a guess), it
+/// is 400 `invalid_request`.
+pub struct QueryParams(pub std::collections::HashMap<String, String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for QueryParams {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let axum::extract::Query(pairs) = axum::extract::Query::<Vec<(String, String)>>::try_from_uri(&parts.uri)
+            .map_err(|_| ApiError::InvalidRequest("the query string is malformed".to_owned()))?;
+        let mut params = std::collections::HashMap::with_capacity(pairs.len());
+        for (name, value) in pairs {
+            if params.insert(name, value).is_some() {
+                return Err(ApiError::InvalidRequest(
+                    "a query parameter is given twice; give each once".to_owned(),
+                ));
+            }
+        }
+        Ok(Self(params))
     }
 }
 

@@ -3,13 +3,13 @@
 use super::auth::start_session;
 use super::dto::{AuditEventDto, AuditPage, RotateResponse, SignupResponse, TenantDto, UserDto};
 use super::error::{ApiError, ApiResult};
-use super::extract::{checked, ClientMeta, Fields, JsonObject, OptionalJsonObject, TenantScope};
+use super::extract::{checked, ClientMeta, Fields, JsonObject, OptionalJsonObject, QueryParams, TenantScope};
 use crate::audit::{event, Event};
 use crate::keys::{RotateError, RotateOptions};
 use crate::state::AppState;
 use crate::tenants::hash_api_key;
 use crate::tokens::unix_now;
-use axum::extract::{FromRequest, Query, Request, State};
+use axum::extract::{FromRequest, Request, State};
 use axum::http::{HeaderMap, HeaderName, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -394,10 +394,11 @@ pub async fn rotate(
 async fn audit(
     State(state): State<AppState>,
     tenant: TenantScope,
-    query: Result<Query<HashMap<String, String>>, axum::extract::rejection::QueryRejection>,
+    query: Result<QueryParams, ApiError>,
     headers: HeaderMap,
 ) -> ApiResult<Json<AuditPage>> {
     tenant_admin(&state, &tenant, &headers).await?;
+    let QueryParams(query) = query?;
     audit_page(&state, &tenant, query).await
 }
 
@@ -406,9 +407,8 @@ async fn audit(
 pub(super) async fn audit_page(
     state: &AppState,
     tenant: &TenantScope,
-    query: Result<Query<HashMap<String, String>>, axum::extract::rejection::QueryRejection>,
+    query: HashMap<String, String>,
 ) -> ApiResult<Json<AuditPage>> {
-    let Query(query) = query.map_err(|_| ApiError::InvalidRequest("the query string is malformed".to_owned()))?;
     let limit = super::extract::page_limit(&query, AUDIT_DEFAULT_LIMIT, AUDIT_MAX_LIMIT)?;
     let before = match query.get("before") {
         None => None,

@@ -460,10 +460,18 @@ async fn bad_admin_requests_are_4xx_and_change_nothing() {
         "before=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
         "email=not-an-email",
         "email=%FF",
+        // Given twice: which one would count is a guess.
+        "limit=1&limit=2",
+        "email=a%40example.com&email=b%40example.com",
     ] {
         let res = get_with(&app, &format!("/api/admin/users?{query}"), &admin.access).await;
         assert_error(res, StatusCode::BAD_REQUEST, "invalid_request").await;
     }
+    let res = get_with(&app, "/api/admin/audit?limit=1&limit=2", &admin.access).await;
+    assert_error(res, StatusCode::BAD_REQUEST, "invalid_request").await;
+    // A stranger is told who they are not, not what is wrong with the query.
+    let res = get_with(&app, "/api/admin/users?limit=1&limit=2", &victim.access).await;
+    assert_error(res, StatusCode::FORBIDDEN, "forbidden").await;
     for id in [
         "nope",
         "00000000-0000-0000-0000-000000000000",

@@ -43,6 +43,23 @@ async fn non_json_bodies_get_415() {
         .await
         .unwrap();
     assert_error(res, StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type").await;
+    // A compressed body is not read as (bad) JSON; `identity` is no encoding.
+    for (encoding, status) in [
+        ("gzip", StatusCode::UNSUPPORTED_MEDIA_TYPE),
+        ("br", StatusCode::UNSUPPORTED_MEDIA_TYPE),
+        ("identity", StatusCode::UNAUTHORIZED),
+    ] {
+        let res = app
+            .client
+            .post(app.url("/api/auth/login"))
+            .header("content-type", "application/json")
+            .header("content-encoding", encoding)
+            .body(r#"{"email":"nobody@example.com","password":"not the password"}"#)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), status, "{encoding}");
+    }
 }
 
 #[tokio::test]
