@@ -6,6 +6,7 @@
 #   scripts/load.sh [seconds per run, default 10]
 #   MODE=scaled scripts/load.sh 10    # users in PostgreSQL, sessions in Redis
 #   TENANTS=0 scripts/load.sh         # skip the run over many tenants' tokens (default 1000 tenants)
+#   TESSERA_BIN=/path/to/tessera scripts/load.sh   # measure that binary instead of building one
 #
 # MODE=scaled uses the local PostgreSQL (a fresh database, dropped at the
 # end) and Redis (a fresh key prefix, deleted at the end); override with
@@ -20,9 +21,13 @@ CONNS="${WRK_CONNECTIONS:-64}"
 TENANTS="${TENANTS:-1000}"
 command -v wrk >/dev/null || { echo "wrk is not installed: apt-get install wrk" >&2; exit 2; }
 
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}"
-cargo build --release -q -p tessera-server
-BIN="$CARGO_TARGET_DIR/release/tessera"
+if [ -n "${TESSERA_BIN:-}" ]; then
+  BIN="$TESSERA_BIN"   # a build to compare, e.g. one from an older commit
+else
+  export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}"
+  cargo build --release -q -p tessera-server
+  BIN="$CARGO_TARGET_DIR/release/tessera"
+fi
 
 WORK=$(mktemp -d)
 LOG="$WORK/server.log"
@@ -53,7 +58,11 @@ if [ "$MODE" = scaled ]; then
   TESSERA_MASTER_KEY=$("$BIN" keygen | sed -n 's/^TESSERA_MASTER_KEY=//p')
   export TESSERA_MASTER_KEY
 fi
+# Rate limits off (unless asked for): from one address, the per-client and
+# per-account limits would answer most of the login run with 429, and it
+# measures hashing, not the limiter.
 JWT_SECRET="$JWT_SECRET_VALUE" REFRESH_TOKEN_SECRET="$REFRESH_SECRET_VALUE" TESSERA_PUBLIC_URL="http://tessera.test" \
+  TESSERA_RATE_LIMITS="${TESSERA_RATE_LIMITS:-off}" \
   TESSERA_DATA_DIR="$WORK/data" TESSERA_BIND="127.0.0.1:$PORT" TESSERA_LOG=warn "$BIN" serve 2>"$LOG" &
 PID=$!
 for _ in $(seq 1 100); do curl -sf "$URL/healthz" >/dev/null && break; sleep 0.1; done
