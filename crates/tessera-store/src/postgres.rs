@@ -329,6 +329,31 @@ macro_rules! bounded {
     }};
 }
 
+impl PostgresStore {
+    /// Runs `delete` (`$1` now, `$2` at most [`Self::PURGE_BATCH`] rows) until
+    /// a batch deletes fewer than that; the rows deleted in all. Each batch
+    /// runs on a connection of its own that goes back to the pool in
+    /// between, so a large backlog neither runs into the statement timeout
+    /// nor keeps a connection from requests.
+    async fn delete_in_batches(&self, delete: &'static str, now: i64) -> Result<u64, StoreError> {
+        let mut purged = 0;
+        loop {
+            let done = bounded!(self, |conn| {
+                sqlx::query(delete)
+                    .bind(now)
+                    .bind(Self::PURGE_BATCH)
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(map_err)
+            })?;
+            purged += done.rows_affected();
+            if done.rows_affected() < Self::PURGE_BATCH.unsigned_abs() {
+                return Ok(purged);
+            }
+        }
+    }
+}
+
 /// `pool` with every new connection's `statement_timeout` set: a `SET`
 /// rather than `options=-c statement_timeout=...` in the startup packet,
 /// which PgBouncer refuses by default.
@@ -1042,24 +1067,7 @@ impl SessionStore for PostgresStore {
     }
 
     async fn purge_expired(&self, now: i64) -> Result<u64, StoreError> {
-        // Batches, each on a connection of its own that goes back to the
-        // pool in between, so a large backlog neither runs into the statement
-        // timeout nor keeps a connection from requests.
-        let mut purged = 0;
-        loop {
-            let done = bounded!(self, |conn| {
-                sqlx::query(DELETE_EXPIRED_BATCH)
-                    .bind(now)
-                    .bind(Self::PURGE_BATCH)
-                    .execute(&mut *conn)
-                    .await
-                    .map_err(map_err)
-            })?;
-            purged += done.rows_affected();
-            if done.rows_affected() < Self::PURGE_BATCH.unsigned_abs() {
-                return Ok(purged);
-            }
-        }
+        self.delete_in_batches(DELETE_EXPIRED_BATCH, now).await
     }
 
     async fn revoke_tenant_sessions(&self, tenant: TenantId) -> Result<u64, StoreError> {
@@ -1978,24 +1986,12 @@ impl RevocationStore for PostgresStore {
     }
 
     async fn purge_revocations(&self, now: i64) -> Result<u64, StoreError> {
-        let mut purged = 0;
-        loop {
-            let done = bounded!(self, |conn| {
-                sqlx::query(
-                    "DELETE FROM revoked_sessions WHERE session_id IN \
-                     (SELECT session_id FROM revoked_sessions WHERE expires_at <= $1 LIMIT $2)",
-                )
-                .bind(now)
-                .bind(Self::PURGE_BATCH)
-                .execute(&mut *conn)
-                .await
-                .map_err(map_err)
-            })?;
-            purged += done.rows_affected();
-            if done.rows_affected() < Self::PURGE_BATCH.unsigned_abs() {
-                return Ok(purged);
-            }
-        }
+        self.delete_in_batches(
+            "DELETE FROM revoked_sessions WHERE session_id IN \
+             (SELECT session_id FROM revoked_sessions WHERE expires_at <= $1 LIMIT $2)",
+            now,
+        )
+        .await
     }
 
     async fn listen_revocations(&self) -> Result<Option<Box<dyn RevocationListener>>, StoreError> {

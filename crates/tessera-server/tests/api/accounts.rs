@@ -113,7 +113,15 @@ async fn me(app: &TestApp, access: &str) -> Value {
     res.json().await.unwrap()
 }
 
-const NEW_PASSWORD: &str = "a brand new passphrase";
+pub(crate) const NEW_PASSWORD: &str = "a brand new passphrase";
+
+/// Follows the `nth` reset link mailed to `email`: the password becomes
+/// [`NEW_PASSWORD`].
+pub(crate) async fn reset_by_mail(app: &TestApp, email: &str, nth: usize) {
+    let token = wait_for_token(app, email, "tpr_", nth).await;
+    let res = reset(app, "/api/auth", &token, NEW_PASSWORD).await;
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+}
 
 #[tokio::test]
 async fn reset_sets_the_password_ends_every_session_and_works_once() {

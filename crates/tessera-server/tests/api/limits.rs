@@ -181,14 +181,7 @@ async fn a_password_reset_or_change_forgets_the_known_clients() {
         .post_json("/api/auth/password/forgot", &json!({"email": user.email}))
         .await;
     assert_eq!(res.status(), StatusCode::ACCEPTED);
-    let token = crate::accounts::wait_for_token(&app, &user.email, "tpr_", 0).await;
-    let res = app
-        .post_json(
-            "/api/auth/password/reset",
-            &json!({"token": token, "password": "a brand new passphrase"}),
-        )
-        .await;
-    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    crate::accounts::reset_by_mail(&app, &user.email, 0).await;
     // Each former network now shares the strangers' budget: 3 guesses in all.
     for client in ["203.0.113.1", "203.0.113.2", "203.0.113.1"] {
         let res = login_as(client, "a guess".to_owned()).await;
@@ -275,24 +268,16 @@ async fn logins_refused_for_load_do_not_count_against_the_account() {
     let user = app.new_user().await;
     // Eight clients logging in back to back keep the one hashing slot and
     // the one queue place taken.
-    let refused = right_password_during_a_login_flood(&app, &user, 8).await;
-    assert!(
-        refused > 3,
-        "the overload refused only {refused} logins; the test proves nothing"
-    );
-    let res = app.login(&user.email, &user.password).await;
-    assert_eq!(
-        res.status(),
-        StatusCode::OK,
-        "the user locked themselves out by retrying"
-    );
+    right_password_through_a_login_flood(&app, &user, 8, "the overload refused").await;
 }
 
 /// `user` logging in with the right password while `flooders` clients log
 /// in back to back with made-up emails, until the overload has refused the
 /// user five times (on a loaded machine that takes longer) or 20 s passed.
-/// Every answer is 200 or 503; returns how many were 503.
-async fn right_password_during_a_login_flood(app: &TestApp, user: &TestUser, flooders: usize) -> usize {
+/// Every answer must be 200 or 503, more than three of them 503 (`refused_how`
+/// says how, for the message), and afterwards the user logs in: none of
+/// the refusals counted against the account.
+async fn right_password_through_a_login_flood(app: &TestApp, user: &TestUser, flooders: usize, refused_how: &str) {
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let flood: Vec<_> = (0..flooders)
         .map(|_| {
@@ -323,7 +308,16 @@ async fn right_password_during_a_login_flood(app: &TestApp, user: &TestUser, flo
     for client in flood {
         client.await.unwrap();
     }
-    refused
+    assert!(
+        refused > 3,
+        "only {refused} logins {refused_how}; the test proves nothing"
+    );
+    let res = app.login(&user.email, &user.password).await;
+    assert_eq!(
+        res.status(),
+        StatusCode::OK,
+        "the user locked themselves out by retrying"
+    );
 }
 
 /// Anyone may create tenants, so the mail an address receives is counted
@@ -399,16 +393,9 @@ async fn a_password_reset_lifts_the_lock_of_the_account() {
         .post_json("/api/auth/password/forgot", &json!({"email": user.email}))
         .await;
     assert_eq!(res.status(), StatusCode::ACCEPTED);
-    let token = crate::accounts::wait_for_token(&app, &user.email, "tpr_", 0).await;
-    let res = app
-        .post_json(
-            "/api/auth/password/reset",
-            &json!({"token": token, "password": "a brand new passphrase"}),
-        )
-        .await;
-    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    crate::accounts::reset_by_mail(&app, &user.email, 0).await;
     assert_eq!(
-        app.login(&user.email, "a brand new passphrase").await.status(),
+        app.login(&user.email, crate::accounts::NEW_PASSWORD).await.status(),
         StatusCode::OK
     );
 }
@@ -427,17 +414,7 @@ async fn logins_that_wait_too_long_for_a_hashing_slot_do_not_count() {
     let user = app.new_user().await;
     // Many clients logging in back to back: the queue is never full, but a
     // place in it waits longer than 100 ms for the one slot.
-    let refused = right_password_during_a_login_flood(&app, &user, 12).await;
-    assert!(
-        refused > 3,
-        "only {refused} logins waited too long; the test proves nothing"
-    );
-    let res = app.login(&user.email, &user.password).await;
-    assert_eq!(
-        res.status(),
-        StatusCode::OK,
-        "the user locked themselves out by retrying"
-    );
+    right_password_through_a_login_flood(&app, &user, 12, "waited too long and were refused").await;
 }
 
 #[tokio::test]

@@ -1137,12 +1137,9 @@ mod postgres_only {
             .is_err());
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_listener_whose_connection_is_terminated_says_so_and_listens_again() {
-        let db = TempDatabase::create().await;
-        let store = open(&db, PostgresOptions::default()).await;
-        let mut listener = store.listen_key_changes().await.unwrap().unwrap();
-
+    /// Ends, from the server's side, the one connection of `db` that is
+    /// listening, as a restart or an administrator would.
+    async fn terminate_the_listener(db: &TempDatabase) {
         let mut admin = super::admin_connection().await;
         let (terminated,): (i64,) = sqlx::query_as(
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
@@ -1154,6 +1151,15 @@ mod postgres_only {
         .unwrap();
         assert_eq!(terminated, 1);
         admin.close().await.unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_listener_whose_connection_is_terminated_says_so_and_listens_again() {
+        let db = TempDatabase::create().await;
+        let store = open(&db, PostgresOptions::default()).await;
+        let mut listener = store.listen_key_changes().await.unwrap().unwrap();
+
+        terminate_the_listener(&db).await;
 
         // "Changes may have been missed", then announcements again.
         assert_eq!(next_change(&mut listener, Duration::from_secs(5)).await, None);
@@ -1245,17 +1251,7 @@ mod postgres_only {
         let store = open(&db, PostgresOptions::default()).await;
         let mut listener = store.listen_revocations().await.unwrap().unwrap();
 
-        let mut admin = super::admin_connection().await;
-        let (terminated,): (i64,) = sqlx::query_as(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
-             WHERE datname = $1 AND query LIKE 'LISTEN%'",
-        )
-        .bind(&db.name)
-        .fetch_one(&mut admin)
-        .await
-        .unwrap();
-        assert_eq!(terminated, 1);
-        admin.close().await.unwrap();
+        terminate_the_listener(&db).await;
 
         // "Revocations may have been missed" (possibly after an error), then
         // announcements again.
